@@ -1,0 +1,768 @@
+//! Stage 2: raw YAML types → [`Config`], checking every cross-field rule.
+//!
+//! Validation never stops at the first problem: an operator fixing a file
+//! wants the whole list at once. Each problem carries its key path; the line
+//! comes from the [`LineIndex`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::duration::{ConfDuration, format_duration};
+use super::error::Problem;
+use super::lines::LineIndex;
+use super::model::*;
+use super::raw::*;
+
+/// Defaults, in one place so `maglev.yaml(5)` and the code cannot disagree.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// `healthchecker.transition-history`.
+    pub const TRANSITION_HISTORY: u64 = 5;
+    /// `healthchecker.threads`.
+    pub const THREADS: u64 = 1;
+    /// `vpp.api-socket`.
+    pub const API_SOCKET: &str = "/run/vpp/api.sock";
+    /// `vpp.stats-socket`.
+    pub const STATS_SOCKET: &str = "/run/vpp/stats.sock";
+    /// `vpp.lb.sticky-buckets-per-core`.
+    pub const STICKY_BUCKETS_PER_CORE: u64 = 65536;
+    /// `vpp.lb.flow-timeout`.
+    pub const FLOW_TIMEOUT: Duration = Duration::from_secs(40);
+    /// `vpp.lb.sync-interval`.
+    pub const SYNC_INTERVAL: Duration = Duration::from_secs(30);
+    /// `vpp.lb.startup-min-delay`.
+    pub const STARTUP_MIN_DELAY: Duration = Duration::from_secs(5);
+    /// `vpp.lb.startup-max-delay`.
+    pub const STARTUP_MAX_DELAY: Duration = Duration::from_secs(30);
+    /// `healthchecks.*.interval`.
+    pub const INTERVAL: Duration = Duration::from_secs(2);
+    /// `healthchecks.*.timeout`.
+    pub const TIMEOUT: Duration = Duration::from_secs(1);
+    /// `healthchecks.*.rise`.
+    pub const RISE: u64 = 2;
+    /// `healthchecks.*.fall`.
+    pub const FALL: u64 = 3;
+    /// `healthchecks.*.params.expect-status`.
+    pub const EXPECT_STATUS: (u16, u16) = (200, 399);
+    /// `frontends.*.pools[].backends.*.weight`.
+    pub const WEIGHT: u64 = 100;
+    /// Shortest interval or timeout accepted: faster probing is a storm.
+    pub const MIN_PERIOD: Duration = Duration::from_millis(10);
+}
+
+/// Highest rise/fall accepted; beyond this a backend would never change state.
+const MAX_RISE_FALL: u64 = 1000;
+/// Highest number of prober threads accepted.
+const MAX_THREADS: u64 = 64;
+/// Highest transition history accepted (memory per backend).
+const MAX_HISTORY: u64 = 1000;
+/// Longest name accepted.
+const MAX_NAME: usize = 64;
+
+struct Checker<'a> {
+    lines: &'a LineIndex,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let line = self.lines.line_of(&path);
+        self.problems.push(Problem {
+            path,
+            line,
+            message: message.into(),
+        });
+    }
+
+    fn problem_at(&mut self, path: String, nth: usize, message: String) {
+        let line = self.lines.nth_line_of(&path, nth);
+        self.problems.push(Problem {
+            path,
+            line,
+            message,
+        });
+    }
+
+    /// Checks a name's spelling and uniqueness; returns the unique entries.
+    fn names<'v, V>(&mut self, section: &str, map: &'v NamedMap<V>) -> Vec<(&'v str, &'v V)> {
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for (name, value) in &map.0 {
+            let path = format!("{section}.{name}");
+            let count = seen.entry(name).or_insert(0);
+            *count += 1;
+            if *count > 1 {
+                let first = self.lines.nth_line_of(&path, 0);
+                let where_ = first
+                    .map(|l| format!(" (first on line {l})"))
+                    .unwrap_or_default();
+                self.problem_at(
+                    path,
+                    *count - 1,
+                    format!("duplicate name `{name}`{where_}; names must be unique"),
+                );
+                continue;
+            }
+            if let Err(why) = check_name(name) {
+                self.problem(path, why);
+            }
+            out.push((name.as_str(), value));
+        }
+        out
+    }
+
+    fn period(&mut self, path: String, value: Option<ConfDuration>, default: Duration) -> Duration {
+        let d = value.map_or(default, |v| v.0);
+        if d < defaults::MIN_PERIOD {
+            self.problem(
+                path,
+                format!(
+                    "{} is too short (at least {})",
+                    format_duration(d),
+                    format_duration(defaults::MIN_PERIOD)
+                ),
+            );
+        }
+        d
+    }
+}
+
+/// Names become CLI words, metric labels and log fields: keep them plain.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("name is empty".into());
+    }
+    if name.len() > MAX_NAME {
+        return Err(format!("name is longer than {MAX_NAME} characters"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(format!(
+            "name `{name}` contains {c:?}; use letters, digits and - _ . : only"
+        ));
+    }
+    Ok(())
+}
+
+fn family(ip: &IpAddr) -> &'static str {
+    if ip.is_ipv4() { "IPv4" } else { "IPv6" }
+}
+
+/// Why `ip` cannot be a VIP or backend address, if it cannot.
+fn unusable_address(ip: &IpAddr) -> Option<&'static str> {
+    if ip.is_unspecified() {
+        return Some("the unspecified address");
+    }
+    if ip.is_multicast() {
+        return Some("a multicast address");
+    }
+    if let IpAddr::V4(v4) = ip {
+        if v4.is_broadcast() {
+            return Some("the broadcast address");
+        }
+    }
+    None
+}
+
+/// Turns the parsed file into a [`Config`], or lists every problem.
+pub fn validate(raw: RawFile, lines: &LineIndex) -> Result<Config, Vec<Problem>> {
+    let mut c = Checker {
+        lines,
+        problems: Vec::new(),
+    };
+    let m = raw.maglev;
+
+    let healthchecker = healthchecker(&mut c, &m.healthchecker);
+    let healthchecks = healthchecks(&mut c, &m.healthchecks);
+    let backends = backends(&mut c, &m.backends, &healthchecks);
+    let frontends = frontends(&mut c, &m.frontends, &backends);
+    let vpp = vpp(&mut c, &m.vpp, &frontends, &backends);
+
+    if c.problems.is_empty() {
+        Ok(Config {
+            healthchecker,
+            vpp,
+            healthchecks,
+            backends,
+            frontends,
+        })
+    } else {
+        let mut problems = c.problems;
+        problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        Err(problems)
+    }
+}
+
+fn healthchecker(c: &mut Checker, raw: &RawHealthChecker) -> HealthChecker {
+    const P: &str = "maglev.healthchecker";
+    let history = raw
+        .transition_history
+        .unwrap_or(defaults::TRANSITION_HISTORY);
+    if !(1..=MAX_HISTORY).contains(&history) {
+        c.problem(
+            format!("{P}.transition-history"),
+            format!("{history} is outside 1..{MAX_HISTORY}"),
+        );
+    }
+    let threads = raw.threads.unwrap_or(defaults::THREADS);
+    if !(1..=MAX_THREADS).contains(&threads) {
+        c.problem(
+            format!("{P}.threads"),
+            format!("{threads} is outside 1..{MAX_THREADS}"),
+        );
+    }
+    let netns = match raw.netns.as_deref() {
+        None | Some("") => None,
+        Some(ns) => {
+            if ns.contains('/') || ns == "." || ns == ".." || ns.chars().any(char::is_whitespace) {
+                c.problem(
+                    format!("{P}.netns"),
+                    format!("`{ns}` is not a namespace name (as in /run/netns/<name>)"),
+                );
+            }
+            Some(ns.to_string())
+        }
+    };
+    HealthChecker {
+        transition_history: history as usize,
+        netns,
+        threads: threads as usize,
+    }
+}
+
+fn healthchecks(c: &mut Checker, raw: &NamedMap<RawHealthCheck>) -> BTreeMap<String, HealthCheck> {
+    const P: &str = "maglev.healthchecks";
+    let mut out = BTreeMap::new();
+    for (name, hc) in c.names(P, raw) {
+        let p = format!("{P}.{name}");
+        let kind = hc.kind;
+        let port = match (kind, hc.port) {
+            (CheckType::Icmp, Some(_)) => {
+                c.problem(format!("{p}.port"), "type icmp has no port; remove it");
+                0
+            }
+            (CheckType::Icmp, None) => 0,
+            (_, None) => {
+                c.problem(format!("{p}.port"), format!("type {kind} needs a port"));
+                0
+            }
+            (_, Some(0)) => {
+                c.problem(format!("{p}.port"), "port 0 cannot be probed");
+                0
+            }
+            (_, Some(port)) => port,
+        };
+        let interval = c.period(format!("{p}.interval"), hc.interval, defaults::INTERVAL);
+        let fast_interval = c.period(format!("{p}.fast-interval"), hc.fast_interval, interval);
+        let down_interval = c.period(format!("{p}.down-interval"), hc.down_interval, interval);
+        let timeout = c.period(
+            format!("{p}.timeout"),
+            hc.timeout,
+            defaults::TIMEOUT.min(interval),
+        );
+        if timeout > interval {
+            c.problem(
+                format!("{p}.timeout"),
+                format!(
+                    "timeout {} exceeds interval {}",
+                    format_duration(timeout),
+                    format_duration(interval)
+                ),
+            );
+        }
+        let mut count = |key: &str, v: Option<u64>, default: u64| -> u32 {
+            let v = v.unwrap_or(default);
+            if !(1..=MAX_RISE_FALL).contains(&v) {
+                c.problem(
+                    format!("{p}.{key}"),
+                    format!("{v} is outside 1..{MAX_RISE_FALL}"),
+                );
+            }
+            v.min(MAX_RISE_FALL) as u32
+        };
+        let rise = count("rise", hc.rise, defaults::RISE);
+        let fall = count("fall", hc.fall, defaults::FALL);
+        let probe_ipv4_src = match hc.probe_ipv4_src {
+            None => None,
+            Some(IpAddr::V4(a)) => Some(a),
+            Some(other) => {
+                c.problem(
+                    format!("{p}.probe-ipv4-src"),
+                    format!("{other} is not an IPv4 address"),
+                );
+                None
+            }
+        };
+        let probe_ipv6_src = match hc.probe_ipv6_src {
+            None => None,
+            Some(IpAddr::V6(a)) => Some(a),
+            Some(other) => {
+                c.problem(
+                    format!("{p}.probe-ipv6-src"),
+                    format!("{other} is not an IPv6 address"),
+                );
+                None
+            }
+        };
+        let probe = probe(c, &p, kind, port, hc.params.as_ref());
+        out.insert(
+            name.to_string(),
+            HealthCheck {
+                probe,
+                interval,
+                fast_interval,
+                down_interval,
+                timeout,
+                rise,
+                fall,
+                probe_ipv4_src,
+                probe_ipv6_src,
+            },
+        );
+    }
+    out
+}
+
+fn probe(
+    c: &mut Checker,
+    p: &str,
+    kind: CheckType,
+    port: u16,
+    params: Option<&RawParams>,
+) -> Probe {
+    let empty = RawParams::default();
+    let params = params.unwrap_or(&empty);
+    let present: [(&str, bool, bool); 7] = [
+        // (key, given, allowed for this type)
+        ("path", params.path.is_some(), false),
+        ("host", params.host.is_some(), false),
+        ("method", params.method.is_some(), false),
+        ("expect-status", params.expect_status.is_some(), false),
+        ("expect-body", params.expect_body.is_some(), false),
+        ("tls-server-name", params.tls_server_name.is_some(), true),
+        ("tls-verify", params.tls_verify.is_some(), true),
+    ];
+    for (key, given, tls_only) in present {
+        if !given {
+            continue;
+        }
+        let allowed = match kind {
+            CheckType::Icmp | CheckType::Tcp => false,
+            CheckType::Http => !tls_only,
+            CheckType::Https => true,
+        };
+        if !allowed {
+            c.problem(
+                format!("{p}.params.{key}"),
+                format!("`{key}` is not a parameter of type {kind}"),
+            );
+        }
+    }
+    match kind {
+        CheckType::Icmp => Probe::Icmp,
+        CheckType::Tcp => Probe::Tcp { port },
+        CheckType::Http | CheckType::Https => {
+            let path = params.path.clone().unwrap_or_else(|| "/".into());
+            if !path.starts_with('/')
+                || path.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+            {
+                c.problem(
+                    format!("{p}.params.path"),
+                    format!(
+                        "`{path}` is not a request path (must start with / and have no spaces)"
+                    ),
+                );
+            }
+            let header_ok = |s: &str| {
+                !s.is_empty() && !s.chars().any(|ch| ch.is_whitespace() || ch.is_control())
+            };
+            if let Some(host) = &params.host {
+                if !header_ok(host) {
+                    c.problem(
+                        format!("{p}.params.host"),
+                        format!("`{host}` is not a host name"),
+                    );
+                }
+            }
+            let method = params.method.unwrap_or(HttpMethod::Get);
+            if method == HttpMethod::Head && params.expect_body.is_some() {
+                c.problem(
+                    format!("{p}.params.expect-body"),
+                    "a HEAD response has no body to match; use method GET",
+                );
+            }
+            if params.expect_body.as_deref() == Some("") {
+                c.problem(format!("{p}.params.expect-body"), "expect-body is empty");
+            }
+            let expect_status = match &params.expect_status {
+                Some(StatusList(list)) if list.is_empty() => {
+                    c.problem(
+                        format!("{p}.params.expect-status"),
+                        "expect-status is empty",
+                    );
+                    Vec::new()
+                }
+                Some(StatusList(list)) => list.clone(),
+                None => {
+                    let (lo, hi) = defaults::EXPECT_STATUS;
+                    vec![StatusRange { lo, hi }]
+                }
+            };
+            let tls = (kind == CheckType::Https).then(|| {
+                if let Some(sni) = &params.tls_server_name {
+                    if !header_ok(sni) {
+                        c.problem(
+                            format!("{p}.params.tls-server-name"),
+                            format!("`{sni}` is not a server name"),
+                        );
+                    }
+                }
+                TlsSettings {
+                    server_name: params.tls_server_name.clone(),
+                    verify: params.tls_verify.unwrap_or(true),
+                }
+            });
+            Probe::Http(HttpProbe {
+                port,
+                path,
+                host: params.host.clone(),
+                method,
+                expect_status,
+                expect_body: params.expect_body.clone(),
+                tls,
+            })
+        }
+    }
+}
+
+fn backends(
+    c: &mut Checker,
+    raw: &NamedMap<RawBackend>,
+    healthchecks: &BTreeMap<String, HealthCheck>,
+) -> BTreeMap<String, Backend> {
+    const P: &str = "maglev.backends";
+    let mut out = BTreeMap::new();
+    for (name, b) in c.names(P, raw) {
+        let p = format!("{P}.{name}");
+        if let Some(why) = unusable_address(&b.address) {
+            c.problem(format!("{p}.address"), format!("{} is {why}", b.address));
+        }
+        if !healthchecks.contains_key(&b.healthcheck) {
+            let known: Vec<&str> = healthchecks.keys().map(String::as_str).collect();
+            c.problem(
+                format!("{p}.healthcheck"),
+                format!(
+                    "health check `{}` does not exist (defined: {})",
+                    b.healthcheck,
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            );
+        }
+        out.insert(
+            name.to_string(),
+            Backend {
+                address: b.address,
+                healthcheck: b.healthcheck.clone(),
+                enabled: b.enabled.unwrap_or(true),
+            },
+        );
+    }
+    out
+}
+
+fn frontends(
+    c: &mut Checker,
+    raw: &NamedMap<RawFrontend>,
+    backends: &BTreeMap<String, Backend>,
+) -> BTreeMap<String, Frontend> {
+    const P: &str = "maglev.frontends";
+    let mut out = BTreeMap::new();
+    // VIP address → (frontend, backend family) of the first frontend seen there.
+    let mut vip_family: HashMap<IpAddr, (&str, &'static str)> = HashMap::new();
+    let mut vips: HashMap<(IpAddr, Option<Protocol>, u16), &str> = HashMap::new();
+    for (name, f) in c.names(P, raw) {
+        let p = format!("{P}.{name}");
+        if let Some(why) = unusable_address(&f.address) {
+            c.problem(format!("{p}.address"), format!("{} is {why}", f.address));
+        }
+        let port = f.port.unwrap_or(0);
+        match (f.protocol, port) {
+            (Some(proto), 0) => c.problem(
+                format!("{p}.protocol"),
+                format!(
+                    "protocol {} needs a port; an all-port VIP (port 0) carries every protocol",
+                    proto.as_str()
+                ),
+            ),
+            (None, port) if port != 0 => c.problem(
+                format!("{p}.protocol"),
+                format!("port {port} needs a protocol (tcp or udp)"),
+            ),
+            _ => {}
+        }
+        if let Some(other) = vips.insert((f.address, f.protocol, port), name) {
+            c.problem(
+                format!("{p}.address"),
+                format!(
+                    "frontend `{other}` already defines this VIP (same address, protocol and port)"
+                ),
+            );
+        }
+        if f.pools.is_empty() {
+            c.problem(format!("{p}.pools"), "a frontend needs at least one pool");
+        }
+        let mut pools = Vec::new();
+        let mut pool_names: HashSet<&str> = HashSet::new();
+        // backend name → pool index it first appeared in
+        let mut placed: HashMap<&str, usize> = HashMap::new();
+        // address → backend name, to catch two names for one AS
+        let mut by_address: HashMap<IpAddr, &str> = HashMap::new();
+        // family of the first backend, with its name
+        let mut fe_family: Option<(&'static str, &str)> = None;
+        for (i, pool) in f.pools.iter().enumerate() {
+            let pp = format!("{p}.pools[{i}]");
+            if let Err(why) = check_name(&pool.name) {
+                c.problem(format!("{pp}.name"), why);
+            } else if !pool_names.insert(&pool.name) {
+                c.problem(
+                    format!("{pp}.name"),
+                    format!("pool name `{}` is used twice in this frontend", pool.name),
+                );
+            }
+            if pool.backends.0.is_empty() {
+                c.problem(
+                    format!("{pp}.backends"),
+                    "a pool needs at least one backend",
+                );
+            }
+            let mut members = BTreeMap::new();
+            for (bname, settings) in c.names(&format!("{pp}.backends"), &pool.backends) {
+                let bp = format!("{pp}.backends.{bname}");
+                let weight = settings
+                    .as_ref()
+                    .and_then(|s| s.weight)
+                    .unwrap_or(defaults::WEIGHT);
+                if weight > 100 {
+                    c.problem(
+                        format!("{bp}.weight"),
+                        format!("weight {weight} is outside 0..100"),
+                    );
+                }
+                members.insert(bname.to_string(), weight.min(100) as u8);
+                let Some(backend) = backends.get(bname) else {
+                    c.problem(bp, format!("backend `{bname}` does not exist"));
+                    continue;
+                };
+                if let Some(&first) = placed.get(bname) {
+                    c.problem(
+                        bp,
+                        format!("backend `{bname}` is already in pools[{first}]; a backend can be in one pool of a frontend"),
+                    );
+                    continue;
+                }
+                placed.insert(bname, i);
+                if let Some(other) = by_address.insert(backend.address, bname) {
+                    c.problem(
+                        bp.clone(),
+                        format!(
+                            "backends `{other}` and `{bname}` have the same address {}; VPP would see one application server",
+                            backend.address
+                        ),
+                    );
+                }
+                let fam = family(&backend.address);
+                match fe_family {
+                    None => fe_family = Some((fam, bname)),
+                    Some((first_fam, first_name)) if first_fam != fam => c.problem(
+                        bp,
+                        format!(
+                            "backend `{bname}` is {fam} but `{first_name}` is {first_fam}; all backends of a frontend must share one address family"
+                        ),
+                    ),
+                    _ => {}
+                }
+            }
+            pools.push(Pool {
+                name: pool.name.clone(),
+                backends: members,
+            });
+        }
+        if let Some((fam, _)) = fe_family {
+            match vip_family.get(&f.address) {
+                Some(&(other, other_fam)) if other_fam != fam => c.problem(
+                    format!("{p}.address"),
+                    format!(
+                        "frontend `{other}` uses VIP {} with {other_fam} backends but this one has {fam} backends; VPP needs one encapsulation per VIP address",
+                        f.address
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    vip_family.insert(f.address, (name, fam));
+                }
+            }
+        }
+        out.insert(
+            name.to_string(),
+            Frontend {
+                description: f.description.clone().unwrap_or_default(),
+                address: f.address,
+                protocol: f.protocol,
+                port,
+                src_ip_sticky: f.src_ip_sticky.unwrap_or(false),
+                flush_on_down: f.flush_on_down.unwrap_or(true),
+                pools,
+            },
+        );
+    }
+    out
+}
+
+fn vpp(
+    c: &mut Checker,
+    raw: &RawVpp,
+    frontends: &BTreeMap<String, Frontend>,
+    backends: &BTreeMap<String, Backend>,
+) -> Vpp {
+    const P: &str = "maglev.vpp";
+    let socket =
+        |c: &mut Checker, key: &str, v: &Option<String>, default: &str| -> Option<PathBuf> {
+            match v.as_deref().unwrap_or(default) {
+                "" => None,
+                s if s.starts_with('/') => Some(PathBuf::from(s)),
+                s => {
+                    c.problem(
+                        format!("{P}.{key}"),
+                        format!("`{s}` is not an absolute path"),
+                    );
+                    None
+                }
+            }
+        };
+    let api_socket = socket(c, "api-socket", &raw.api_socket, defaults::API_SOCKET);
+    let stats_socket = socket(c, "stats-socket", &raw.stats_socket, defaults::STATS_SOCKET);
+
+    let l = &raw.lb;
+    let lp = format!("{P}.lb");
+    let ipv4_src_address = match l.ipv4_src_address {
+        None => None,
+        Some(IpAddr::V4(a)) => Some(a),
+        Some(other) => {
+            c.problem(
+                format!("{lp}.ipv4-src-address"),
+                format!("{other} is not an IPv4 address"),
+            );
+            Some(Ipv4Addr::UNSPECIFIED)
+        }
+    };
+    let ipv6_src_address = match l.ipv6_src_address {
+        None => None,
+        Some(IpAddr::V6(a)) => Some(a),
+        Some(other) => {
+            c.problem(
+                format!("{lp}.ipv6-src-address"),
+                format!("{other} is not an IPv6 address"),
+            );
+            Some(Ipv6Addr::UNSPECIFIED)
+        }
+    };
+    if api_socket.is_some() {
+        // GRE encapsulation toward the backends needs a source of their
+        // family; the VIP's family needs one as well for VPP to accept it.
+        let mut need_v4: Option<&str> = None;
+        let mut need_v6: Option<&str> = None;
+        for (name, f) in frontends {
+            let mut fams = vec![f.address.is_ipv4()];
+            fams.extend(
+                f.backend_names()
+                    .iter()
+                    .filter_map(|b| backends.get(*b))
+                    .map(|b| b.address.is_ipv4()),
+            );
+            for v4 in fams {
+                let slot = if v4 { &mut need_v4 } else { &mut need_v6 };
+                slot.get_or_insert(name);
+            }
+        }
+        if let (Some(fe), None) = (need_v4, ipv4_src_address) {
+            c.problem(
+                format!("{lp}.ipv4-src-address"),
+                format!("required: frontend `{fe}` uses IPv4 (GRE encapsulation source)"),
+            );
+        }
+        if let (Some(fe), None) = (need_v6, ipv6_src_address) {
+            c.problem(
+                format!("{lp}.ipv6-src-address"),
+                format!("required: frontend `{fe}` uses IPv6 (GRE encapsulation source)"),
+            );
+        }
+    }
+    let buckets = l
+        .sticky_buckets_per_core
+        .unwrap_or(defaults::STICKY_BUCKETS_PER_CORE);
+    if buckets == 0 || !buckets.is_power_of_two() || buckets > 1 << 31 {
+        c.problem(
+            format!("{lp}.sticky-buckets-per-core"),
+            format!("{buckets} is not a power of two between 1 and 2^31"),
+        );
+    }
+    let flow_timeout = l.flow_timeout.map_or(defaults::FLOW_TIMEOUT, |d| d.0);
+    if flow_timeout.subsec_nanos() != 0 || !(1..=120).contains(&flow_timeout.as_secs()) {
+        c.problem(
+            format!("{lp}.flow-timeout"),
+            format!(
+                "{} is not a whole number of seconds between 1s and 120s",
+                format_duration(flow_timeout)
+            ),
+        );
+    }
+    let sync_interval = l.sync_interval.map_or(defaults::SYNC_INTERVAL, |d| d.0);
+    if sync_interval < Duration::from_secs(1) {
+        c.problem(
+            format!("{lp}.sync-interval"),
+            format!(
+                "{} is too short (at least 1s)",
+                format_duration(sync_interval)
+            ),
+        );
+    }
+    let min = l
+        .startup_min_delay
+        .map_or(defaults::STARTUP_MIN_DELAY, |d| d.0);
+    let max = l
+        .startup_max_delay
+        .map_or(defaults::STARTUP_MAX_DELAY, |d| d.0);
+    if min > max {
+        c.problem(
+            format!("{lp}.startup-min-delay"),
+            format!(
+                "startup-min-delay {} exceeds startup-max-delay {}",
+                format_duration(min),
+                format_duration(max)
+            ),
+        );
+    }
+    Vpp {
+        api_socket,
+        stats_socket,
+        lb: LbSettings {
+            ipv4_src_address,
+            ipv6_src_address,
+            sticky_buckets_per_core: buckets.min(1 << 31) as u32,
+            flow_timeout,
+            sync_interval,
+            startup_min_delay: min,
+            startup_max_delay: max,
+        },
+    }
+}
