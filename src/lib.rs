@@ -1,10 +1,20 @@
 //! vpp-maglev: health checking and control plane for VPP's Maglev load balancer.
 //!
-//! The library holds everything; the `maglevd` and `maglevc` binaries are thin
-//! argument-parsing shells over it. See `ARCHITECTURE.md` in the design notes
-//! for the thread layout: each thread owns its state and talks to the others
-//! over `crossbeam_channel`s; readers get immutable snapshots.
+//! The library holds everything; the `maglevd` binary is a thin
+//! argument-parsing shell over it. Each long-lived thread owns its state and
+//! talks to the others over `crossbeam_channel`s; readers get immutable
+//! snapshots ([`snapshot::Published`]). No async runtime: blocking sockets
+//! with timeouts, on OS threads.
 
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod daemon;
+pub mod logging;
+pub mod snapshot;
+
+/// Package version, for `--version` and the `starting` log line.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Git commit the binaries were built from (`unknown` outside a checkout).
+pub const GIT_COMMIT: &str = env!("MAGLEV_GIT_COMMIT");

@@ -1,0 +1,175 @@
+//! `maglevd`'s wiring: load, start threads, react to signals, stop cleanly.
+//!
+//! The main thread owns the running configuration. It publishes each
+//! accepted configuration as an immutable snapshot and hands it to every
+//! subscribed thread; a configuration that fails validation is logged with
+//! its lines and changes nothing.
+
+pub mod options;
+pub mod signals;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{Sender, bounded};
+use log::{error, info, warn};
+
+use crate::config::{self, Config, ConfigError};
+use crate::logging;
+use crate::snapshot::Published;
+
+pub use options::Options;
+
+/// Prints the verdict of `maglevd --check` and returns its exit status.
+pub fn check(path: &Path) -> i32 {
+    match config::load(path) {
+        Ok(c) => {
+            println!(
+                "{}: configuration OK ({} health checks, {} backends, {} frontends)",
+                path.display(),
+                c.healthchecks.len(),
+                c.backends.len(),
+                c.frontends.len()
+            );
+            0
+        }
+        Err(e) => {
+            let kind = match &e {
+                ConfigError::Semantic { problems, .. } => {
+                    format!("{} semantic error(s)", problems.len())
+                }
+                _ => "parse error".into(),
+            };
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            eprintln!("{}: configuration invalid: {kind}", path.display());
+            e.exit_code()
+        }
+    }
+}
+
+/// The running configuration and who must hear about a new one.
+pub struct ConfigOwner {
+    path: PathBuf,
+    current: Published<Config>,
+    subscribers: Vec<Sender<Arc<Config>>>,
+}
+
+impl ConfigOwner {
+    /// Takes ownership of an already validated configuration from `path`.
+    pub fn new(path: PathBuf, config: Config) -> Self {
+        ConfigOwner {
+            path,
+            current: Published::new(config),
+            subscribers: Vec::new(),
+        }
+    }
+
+    /// A handle readers use to get the current snapshot.
+    pub fn published(&self) -> Published<Config> {
+        self.current.clone()
+    }
+
+    /// Registers a thread that wants every accepted configuration.
+    pub fn subscribe(&mut self, tx: Sender<Arc<Config>>) {
+        self.subscribers.push(tx);
+    }
+
+    /// Re-reads the file; on success publishes it, on failure keeps the old.
+    pub fn reload(&mut self) -> Result<Arc<Config>, ConfigError> {
+        let new = match config::load(&self.path) {
+            Ok(c) => Arc::new(c),
+            Err(e) => {
+                for line in e.lines() {
+                    error!("config-reload-failed {line}");
+                }
+                warn!(
+                    "config-reload-rejected kind={} keeping=running-config",
+                    e.category()
+                );
+                return Err(e);
+            }
+        };
+        let old = self.current.load();
+        let changes = config::changes::describe(&old, &new);
+        self.current.store(Arc::clone(&new));
+        self.subscribers
+            .retain(|tx| tx.send(Arc::clone(&new)).is_ok());
+        info!(
+            "config-reloaded file={} {} changes={}",
+            self.path.display(),
+            summary(&new),
+            if changes.is_empty() {
+                "none".to_string()
+            } else {
+                changes.join(",")
+            }
+        );
+        Ok(new)
+    }
+}
+
+fn summary(c: &Config) -> String {
+    format!(
+        "healthchecks={} backends={} frontends={}",
+        c.healthchecks.len(),
+        c.backends.len(),
+        c.frontends.len()
+    )
+}
+
+/// Runs the daemon until SIGTERM/SIGINT; returns the process exit status.
+pub fn run(opts: Options) -> i32 {
+    logging::init(opts.log_level);
+    info!(
+        "starting version={} commit={} config={} pid={}",
+        crate::VERSION,
+        crate::GIT_COMMIT,
+        opts.config.display(),
+        std::process::id()
+    );
+    let cfg = match config::load(&opts.config) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.lines() {
+                error!("config-invalid {line}");
+            }
+            return e.exit_code();
+        }
+    };
+    info!(
+        "config-loaded file={} {}",
+        opts.config.display(),
+        summary(&cfg)
+    );
+
+    if let Err(e) = signals::block() {
+        error!("startup-failed step=block-signals error={e}");
+        return 1;
+    }
+    let (sig_tx, sig_rx) = bounded(16);
+    if let Err(e) = signals::spawn(sig_tx) {
+        error!("startup-failed step=signal-thread error={e}");
+        return 1;
+    }
+    let mut owner = ConfigOwner::new(opts.config.clone(), cfg);
+    info!("ready");
+
+    let stop = loop {
+        match sig_rx.recv() {
+            Ok(signals::Signal::Reload) => {
+                info!("config-reload-requested source=SIGHUP");
+                let _ = owner.reload();
+            }
+            Ok(signals::Signal::Stop(name)) => break name,
+            Err(_) => break "signal-thread-exit",
+        }
+    };
+    let started = Instant::now();
+    info!("stopping reason={stop}");
+    drop(owner);
+    info!("stopped after_ms={}", started.elapsed().as_millis());
+    0
+}

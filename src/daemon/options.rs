@@ -1,0 +1,191 @@
+//! `maglevd`'s command line and environment.
+//!
+//! Flags win over environment variables, which win over defaults. Long flags
+//! take one or two dashes and `--flag value` or `--flag=value`, so unit files
+//! written for the Go daemon (`-config /etc/...`) keep working.
+
+use std::path::PathBuf;
+
+use log::LevelFilter;
+
+use crate::config;
+use crate::logging;
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq)]
+pub enum Command {
+    /// Run the daemon (or only validate, with `check`).
+    Run(Options),
+    /// Print usage and exit 0.
+    Help,
+    /// Print version and exit 0.
+    Version,
+}
+
+/// Settings of one `maglevd` run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Configuration file.
+    pub config: PathBuf,
+    /// Validate the configuration and exit.
+    pub check: bool,
+    /// Log verbosity.
+    pub log_level: LevelFilter,
+}
+
+/// Usage text for `--help` and usage errors.
+pub const USAGE: &str = "\
+Usage: maglevd [options]
+
+Health checker and control plane for the VPP Maglev load balancer.
+
+Options:
+  --config PATH        configuration file [env MAGLEV_CONFIG]
+                       (default /etc/vpp-maglev/maglev.yaml)
+  --check              validate the configuration and exit:
+                       0 valid, 1 unreadable or parse error, 2 semantic error
+  --log-level LEVEL    error, warn, info, debug or trace [env MAGLEV_LOG_LEVEL]
+                       (default info)
+  --version            print version and git commit, then exit
+  --help               print this help, then exit
+
+Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop the daemon.
+See maglevd(8) and maglev.yaml(5).";
+
+/// Exit status for a command line that cannot be understood (`EX_USAGE`).
+pub const EXIT_USAGE: i32 = 64;
+
+/// Parses `args` (without the program name), reading defaults from `env`.
+pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, String>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut config = env("MAGLEV_CONFIG")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let mut level_word = env("MAGLEV_LOG_LEVEL").filter(|s| !s.is_empty());
+    let mut check = false;
+
+    let mut args = args.into_iter().map(Into::into);
+    while let Some(arg) = args.next() {
+        let Some(flag) = arg
+            .strip_prefix("--")
+            .or_else(|| arg.strip_prefix('-'))
+            .filter(|f| !f.is_empty())
+        else {
+            return Err(format!("unexpected argument `{arg}`"));
+        };
+        let (name, inline) = match flag.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (flag, None),
+        };
+        let mut value = |what: &str| -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => args.next().ok_or_else(|| format!("--{name} needs {what}")),
+            }
+        };
+        match name {
+            "config" | "c" => config = PathBuf::from(value("a file path")?),
+            "log-level" => level_word = Some(value("a level")?),
+            "check" => check = parse_bool(name, inline.as_deref())?,
+            "version" | "V" => return Ok(Command::Version),
+            "help" | "h" => return Ok(Command::Help),
+            _ => return Err(format!("unknown option `{arg}`")),
+        }
+    }
+    let log_level = match level_word {
+        None => LevelFilter::Info,
+        Some(w) => logging::parse_level(&w).ok_or_else(|| {
+            format!("unknown log level `{w}` (use error, warn, info, debug or trace)")
+        })?,
+    };
+    Ok(Command::Run(Options {
+        config,
+        check,
+        log_level,
+    }))
+}
+
+fn parse_bool(name: &str, v: Option<&str>) -> Result<bool, String> {
+    match v {
+        None | Some("true") | Some("1") => Ok(true),
+        Some("false") | Some("0") => Ok(false),
+        Some(other) => Err(format!("--{name} takes true or false, not `{other}`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn run(args: &[&str]) -> Options {
+        match parse(args.iter().copied(), no_env) {
+            Ok(Command::Run(o)) => o,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let o = run(&[]);
+        assert_eq!(o.config, PathBuf::from("/etc/vpp-maglev/maglev.yaml"));
+        assert!(!o.check);
+        assert_eq!(o.log_level, LevelFilter::Info);
+    }
+
+    #[test]
+    fn flag_forms() {
+        assert_eq!(run(&["--config", "/a"]).config, PathBuf::from("/a"));
+        assert_eq!(run(&["--config=/b"]).config, PathBuf::from("/b"));
+        assert_eq!(run(&["-config", "/c"]).config, PathBuf::from("/c"));
+        assert!(run(&["--check"]).check);
+        assert!(!run(&["--check=false"]).check);
+        assert_eq!(run(&["--log-level", "debug"]).log_level, LevelFilter::Debug);
+    }
+
+    #[test]
+    fn env_and_precedence() {
+        let env = |k: &str| match k {
+            "MAGLEV_CONFIG" => Some("/env.yaml".to_string()),
+            "MAGLEV_LOG_LEVEL" => Some("warn".to_string()),
+            _ => None,
+        };
+        let Ok(Command::Run(o)) = parse(Vec::<String>::new(), env) else {
+            panic!()
+        };
+        assert_eq!(o.config, PathBuf::from("/env.yaml"));
+        assert_eq!(o.log_level, LevelFilter::Warn);
+        let Ok(Command::Run(o)) = parse(["--config", "/flag.yaml"], env) else {
+            panic!()
+        };
+        assert_eq!(o.config, PathBuf::from("/flag.yaml"));
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(["--help"], no_env), Ok(Command::Help));
+        assert_eq!(parse(["-h"], no_env), Ok(Command::Help));
+        assert_eq!(parse(["--version"], no_env), Ok(Command::Version));
+    }
+
+    #[test]
+    fn errors() {
+        for (args, says) in [
+            (&["--bogus"][..], "unknown option `--bogus`"),
+            (&["stray"][..], "unexpected argument `stray`"),
+            (&["--config"][..], "--config needs a file path"),
+            (&["--log-level", "loud"][..], "unknown log level `loud`"),
+            (&["--check=maybe"][..], "takes true or false"),
+        ] {
+            let err = parse(args.iter().copied(), no_env).unwrap_err();
+            assert!(err.contains(says), "{args:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Log output for a daemon that usually runs under systemd.
+//!
+//! When stderr is connected to the journal (`JOURNAL_STREAM` names stderr's
+//! device and inode), each line starts with a `<N>` syslog priority so
+//! journald keeps the level, and carries no timestamp (journald adds its
+//! own). Otherwise lines start with an RFC 3339 UTC timestamp and the level.
+//! Messages themselves are `event key=value ...` so they grep well.
+
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use log::{Level, LevelFilter};
+
+/// Parses a `--log-level` word.
+pub fn parse_level(s: &str) -> Option<LevelFilter> {
+    match s.to_ascii_lowercase().as_str() {
+        "error" => Some(LevelFilter::Error),
+        "warn" | "warning" => Some(LevelFilter::Warn),
+        "info" => Some(LevelFilter::Info),
+        "debug" => Some(LevelFilter::Debug),
+        "trace" => Some(LevelFilter::Trace),
+        "off" => Some(LevelFilter::Off),
+        _ => None,
+    }
+}
+
+/// syslog priority of a level (`<3>` error … `<7>` debug).
+pub fn syslog_priority(level: Level) -> u8 {
+    match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    }
+}
+
+/// Whether stderr is the journal stream systemd gave us.
+pub fn stderr_is_journal() -> bool {
+    let Ok(value) = std::env::var("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = value.split_once(':') else {
+        return false;
+    };
+    let (Ok(dev), Ok(ino)) = (dev.parse::<u64>(), ino.parse::<u64>()) else {
+        return false;
+    };
+    // st_dev/st_ino are narrower than u64 on some 32-bit targets.
+    #[allow(clippy::unnecessary_cast)]
+    match nix::sys::stat::fstat(std::io::stderr().as_fd()) {
+        Ok(st) => st.st_dev as u64 == dev && st.st_ino as u64 == ino,
+        Err(_) => false,
+    }
+}
+
+/// Installs the global logger at `level`; later calls are ignored.
+pub fn init(level: LevelFilter) {
+    let journal = stderr_is_journal();
+    let mut b = env_logger::Builder::new();
+    b.filter_level(level);
+    b.target(env_logger::Target::Stderr);
+    b.format(move |buf, record| {
+        if journal {
+            writeln!(
+                buf,
+                "<{}>{}",
+                syslog_priority(record.level()),
+                record.args()
+            )
+        } else {
+            writeln!(
+                buf,
+                "{} {:<5} {}",
+                rfc3339_utc(SystemTime::now()),
+                record.level(),
+                record.args()
+            )
+        }
+    });
+    let _ = b.try_init();
+}
+
+/// `2026-11-25T12:00:00.123Z`: millisecond UTC timestamp, no dependencies.
+pub fn rfc3339_utc(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian
+/// calendar (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// Quotes a log field value when it has spaces, quotes or is empty.
+pub fn quote(v: &str) -> String {
+    if !v.is_empty() && !v.contains(|c: char| c.is_whitespace() || c == '"' || c == '=') {
+        v.to_string()
+    } else {
+        format!("{v:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_utc(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_608_000_123);
+        assert_eq!(rfc3339_utc(t), "2026-11-25T12:00:00.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339_utc(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn levels() {
+        assert_eq!(parse_level("DEBUG"), Some(LevelFilter::Debug));
+        assert_eq!(parse_level("warning"), Some(LevelFilter::Warn));
+        assert_eq!(parse_level("loud"), None);
+        assert_eq!(syslog_priority(Level::Error), 3);
+        assert_eq!(syslog_priority(Level::Info), 6);
+        assert_eq!(syslog_priority(Level::Trace), 7);
+    }
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("web0"), "web0");
+        assert_eq!(quote("HTTP 503"), "\"HTTP 503\"");
+        assert_eq!(quote(""), "\"\"");
+    }
+}

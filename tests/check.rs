@@ -1,0 +1,88 @@
+//! `maglevd --check`: exit status and messages an operator or script relies on.
+
+mod common;
+
+use std::process::Command;
+
+use common::{TempDir, maglevd_bin, repo_path};
+
+fn check(path: &std::path::Path) -> (i32, String, String) {
+    let out = Command::new(maglevd_bin())
+        .arg("--check")
+        .arg("--config")
+        .arg(path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn example_config_is_valid() {
+    let (code, out, _) = check(&repo_path("examples/maglev.yaml"));
+    assert_eq!(code, 0);
+    assert!(out.contains("configuration OK"), "{out}");
+}
+
+#[test]
+fn parse_error_exits_1_with_line_and_path() {
+    let dir = TempDir::new("check");
+    let f = dir.write(
+        "bad.yaml",
+        "maglev:\n  backends:\n    a: { address: 192.0.2.1, healthcheck: x, weight: 5 }\n",
+    );
+    let (code, _, err) = check(&f);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{}:3:", f.display())) && err.contains("maglev.backends.a.weight"),
+        "{err}"
+    );
+}
+
+#[test]
+fn semantic_errors_exit_2_listing_all() {
+    let dir = TempDir::new("check");
+    let f = dir.write(
+        "bad.yaml",
+        "maglev:\n  vpp: { api-socket: \"\" }\n  healthchecks:\n    p: { type: icmp, rise: 0 }\n  backends:\n    a: { address: 192.0.2.1, healthcheck: q }\n",
+    );
+    let (code, _, err) = check(&f);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(":4: maglev.healthchecks.p.rise:"), "{err}");
+    assert!(err.contains(":6: maglev.backends.a.healthcheck:"), "{err}");
+    assert!(err.contains("2 semantic error(s)"), "{err}");
+}
+
+#[test]
+fn missing_file_exits_1() {
+    let (code, _, err) = check(std::path::Path::new("/nonexistent/maglev.yaml"));
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    let out = Command::new(maglevd_bin())
+        .arg("--no-such-flag")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option `--no-such-flag`"));
+}
+
+#[test]
+fn version_names_the_commit() {
+    let out = Command::new(maglevd_bin())
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("maglevd ") && text.contains("commit "),
+        "{text}"
+    );
+}
