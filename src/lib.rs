@@ -10,7 +10,9 @@
 
 pub mod config;
 pub mod daemon;
+pub mod health;
 pub mod logging;
+pub mod probe;
 pub mod snapshot;
 
 /// Package version, for `--version` and the `starting` log line.

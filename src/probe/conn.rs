@@ -1,0 +1,390 @@
+//! TCP, HTTP and HTTPS probes: one non-blocking socket each, driven by
+//! readiness.
+//!
+//! A probe says which readiness it waits for ([`Interest`]); the engine
+//! polls and calls [`ConnProbe::ready`] until it yields an [`Outcome`].
+//! The phase at a timeout decides the code: connect → `L4TOUT`, TLS
+//! handshake → `L6TOUT`, request/response → `L7TOUT`.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, getsockopt, setsockopt,
+    socket, sockopt,
+};
+
+use super::http::{ResponseJudge, request};
+use super::{Code, Outcome, ProbeSpec, errno_detail, timeout_detail};
+use crate::config::Probe;
+
+/// Which readiness a probe waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable.
+    Read,
+    /// Writable.
+    Write,
+}
+
+/// What a probe needs next.
+#[derive(Debug)]
+pub enum Step {
+    /// Poll for this readiness, then call `ready` again.
+    Wait(Interest),
+    /// Finished.
+    Done(Outcome),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    Handshaking,
+    Writing,
+    Reading,
+}
+
+enum Stream {
+    Connecting(OwnedFd),
+    Plain(TcpStream),
+    #[cfg(feature = "https")]
+    Handshaking(Box<openssl::ssl::MidHandshakeSslStream<TcpStream>>),
+    #[cfg(feature = "https")]
+    Tls(Box<openssl::ssl::SslStream<TcpStream>>),
+    Closed,
+}
+
+struct HttpState {
+    request: Vec<u8>,
+    written: usize,
+    judge: ResponseJudge,
+    tls: Option<(String, bool)>,
+}
+
+/// One in-flight TCP/HTTP/HTTPS probe.
+pub struct ConnProbe {
+    fd: RawFd,
+    stream: Stream,
+    phase: Phase,
+    started: Instant,
+    timeout: std::time::Duration,
+    http: Option<Box<HttpState>>,
+}
+
+/// Per-thread resources the probes share.
+#[derive(Default)]
+pub struct Shared {
+    #[cfg(feature = "https")]
+    tls: Option<Result<super::tls::TlsContext, String>>,
+}
+
+impl Shared {
+    #[cfg(feature = "https")]
+    fn tls(&mut self) -> Result<&super::tls::TlsContext, String> {
+        self.tls
+            .get_or_insert_with(super::tls::TlsContext::new)
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// A probe just started: still pending, or already decided (refused on
+/// loopback, no such source address, ...).
+pub enum Started {
+    /// Waiting for readiness.
+    Pending(ConnProbe, Interest),
+    /// Decided without waiting.
+    Finished(Outcome),
+}
+
+impl ConnProbe {
+    /// Opens the socket and starts connecting.
+    pub fn start(spec: &ProbeSpec, now: Instant, shared: &mut Shared) -> Started {
+        match Self::open(spec, now) {
+            Err(o) => Started::Finished(o),
+            Ok((probe, false)) => Started::Pending(probe, Interest::Write),
+            Ok((mut probe, true)) => match probe.ready(now, shared) {
+                Step::Wait(i) => Started::Pending(probe, i),
+                Step::Done(o) => Started::Finished(o),
+            },
+        }
+    }
+
+    /// Creates, binds and connects the socket; `true` if already connected.
+    fn open(spec: &ProbeSpec, now: Instant) -> Result<(ConnProbe, bool), Outcome> {
+        let fail = |code, detail: String| Outcome::new(code, detail, now.elapsed());
+        let port = spec.probe.port().unwrap_or(0);
+        let http = match &spec.probe {
+            Probe::Http(h) => {
+                let tls = h.tls.as_ref().map(|t| {
+                    let name = t
+                        .server_name
+                        .clone()
+                        .or_else(|| h.host.clone())
+                        .unwrap_or_else(|| spec.address.to_string());
+                    (name, t.verify)
+                });
+                #[cfg(not(feature = "https"))]
+                if tls.is_some() {
+                    return Err(fail(
+                        Code::L6Rsp,
+                        "HTTPS support not built in (cargo feature `https`)".into(),
+                    ));
+                }
+                Some(Box::new(HttpState {
+                    request: request(h, spec.address),
+                    written: 0,
+                    judge: ResponseJudge::new(h),
+                    tls,
+                }))
+            }
+            _ => None,
+        };
+        let family = match spec.address {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        let fd = socket(
+            family,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| {
+            fail(
+                Code::L4Con,
+                format!("cannot create socket: {}", errno_detail(e)),
+            )
+        })?;
+        if let Some(src) = spec.source {
+            let sa = SockaddrStorage::from(SocketAddr::new(src, 0));
+            bind(fd.as_raw_fd(), &sa).map_err(|e| {
+                fail(
+                    Code::L4Con,
+                    format!("cannot bind source {src}: {}", errno_detail(e)),
+                )
+            })?;
+        }
+        let sa = SockaddrStorage::from(SocketAddr::new(spec.address, port));
+        let connected = match connect(fd.as_raw_fd(), &sa) {
+            Ok(()) => true,
+            Err(Errno::EINPROGRESS) => false,
+            Err(e) => return Err(fail(Code::L4Con, errno_detail(e))),
+        };
+        let probe = ConnProbe {
+            fd: fd.as_raw_fd(),
+            stream: Stream::Connecting(fd),
+            phase: Phase::Connecting,
+            started: now,
+            timeout: spec.timeout,
+            http,
+        };
+        Ok((probe, connected))
+    }
+
+    /// The socket to poll.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// When the probe started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The outcome when the deadline passes first.
+    pub fn timed_out(&self, now: Instant) -> Outcome {
+        let code = match self.phase {
+            Phase::Connecting => Code::L4Tout,
+            Phase::Handshaking => Code::L6Tout,
+            Phase::Writing | Phase::Reading => Code::L7Tout,
+        };
+        Outcome::new(
+            code,
+            timeout_detail(self.timeout),
+            now.saturating_duration_since(self.started),
+        )
+    }
+
+    /// Makes progress after readiness (or an error/hang-up) on the socket.
+    pub fn ready(&mut self, now: Instant, shared: &mut Shared) -> Step {
+        loop {
+            let step = match self.phase {
+                Phase::Connecting => self.finish_connect(now, shared),
+                Phase::Handshaking => self.handshake(now),
+                Phase::Writing => self.write(now),
+                Phase::Reading => self.read(now),
+            };
+            match step {
+                Some(s) => return s,
+                None => continue, // phase advanced: try the next one at once
+            }
+        }
+    }
+
+    fn done(&mut self, now: Instant, code: Code, detail: impl Into<String>) -> Option<Step> {
+        self.stream = Stream::Closed;
+        Some(Step::Done(Outcome::new(
+            code,
+            detail,
+            now.saturating_duration_since(self.started),
+        )))
+    }
+
+    fn finish_connect(&mut self, now: Instant, shared: &mut Shared) -> Option<Step> {
+        let Stream::Connecting(fd) = std::mem::replace(&mut self.stream, Stream::Closed) else {
+            return self.done(now, Code::L4Con, "internal: no socket");
+        };
+        match getsockopt(&fd, sockopt::SocketError) {
+            Ok(0) => {}
+            Ok(err) => return self.done(now, Code::L4Con, errno_detail(Errno::from_raw(err))),
+            Err(e) => return self.done(now, Code::L4Con, errno_detail(e)),
+        }
+        let Some(http) = &self.http else {
+            // Plain TCP check: connected is a pass. Close with a reset so
+            // neither side keeps a TIME_WAIT entry per probe.
+            let linger = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            let _ = setsockopt(&fd.as_fd(), sockopt::Linger, &linger);
+            drop(fd);
+            return self.done(now, Code::L4Ok, "connected");
+        };
+        let stream = TcpStream::from(fd);
+        let _ = stream.set_nodelay(true);
+        match &http.tls {
+            None => {
+                self.stream = Stream::Plain(stream);
+                self.phase = Phase::Writing;
+                None
+            }
+            #[cfg(feature = "https")]
+            Some((name, verify)) => {
+                let ctx = match shared.tls() {
+                    Ok(c) => c,
+                    Err(e) => return self.done(now, Code::L6Rsp, e),
+                };
+                let hs = ctx.connect(stream, name, *verify);
+                self.phase = Phase::Handshaking;
+                self.after_handshake(now, hs)
+            }
+            #[cfg(not(feature = "https"))]
+            Some(_) => {
+                let _ = shared;
+                self.done(now, Code::L6Rsp, "HTTPS support not built in")
+            }
+        }
+    }
+
+    #[cfg(feature = "https")]
+    fn after_handshake(&mut self, now: Instant, hs: super::tls::Handshake) -> Option<Step> {
+        use super::tls::Handshake;
+        match hs {
+            Handshake::Done(s) => {
+                self.stream = Stream::Tls(s);
+                self.phase = Phase::Writing;
+                None
+            }
+            Handshake::Want(i, mid) => {
+                self.stream = Stream::Handshaking(mid);
+                Some(Step::Wait(i))
+            }
+            Handshake::Failed(why) => self.done(now, Code::L6Rsp, why),
+        }
+    }
+
+    fn handshake(&mut self, now: Instant) -> Option<Step> {
+        #[cfg(feature = "https")]
+        if let Stream::Handshaking(mid) = std::mem::replace(&mut self.stream, Stream::Closed) {
+            let hs = super::tls::TlsContext::resume(*mid);
+            return self.after_handshake(now, hs);
+        }
+        self.done(now, Code::L6Rsp, "internal: no handshake")
+    }
+
+    fn write(&mut self, now: Instant) -> Option<Step> {
+        let Some(http) = self.http.as_mut() else {
+            return self.done(now, Code::L7Rsp, "internal: no request");
+        };
+        while http.written < http.request.len() {
+            let buf = &http.request[http.written..];
+            let r = match &mut self.stream {
+                Stream::Plain(s) => match s.write(buf) {
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        return Some(Step::Wait(Interest::Write));
+                    }
+                    Err(e) => Err(io_detail(&e)),
+                },
+                #[cfg(feature = "https")]
+                Stream::Tls(s) => match super::tls::write(s, buf) {
+                    super::tls::Io::Done(n) => Ok(n),
+                    super::tls::Io::Want(i) => return Some(Step::Wait(i)),
+                    super::tls::Io::Failed(e) => Err(e),
+                },
+                _ => Err("internal: no stream".to_string()),
+            };
+            match r {
+                Ok(0) => {
+                    return self.done(
+                        now,
+                        Code::L7Rsp,
+                        "connection closed while sending the request",
+                    );
+                }
+                Ok(n) => http.written += n,
+                Err(e) => return self.done(now, Code::L7Rsp, e),
+            }
+        }
+        self.phase = Phase::Reading;
+        None
+    }
+
+    fn read(&mut self, now: Instant) -> Option<Step> {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let r = match &mut self.stream {
+                Stream::Plain(s) => match s.read(&mut buf) {
+                    Ok(n) => Ok(n),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        return Some(Step::Wait(Interest::Read));
+                    }
+                    Err(e) => Err(io_detail(&e)),
+                },
+                #[cfg(feature = "https")]
+                Stream::Tls(s) => match super::tls::read(s, &mut buf) {
+                    super::tls::Io::Done(n) => Ok(n),
+                    super::tls::Io::Want(i) => return Some(Step::Wait(i)),
+                    super::tls::Io::Failed(e) => Err(e),
+                },
+                _ => Err("internal: no stream".to_string()),
+            };
+            let Some(http) = self.http.as_mut() else {
+                return self.done(now, Code::L7Rsp, "internal: no judge");
+            };
+            match r {
+                Ok(0) => {
+                    let v = http.judge.eof();
+                    return self.done(now, v.code, v.detail);
+                }
+                Ok(n) => {
+                    if let Some(v) = http.judge.feed(&buf[..n]) {
+                        return self.done(now, v.code, v.detail);
+                    }
+                }
+                Err(e) => return self.done(now, Code::L7Rsp, e),
+            }
+        }
+    }
+}
+
+fn io_detail(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => errno_detail(Errno::from_raw(n)),
+        None => e.to_string(),
+    }
+}

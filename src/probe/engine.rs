@@ -1,0 +1,847 @@
+//! Prober threads: a timer heap and `poll(2)` over many non-blocking sockets.
+//!
+//! Not a thread per backend and not a blocking call per probe: each prober
+//! thread owns a share of the backends (by id), keeps their next probe time
+//! in a binary heap, starts due probes, and waits in one `poll(2)` for
+//! whichever socket, timer or command comes first. The checker tells the
+//! engine what to probe and at which period; the engine reports every
+//! outcome back and never waits on the checker.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
+use log::{debug, error, warn};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+
+use super::conn::{ConnProbe, Interest, Shared, Started, Step};
+use super::icmp::{IcmpSocket, Reply};
+use super::{Code, Outcome, ProbeSpec, errno_detail, timeout_detail};
+use crate::config::Probe;
+use crate::health::state::jittered;
+
+/// Identifies a backend to the engine (assigned by the checker).
+pub type BackendId = u32;
+
+/// What the checker asks of the engine.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Probe `id` every `interval` from `first_in` on (replaces any job).
+    Start {
+        /// Backend.
+        id: BackendId,
+        /// Generation: reports carry it so stale ones can be told apart.
+        generation: u64,
+        /// What to probe.
+        spec: Arc<ProbeSpec>,
+        /// Period.
+        interval: Duration,
+        /// Delay of the first probe.
+        first_in: Duration,
+    },
+    /// Change the period (the state's cadence changed).
+    SetInterval {
+        /// Backend.
+        id: BackendId,
+        /// Generation it applies to.
+        generation: u64,
+        /// New period.
+        interval: Duration,
+    },
+    /// Stop probing `id`; an in-flight probe is abandoned silently.
+    Stop {
+        /// Backend.
+        id: BackendId,
+    },
+}
+
+/// One finished probe.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Backend.
+    pub id: BackendId,
+    /// Generation of the job that ran it.
+    pub generation: u64,
+    /// What it found.
+    pub outcome: Outcome,
+    /// When it finished.
+    pub at: SystemTime,
+}
+
+/// Width of one lateness histogram bucket.
+const LATE_BUCKET_US: u64 = 250;
+/// Buckets (the last one collects everything above 250 ms).
+const LATE_BUCKETS: usize = 1001;
+
+/// Counters the engine keeps for benchmarks and metrics.
+pub struct Stats {
+    /// Probes started.
+    pub started: AtomicU64,
+    /// Probes finished (reported).
+    pub finished: AtomicU64,
+    /// Largest lateness seen, in µs.
+    pub max_late_us: AtomicU64,
+    late: Vec<AtomicU64>,
+}
+
+impl Stats {
+    fn new() -> Stats {
+        Stats {
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            max_late_us: AtomicU64::new(0),
+            late: (0..LATE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn record_lateness(&self, late: Duration) {
+        let us = late.as_micros().min(u128::from(u64::MAX)) as u64;
+        let b = ((us / LATE_BUCKET_US) as usize).min(LATE_BUCKETS - 1);
+        self.late[b].fetch_add(1, Ordering::Relaxed);
+        self.max_late_us.fetch_max(us, Ordering::Relaxed);
+    }
+
+    /// The `q` quantile (0..=1) of how late probes started versus schedule,
+    /// to 250 µs resolution (upper bucket bound).
+    pub fn lateness_quantile(&self, q: f64) -> Duration {
+        let counts: Vec<u64> = self
+            .late
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return Duration::ZERO;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                if i == LATE_BUCKETS - 1 {
+                    return Duration::from_micros(self.max_late_us.load(Ordering::Relaxed));
+                }
+                return Duration::from_micros((i as u64 + 1) * LATE_BUCKET_US);
+            }
+        }
+        Duration::from_micros(self.max_late_us.load(Ordering::Relaxed))
+    }
+
+    /// Clears the lateness histogram (benchmarks skip warm-up this way).
+    pub fn reset_lateness(&self) {
+        for c in &self.late {
+            c.store(0, Ordering::Relaxed);
+        }
+        self.max_late_us.store(0, Ordering::Relaxed);
+    }
+}
+
+enum Msg {
+    Cmd(Command),
+    Shutdown,
+}
+
+/// Wakes a prober out of `poll(2)` when a command is queued.
+struct Waker {
+    write: OwnedFd,
+}
+
+impl Waker {
+    fn wake(&self) {
+        // A full pipe already guarantees a wake-up; nothing else can fail
+        // usefully here.
+        let _ = nix::unistd::write(&self.write, &[1]);
+    }
+}
+
+struct Worker {
+    tx: Sender<Msg>,
+    waker: Waker,
+    join: Option<JoinHandle<()>>,
+}
+
+/// The prober threads.
+pub struct Engine {
+    workers: Vec<Worker>,
+    stats: Arc<Stats>,
+}
+
+impl Engine {
+    /// Starts `threads` prober threads (entering network namespace `netns`
+    /// first when given); reports go to `reports`.
+    pub fn start(
+        threads: usize,
+        netns: Option<String>,
+        reports: Sender<Report>,
+    ) -> std::io::Result<Engine> {
+        raise_fd_limit();
+        let stats = Arc::new(Stats::new());
+        let mut workers = Vec::new();
+        for index in 0..threads.max(1) {
+            let (tx, rx) = unbounded();
+            let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+            let mut prober = Prober::new(index, rx, read, reports.clone(), Arc::clone(&stats));
+            let ns = netns.clone();
+            let join = std::thread::Builder::new()
+                .name(format!("prober-{index}"))
+                .spawn(move || {
+                    if let Some(ns) = ns {
+                        prober.enter_netns(&ns);
+                    }
+                    prober.run();
+                })?;
+            workers.push(Worker {
+                tx,
+                waker: Waker { write },
+                join: Some(join),
+            });
+        }
+        Ok(Engine { workers, stats })
+    }
+
+    /// Queues a command for the thread that owns the backend.
+    pub fn send(&self, cmd: Command) {
+        let id = match &cmd {
+            Command::Start { id, .. } | Command::SetInterval { id, .. } | Command::Stop { id } => {
+                *id
+            }
+        };
+        let w = &self.workers[id as usize % self.workers.len()];
+        if w.tx.send(Msg::Cmd(cmd)).is_ok() {
+            w.waker.wake();
+        }
+    }
+
+    /// Shared counters.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Stops every prober thread and waits for them.
+    pub fn shutdown(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        for w in &self.workers {
+            let _ = w.tx.send(Msg::Shutdown);
+            w.waker.wake();
+        }
+        for w in &mut self.workers {
+            if let Some(j) = w.join.take() {
+                let _ = j.join();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Many backends mean many sockets at once: lift the soft fd limit to the
+/// hard one (systemd's default soft limit is 1024).
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
+struct Job {
+    generation: u64,
+    spec: Arc<ProbeSpec>,
+    interval: Duration,
+    stamp: u64,
+    due: Instant,
+    last_start: Option<Instant>,
+    busy: Option<usize>,
+}
+
+enum Active {
+    Conn(ConnProbe, Interest),
+    Icmp { v6: bool, seq: u16, target: IpAddr },
+}
+
+struct Inflight {
+    id: BackendId,
+    generation: u64,
+    token: u64,
+    started: Instant,
+    timeout: Duration,
+    active: Active,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Start { id: BackendId, stamp: u64 },
+    Deadline { slot: usize, token: u64 },
+}
+
+#[derive(Clone, Copy)]
+enum Source {
+    Wake,
+    Icmp(bool, usize),
+    Slot(usize),
+}
+
+struct IcmpSlot {
+    source: Option<IpAddr>,
+    socket: Result<IcmpSocket, Errno>,
+}
+
+struct Prober {
+    index: usize,
+    rx: Receiver<Msg>,
+    wake_read: OwnedFd,
+    reports: Sender<Report>,
+    stats: Arc<Stats>,
+    jobs: HashMap<BackendId, Job>,
+    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    tiebreak: u64,
+    slots: Vec<Option<Inflight>>,
+    free: Vec<usize>,
+    icmp: [Vec<IcmpSlot>; 2],
+    icmp_waiting: HashMap<(bool, u16), usize>,
+    icmp_id: u16,
+    icmp_seq: u16,
+    shared: Shared,
+    netns_error: Option<String>,
+    rng: u64,
+    pollfds: Vec<nix::libc::pollfd>,
+    sources: Vec<Source>,
+}
+
+impl Prober {
+    fn new(
+        index: usize,
+        rx: Receiver<Msg>,
+        wake_read: OwnedFd,
+        reports: Sender<Report>,
+        stats: Arc<Stats>,
+    ) -> Prober {
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1)
+            ^ ((index as u64 + 1) << 48);
+        Prober {
+            index,
+            rx,
+            wake_read,
+            reports,
+            stats,
+            jobs: HashMap::new(),
+            timers: BinaryHeap::new(),
+            tiebreak: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
+            icmp: [Vec::new(), Vec::new()],
+            icmp_waiting: HashMap::new(),
+            icmp_id: (std::process::id() as u16).wrapping_add((index as u16).wrapping_mul(4099)),
+            icmp_seq: 0,
+            shared: Shared::default(),
+            netns_error: None,
+            rng: seed | 1,
+            pollfds: Vec::new(),
+            sources: Vec::new(),
+        }
+    }
+
+    /// Enters `/run/netns/<ns>` once; on failure every probe fails with the
+    /// reason instead of silently probing from the wrong namespace.
+    fn enter_netns(&mut self, ns: &str) {
+        let path = format!("/run/netns/{ns}");
+        let r = std::fs::File::open(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(errno_detail)
+            });
+        if let Err(e) = r {
+            let msg = format!("enter netns {ns:?}: {e}");
+            error!("prober-netns-failed thread={} error={msg:?}", self.index);
+            self.netns_error = Some(msg);
+        }
+    }
+
+    fn unit(&mut self) -> f64 {
+        // xorshift64*: plenty for jitter.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn push_timer(&mut self, at: Instant, t: Timer) {
+        self.tiebreak += 1;
+        self.timers.push(Reverse((at, self.tiebreak, t)));
+    }
+
+    fn run(&mut self) {
+        loop {
+            loop {
+                match self.rx.try_recv() {
+                    Ok(Msg::Cmd(c)) => self.apply(c),
+                    Ok(Msg::Shutdown) | Err(TryRecvError::Disconnected) => return,
+                    Err(TryRecvError::Empty) => break,
+                }
+            }
+            let now = Instant::now();
+            while let Some(Reverse((at, _, t))) = self.timers.peek().copied() {
+                if at > now {
+                    break;
+                }
+                self.timers.pop();
+                self.fire(t, at, now);
+            }
+            let timeout_ms: i32 = match self.timers.peek() {
+                None => -1,
+                Some(Reverse((at, _, _))) => {
+                    let wait = at.saturating_duration_since(Instant::now());
+                    // Round up: waking early would only spin.
+                    (wait.as_micros().div_ceil(1000)).min(60_000) as i32
+                }
+            };
+            self.build_pollset();
+            // SAFETY: `pollfds` is a valid, exclusively borrowed array of
+            // `pollfd` whose fds stay open for the duration of the call (they
+            // belong to `self`, which is not touched until poll returns).
+            let n = unsafe {
+                nix::libc::poll(
+                    self.pollfds.as_mut_ptr(),
+                    self.pollfds.len() as nix::libc::nfds_t,
+                    timeout_ms,
+                )
+            };
+            if n < 0 {
+                let e = Errno::last();
+                if e != Errno::EINTR {
+                    error!("prober-poll-failed thread={} error={e}", self.index);
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                continue;
+            }
+            if n == 0 {
+                continue;
+            }
+            let now = Instant::now();
+            for i in 0..self.pollfds.len() {
+                let revents = self.pollfds[i].revents;
+                if revents == 0 {
+                    continue;
+                }
+                match self.sources[i] {
+                    Source::Wake => self.drain_wake(),
+                    Source::Icmp(v6, k) => self.read_icmp(v6, k, now),
+                    Source::Slot(slot) => self.conn_ready(slot, now),
+                }
+            }
+        }
+    }
+
+    fn build_pollset(&mut self) {
+        use nix::libc::{POLLIN, POLLOUT, pollfd};
+        self.pollfds.clear();
+        self.sources.clear();
+        let add = |fds: &mut Vec<pollfd>, src: &mut Vec<Source>, fd: RawFd, ev: i16, s| {
+            fds.push(pollfd {
+                fd,
+                events: ev,
+                revents: 0,
+            });
+            src.push(s);
+        };
+        add(
+            &mut self.pollfds,
+            &mut self.sources,
+            self.wake_read.as_raw_fd(),
+            POLLIN,
+            Source::Wake,
+        );
+        for (fam, list) in self.icmp.iter().enumerate() {
+            for (k, s) in list.iter().enumerate() {
+                if let Ok(sock) = &s.socket {
+                    add(
+                        &mut self.pollfds,
+                        &mut self.sources,
+                        sock.fd(),
+                        POLLIN,
+                        Source::Icmp(fam == 1, k),
+                    );
+                }
+            }
+        }
+        for (slot, f) in self.slots.iter().enumerate() {
+            if let Some(Inflight {
+                active: Active::Conn(p, interest),
+                ..
+            }) = f
+            {
+                let ev = match interest {
+                    Interest::Read => POLLIN,
+                    Interest::Write => POLLOUT,
+                };
+                add(
+                    &mut self.pollfds,
+                    &mut self.sources,
+                    p.fd(),
+                    ev,
+                    Source::Slot(slot),
+                );
+            }
+        }
+    }
+
+    fn drain_wake(&mut self) {
+        let mut buf = [0u8; 64];
+        while let Ok(n) = nix::unistd::read(&self.wake_read, &mut buf) {
+            if n < buf.len() {
+                break;
+            }
+        }
+    }
+
+    fn apply(&mut self, cmd: Command) {
+        let now = Instant::now();
+        match cmd {
+            Command::Start {
+                id,
+                generation,
+                spec,
+                interval,
+                first_in,
+            } => {
+                self.stop(id);
+                let due = now + first_in;
+                self.jobs.insert(
+                    id,
+                    Job {
+                        generation,
+                        spec,
+                        interval,
+                        stamp: 0,
+                        due,
+                        last_start: None,
+                        busy: None,
+                    },
+                );
+                self.push_timer(due, Timer::Start { id, stamp: 0 });
+            }
+            Command::SetInterval {
+                id,
+                generation,
+                interval,
+            } => {
+                let u = self.unit();
+                let Some(job) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                if job.generation != generation || job.interval == interval {
+                    return;
+                }
+                job.interval = interval;
+                if job.busy.is_some() {
+                    return; // the next due time is computed when it finishes
+                }
+                let due = job
+                    .last_start
+                    .map_or(now, |s| s + jittered(interval, u))
+                    .max(now);
+                job.due = due;
+                job.stamp += 1;
+                let stamp = job.stamp;
+                self.push_timer(due, Timer::Start { id, stamp });
+            }
+            Command::Stop { id } => self.stop(id),
+        }
+    }
+
+    fn stop(&mut self, id: BackendId) {
+        if let Some(job) = self.jobs.remove(&id) {
+            if let Some(slot) = job.busy {
+                self.release(slot);
+            }
+        }
+    }
+
+    fn release(&mut self, slot: usize) -> Option<Inflight> {
+        let f = self.slots.get_mut(slot)?.take()?;
+        if let Active::Icmp { v6, seq, .. } = f.active {
+            self.icmp_waiting.remove(&(v6, seq));
+        }
+        self.free.push(slot);
+        Some(f)
+    }
+
+    fn fire(&mut self, t: Timer, at: Instant, now: Instant) {
+        match t {
+            Timer::Start { id, stamp } => {
+                let u = self.unit();
+                let Some(job) = self.jobs.get_mut(&id) else {
+                    return;
+                };
+                if job.stamp != stamp {
+                    return; // superseded
+                }
+                if job.busy.is_some() {
+                    // Previous probe still running (interval below timeout):
+                    // skip this turn rather than pile up.
+                    job.due = now + jittered(job.interval, u);
+                    let due = job.due;
+                    self.push_timer(due, Timer::Start { id, stamp });
+                    return;
+                }
+                self.stats
+                    .record_lateness(now.saturating_duration_since(at));
+                self.start_probe(id, now);
+            }
+            Timer::Deadline { slot, token } => {
+                let timed_out = match self.slots.get(slot) {
+                    Some(Some(f)) if f.token == token => match &f.active {
+                        Active::Conn(p, _) => p.timed_out(now),
+                        Active::Icmp { .. } => Outcome::new(
+                            Code::L4Tout,
+                            timeout_detail(f.timeout),
+                            now.saturating_duration_since(f.started),
+                        ),
+                    },
+                    _ => return,
+                };
+                self.finish(slot, timed_out, now);
+            }
+        }
+    }
+
+    fn start_probe(&mut self, id: BackendId, now: Instant) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.last_start = Some(now);
+        let spec = Arc::clone(&job.spec);
+        let generation = job.generation;
+        self.stats.started.fetch_add(1, Ordering::Relaxed);
+        if let Some(e) = &self.netns_error {
+            let o = Outcome::new(Code::L4Con, e.clone(), Duration::ZERO);
+            self.complete(id, generation, now, o, now);
+            return;
+        }
+        let active = match &spec.probe {
+            Probe::Icmp => match self.send_echo(&spec) {
+                Ok(a) => a,
+                Err(o) => {
+                    self.complete(id, generation, now, o, now);
+                    return;
+                }
+            },
+            _ => match ConnProbe::start(&spec, now, &mut self.shared) {
+                Started::Pending(p, i) => Active::Conn(p, i),
+                Started::Finished(o) => {
+                    self.complete(id, generation, now, o, now);
+                    return;
+                }
+            },
+        };
+        self.tiebreak += 1;
+        let token = self.tiebreak;
+        let f = Inflight {
+            id,
+            generation,
+            token,
+            started: now,
+            timeout: spec.timeout,
+            active,
+        };
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(f);
+                s
+            }
+            None => {
+                self.slots.push(Some(f));
+                self.slots.len() - 1
+            }
+        };
+        if let Some(Some(Inflight {
+            active: Active::Icmp { v6, seq, .. },
+            ..
+        })) = self.slots.get(slot)
+        {
+            self.icmp_waiting.insert((*v6, *seq), slot);
+        }
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.busy = Some(slot);
+        }
+        self.push_timer(now + spec.timeout, Timer::Deadline { slot, token });
+    }
+
+    fn send_echo(&mut self, spec: &ProbeSpec) -> Result<Active, Outcome> {
+        let v6 = spec.address.is_ipv6();
+        let fam = usize::from(v6);
+        let k = match self.icmp[fam].iter().position(|s| s.source == spec.source) {
+            Some(k) => k,
+            None => {
+                let socket = IcmpSocket::open(v6, spec.source);
+                if let Err(e) = &socket {
+                    warn!(
+                        "icmp-socket-failed family={} source={:?} error={e}",
+                        if v6 { "ipv6" } else { "ipv4" },
+                        spec.source
+                    );
+                }
+                self.icmp[fam].push(IcmpSlot {
+                    source: spec.source,
+                    socket,
+                });
+                self.icmp[fam].len() - 1
+            }
+        };
+        let sock = match &self.icmp[fam][k].socket {
+            Ok(s) => s,
+            Err(e) => {
+                let why = match e {
+                    Errno::EPERM | Errno::EACCES => {
+                        "cannot open raw ICMP socket: not permitted (needs CAP_NET_RAW)".into()
+                    }
+                    other => format!("cannot open raw ICMP socket: {}", errno_detail(*other)),
+                };
+                return Err(Outcome::new(Code::L4Con, why, Duration::ZERO));
+            }
+        };
+        let mut seq = self.icmp_seq;
+        for _ in 0..=u16::MAX {
+            seq = seq.wrapping_add(1);
+            if !self.icmp_waiting.contains_key(&(v6, seq)) {
+                break;
+            }
+        }
+        self.icmp_seq = seq;
+        match sock.send(spec.address, self.icmp_id, seq) {
+            Ok(()) => Ok(Active::Icmp {
+                v6,
+                seq,
+                target: spec.address,
+            }),
+            Err(e) => Err(Outcome::new(Code::L4Con, errno_detail(e), Duration::ZERO)),
+        }
+    }
+
+    fn read_icmp(&mut self, v6: bool, k: usize, now: Instant) {
+        let mut buf = [0u8; 1500];
+        for _ in 0..1024 {
+            let r = match &self.icmp[usize::from(v6)].get(k).map(|s| &s.socket) {
+                Some(Ok(sock)) => sock.recv(&mut buf),
+                _ => return,
+            };
+            let (from, reply) = match r {
+                Ok(Some(x)) => x,
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("icmp-recv-failed error={e}");
+                    return;
+                }
+            };
+            let (id, seq, peer, code, detail) = match reply {
+                Some(Reply::Echo { id, seq }) => {
+                    (id, seq, from, Code::L4Ok, "echo reply".to_string())
+                }
+                Some(Reply::Error {
+                    id,
+                    seq,
+                    target,
+                    detail,
+                }) => (
+                    id,
+                    seq,
+                    target,
+                    Code::L4Con,
+                    format!("{detail} (from {from})"),
+                ),
+                None => continue,
+            };
+            if id != self.icmp_id {
+                continue;
+            }
+            let Some(&slot) = self.icmp_waiting.get(&(v6, seq)) else {
+                continue;
+            };
+            let started = match self.slots.get(slot) {
+                Some(Some(Inflight {
+                    active: Active::Icmp { target, .. },
+                    started,
+                    ..
+                })) if *target == peer => *started,
+                _ => continue, // a reply from some other host: ignore
+            };
+            self.finish(
+                slot,
+                Outcome::new(code, detail, now.saturating_duration_since(started)),
+                now,
+            );
+        }
+    }
+
+    fn conn_ready(&mut self, slot: usize, now: Instant) {
+        let step = match self.slots.get_mut(slot) {
+            Some(Some(Inflight {
+                active: Active::Conn(p, interest),
+                ..
+            })) => {
+                let s = p.ready(now, &mut self.shared);
+                if let Step::Wait(i) = s {
+                    *interest = i;
+                }
+                s
+            }
+            _ => return,
+        };
+        if let Step::Done(o) = step {
+            self.finish(slot, o, now);
+        }
+    }
+
+    fn finish(&mut self, slot: usize, outcome: Outcome, now: Instant) {
+        let Some(f) = self.release(slot) else {
+            return;
+        };
+        self.complete(f.id, f.generation, f.started, outcome, now);
+    }
+
+    /// Reports `outcome` and schedules the job's next probe.
+    fn complete(
+        &mut self,
+        id: BackendId,
+        generation: u64,
+        started: Instant,
+        outcome: Outcome,
+        now: Instant,
+    ) {
+        let u = self.unit();
+        if let Some(job) = self.jobs.get_mut(&id) {
+            if job.generation == generation {
+                job.busy = None;
+                job.due = (started + jittered(job.interval, u)).max(now);
+                job.stamp += 1;
+                let (due, stamp) = (job.due, job.stamp);
+                self.push_timer(due, Timer::Start { id, stamp });
+            }
+        }
+        self.stats.finished.fetch_add(1, Ordering::Relaxed);
+        let _ = self.reports.send(Report {
+            id,
+            generation,
+            outcome,
+            at: SystemTime::now(),
+        });
+    }
+}

@@ -1,0 +1,325 @@
+//! ICMP echo probes for IPv4 and IPv6 over raw sockets.
+//!
+//! The packet code is pure. Each prober thread keeps one raw socket per
+//! family (and per configured source address); replies are matched to
+//! probes by identifier, sequence number and the address they come from,
+//! so other hosts' packets and other processes' pings are ignored. ICMP
+//! errors (destination unreachable, time exceeded) that quote one of our
+//! requests fail that probe at once instead of letting it time out.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrLike, SockaddrStorage, bind,
+    recvfrom, sendto, socket,
+};
+
+/// Payload carried by every echo request (also identifies us in captures).
+pub const PAYLOAD: &[u8; 16] = b"maglevd-probe\0\0\0";
+
+/// The Internet checksum (RFC 1071).
+pub fn checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut chunks = data.chunks_exact(2);
+    for c in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// An echo request; IPv4 carries its checksum, IPv6's is filled by the kernel.
+pub fn echo_request(v6: bool, id: u16, seq: u16) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + PAYLOAD.len());
+    p.push(if v6 { 128 } else { 8 });
+    p.push(0);
+    p.extend_from_slice(&[0, 0]);
+    p.extend_from_slice(&id.to_be_bytes());
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(PAYLOAD);
+    if !v6 {
+        let c = checksum(&p);
+        p[2..4].copy_from_slice(&c.to_be_bytes());
+    }
+    p
+}
+
+/// A received ICMP message that concerns one of our probes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Echo reply (its sender is the probed host).
+    Echo {
+        /// Identifier.
+        id: u16,
+        /// Sequence number.
+        seq: u16,
+    },
+    /// An error quoting our request to `target`.
+    Error {
+        /// Identifier of the quoted request.
+        id: u16,
+        /// Sequence of the quoted request.
+        seq: u16,
+        /// Destination of the quoted request.
+        target: IpAddr,
+        /// What went wrong.
+        detail: &'static str,
+    },
+}
+
+fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// Parses what a raw IPv4 ICMP socket returns (IP header included).
+pub fn parse_v4(pkt: &[u8]) -> Option<Reply> {
+    let ihl = usize::from(pkt.first()? & 0x0f) * 4;
+    if ihl < 20 {
+        return None;
+    }
+    let icmp = pkt.get(ihl..)?;
+    match (*icmp.first()?, *icmp.get(1)?) {
+        (0, 0) => Some(Reply::Echo {
+            id: be16(icmp, 4)?,
+            seq: be16(icmp, 6)?,
+        }),
+        (t @ (3 | 11), code) => {
+            let inner = icmp.get(8..)?;
+            let inner_ihl = usize::from(inner.first()? & 0x0f) * 4;
+            if inner_ihl < 20 || *inner.get(9)? != 1 {
+                return None;
+            }
+            let d = inner.get(16..20)?;
+            let dst = Ipv4Addr::new(d[0], d[1], d[2], d[3]);
+            let quoted = inner.get(inner_ihl..)?;
+            if *quoted.first()? != 8 {
+                return None;
+            }
+            let detail = match (t, code) {
+                (11, _) => "time exceeded",
+                (_, 0) => "network unreachable",
+                (_, 1) => "host unreachable",
+                (_, 9 | 10 | 13) => "administratively prohibited",
+                _ => "destination unreachable",
+            };
+            Some(Reply::Error {
+                id: be16(quoted, 4)?,
+                seq: be16(quoted, 6)?,
+                target: IpAddr::V4(dst),
+                detail,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Parses what a raw ICMPv6 socket returns (no IP header).
+pub fn parse_v6(icmp: &[u8]) -> Option<Reply> {
+    match (*icmp.first()?, *icmp.get(1)?) {
+        (129, 0) => Some(Reply::Echo {
+            id: be16(icmp, 4)?,
+            seq: be16(icmp, 6)?,
+        }),
+        (t @ (1 | 3), code) => {
+            let inner = icmp.get(8..)?;
+            if inner.len() < 48 || inner[6] != 58 {
+                return None;
+            }
+            let mut dst = [0u8; 16];
+            dst.copy_from_slice(&inner[24..40]);
+            let quoted = &inner[40..];
+            if quoted[0] != 128 {
+                return None;
+            }
+            let detail = match (t, code) {
+                (3, _) => "time exceeded",
+                (_, 0) => "no route to destination",
+                (_, 1) => "administratively prohibited",
+                (_, 3) => "address unreachable",
+                _ => "destination unreachable",
+            };
+            Some(Reply::Error {
+                id: be16(quoted, 4)?,
+                seq: be16(quoted, 6)?,
+                target: IpAddr::V6(Ipv6Addr::from(dst)),
+                detail,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// One raw ICMP socket of one family, optionally bound to a source.
+pub struct IcmpSocket {
+    fd: OwnedFd,
+    v6: bool,
+}
+
+impl IcmpSocket {
+    /// Opens a non-blocking raw socket (needs CAP_NET_RAW).
+    pub fn open(v6: bool, source: Option<IpAddr>) -> Result<IcmpSocket, Errno> {
+        let (fam, proto) = if v6 {
+            (AddressFamily::Inet6, SockProtocol::IcmpV6)
+        } else {
+            (AddressFamily::Inet, SockProtocol::Icmp)
+        };
+        let fd = socket(
+            fam,
+            SockType::Raw,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            proto,
+        )?;
+        if let Some(src) = source {
+            bind(
+                fd.as_raw_fd(),
+                &SockaddrStorage::from(SocketAddr::new(src, 0)),
+            )?;
+        }
+        Ok(IcmpSocket { fd, v6 })
+    }
+
+    /// The socket to poll.
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Sends an echo request to `dst`.
+    pub fn send(&self, dst: IpAddr, id: u16, seq: u16) -> Result<(), Errno> {
+        let pkt = echo_request(self.v6, id, seq);
+        let sa = SockaddrStorage::from(SocketAddr::new(dst, 0));
+        sendto(self.fd.as_raw_fd(), &pkt, &sa, MsgFlags::empty()).map(drop)
+    }
+
+    /// Receives one message without blocking: `(sender, reply)`; `Ok(None)`
+    /// when nothing is waiting. Messages that are not ours parse to `None`
+    /// replies and are skipped by the caller.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<Option<(IpAddr, Option<Reply>)>, Errno> {
+        match recvfrom::<SockaddrStorage>(self.fd.as_raw_fd(), buf) {
+            Ok((n, from)) => {
+                let from = from.and_then(|a| match a.family() {
+                    Some(AddressFamily::Inet) => a.as_sockaddr_in().map(|s| IpAddr::V4(s.ip())),
+                    Some(AddressFamily::Inet6) => a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())),
+                    _ => None,
+                });
+                let Some(from) = from else {
+                    return Ok(Some((IpAddr::V4(Ipv4Addr::UNSPECIFIED), None)));
+                };
+                let data = &buf[..n];
+                let reply = if self.v6 {
+                    parse_v6(data)
+                } else {
+                    parse_v4(data)
+                };
+                Ok(Some((from, reply)))
+            }
+            Err(Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_rfc1071_example() {
+        // RFC 1071 §3 example bytes sum to 0xddf2 → checksum 0x220d.
+        assert_eq!(
+            checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            0x220d
+        );
+        assert_eq!(checksum(&[0xff]), !0xff00);
+    }
+
+    #[test]
+    fn v4_request_verifies() {
+        let p = echo_request(false, 0x1234, 7);
+        assert_eq!(&p[..2], &[8, 0]);
+        assert_eq!(checksum(&p), 0, "a packet with its checksum sums to zero");
+        assert_eq!(be16(&p, 4), Some(0x1234));
+        assert_eq!(be16(&p, 6), Some(7));
+        let p6 = echo_request(true, 1, 2);
+        assert_eq!((p6[0], p6[2], p6[3]), (128, 0, 0));
+    }
+
+    fn ipv4_header(proto: u8, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, proto, 0, 0];
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&dst);
+        h
+    }
+
+    #[test]
+    fn parses_v4_echo_reply() {
+        let mut pkt = ipv4_header(1, [192, 0, 2, 10], [192, 0, 2, 1]);
+        let mut icmp = echo_request(false, 9, 42);
+        icmp[0] = 0;
+        pkt.extend_from_slice(&icmp);
+        assert_eq!(parse_v4(&pkt), Some(Reply::Echo { id: 9, seq: 42 }));
+        // Our own request seen on loopback is not a reply.
+        let mut req = ipv4_header(1, [127, 0, 0, 1], [127, 0, 0, 1]);
+        req.extend_from_slice(&echo_request(false, 9, 42));
+        assert_eq!(parse_v4(&req), None);
+    }
+
+    #[test]
+    fn parses_v4_unreachable_quoting_our_request() {
+        let mut pkt = ipv4_header(1, [198, 51, 100, 1], [192, 0, 2, 1]);
+        pkt.extend_from_slice(&[3, 1, 0, 0, 0, 0, 0, 0]);
+        pkt.extend_from_slice(&ipv4_header(1, [192, 0, 2, 1], [192, 0, 2, 99]));
+        pkt.extend_from_slice(&echo_request(false, 9, 43)[..8]);
+        assert_eq!(
+            parse_v4(&pkt),
+            Some(Reply::Error {
+                id: 9,
+                seq: 43,
+                target: "192.0.2.99".parse().unwrap(),
+                detail: "host unreachable"
+            })
+        );
+    }
+
+    #[test]
+    fn parses_v6() {
+        let mut r = echo_request(true, 5, 6);
+        r[0] = 129;
+        assert_eq!(parse_v6(&r), Some(Reply::Echo { id: 5, seq: 6 }));
+        let mut err = vec![1, 3, 0, 0, 0, 0, 0, 0];
+        let mut ip6 = vec![0x60, 0, 0, 0, 0, 24, 58, 64];
+        ip6.extend_from_slice(&[0u8; 16]);
+        let dst: Ipv6Addr = "2001:db8::99".parse().unwrap();
+        ip6.extend_from_slice(&dst.octets());
+        err.extend_from_slice(&ip6);
+        err.extend_from_slice(&echo_request(true, 5, 7));
+        assert_eq!(
+            parse_v6(&err),
+            Some(Reply::Error {
+                id: 5,
+                seq: 7,
+                target: IpAddr::V6(dst),
+                detail: "address unreachable"
+            })
+        );
+    }
+
+    #[test]
+    fn truncated_input_never_panics() {
+        let mut pkt = ipv4_header(1, [1, 1, 1, 1], [2, 2, 2, 2]);
+        pkt.extend_from_slice(&[3, 1, 0, 0, 0, 0, 0, 0]);
+        pkt.extend_from_slice(&ipv4_header(1, [2, 2, 2, 2], [3, 3, 3, 3]));
+        pkt.extend_from_slice(&echo_request(false, 1, 1));
+        for n in 0..pkt.len() {
+            let _ = parse_v4(&pkt[..n]);
+            let _ = parse_v6(&pkt[..n]);
+        }
+        assert_eq!(parse_v4(&[0x41]), None, "IHL below 20");
+    }
+}

@@ -1,0 +1,161 @@
+//! Probing backends: result vocabulary, probe kinds, and the engine.
+//!
+//! Each probe kind is a small non-blocking state machine driven by socket
+//! readiness ([`conn`] for TCP/HTTP/HTTPS, [`icmp`] for echo); the
+//! [`engine`] runs many of them at once on a timer heap and `poll(2)`.
+
+pub mod conn;
+pub mod engine;
+pub mod http;
+pub mod icmp;
+#[cfg(feature = "https")]
+pub mod tls;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::config::{HealthCheck, Probe};
+
+/// Result codes in HAProxy's vocabulary, plus `disabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Code {
+    /// Layer 4 (or ICMP echo) passed.
+    L4Ok,
+    /// Layer 4 timed out (connect or echo).
+    L4Tout,
+    /// Layer 4 connection problem (refused, unreachable).
+    L4Con,
+    /// TLS handshake passed.
+    L6Ok,
+    /// TLS handshake timed out.
+    L6Tout,
+    /// TLS handshake failed.
+    L6Rsp,
+    /// HTTP check passed.
+    L7Ok,
+    /// No complete HTTP answer in time.
+    L7Tout,
+    /// Malformed or unexpected HTTP answer (including body mismatch).
+    L7Rsp,
+    /// HTTP status not expected.
+    L7Sts,
+    /// Synthetic: disabled by an operator.
+    Disabled,
+}
+
+impl Code {
+    /// Every code, for metrics.
+    pub const ALL: [Code; 11] = [
+        Code::L4Ok,
+        Code::L4Tout,
+        Code::L4Con,
+        Code::L6Ok,
+        Code::L6Tout,
+        Code::L6Rsp,
+        Code::L7Ok,
+        Code::L7Tout,
+        Code::L7Rsp,
+        Code::L7Sts,
+        Code::Disabled,
+    ];
+
+    /// HAProxy's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::L4Ok => "L4OK",
+            Code::L4Tout => "L4TOUT",
+            Code::L4Con => "L4CON",
+            Code::L6Ok => "L6OK",
+            Code::L6Tout => "L6TOUT",
+            Code::L6Rsp => "L6RSP",
+            Code::L7Ok => "L7OK",
+            Code::L7Tout => "L7TOUT",
+            Code::L7Rsp => "L7RSP",
+            Code::L7Sts => "L7STS",
+            Code::Disabled => "disabled",
+        }
+    }
+
+    /// Whether the probe counts as a pass.
+    pub fn passed(self) -> bool {
+        matches!(self, Code::L4Ok | Code::L6Ok | Code::L7Ok)
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What one probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Verdict.
+    pub code: Code,
+    /// Human detail: `HTTP 503`, `connection refused`, `timeout after 1000 ms`.
+    pub detail: String,
+    /// Time from start to verdict.
+    pub duration: Duration,
+}
+
+impl Outcome {
+    /// Builds an outcome.
+    pub fn new(code: Code, detail: impl Into<String>, duration: Duration) -> Outcome {
+        Outcome {
+            code,
+            detail: detail.into(),
+            duration,
+        }
+    }
+}
+
+/// Everything a prober needs to probe one backend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeSpec {
+    /// Backend address.
+    pub address: IpAddr,
+    /// Kind and parameters.
+    pub probe: Probe,
+    /// Hard limit for one probe.
+    pub timeout: Duration,
+    /// Source address of the backend's family, if configured.
+    pub source: Option<IpAddr>,
+}
+
+impl ProbeSpec {
+    /// The spec for a backend at `address` checked by `hc`.
+    pub fn new(address: IpAddr, hc: &HealthCheck) -> ProbeSpec {
+        let source = match address {
+            IpAddr::V4(_) => hc.probe_ipv4_src.map(IpAddr::V4),
+            IpAddr::V6(_) => hc.probe_ipv6_src.map(IpAddr::V6),
+        };
+        ProbeSpec {
+            address,
+            probe: hc.probe.clone(),
+            timeout: hc.timeout,
+            source,
+        }
+    }
+}
+
+/// `timeout after 1000 ms`.
+pub fn timeout_detail(timeout: Duration) -> String {
+    format!("timeout after {} ms", timeout.as_millis())
+}
+
+/// Short description of an OS error for a probe detail.
+pub fn errno_detail(e: nix::errno::Errno) -> String {
+    use nix::errno::Errno::*;
+    match e {
+        ECONNREFUSED => "connection refused".into(),
+        ECONNRESET => "connection reset".into(),
+        EHOSTUNREACH => "host unreachable".into(),
+        ENETUNREACH => "network unreachable".into(),
+        ETIMEDOUT => "connection timed out".into(),
+        EADDRNOTAVAIL => "source address not available".into(),
+        EACCES | EPERM => "not permitted".into(),
+        other => other.desc().to_lowercase(),
+    }
+}
