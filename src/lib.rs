@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod checker;
 pub mod config;
 pub mod daemon;
 pub mod health;

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::bounded;
 use log::{error, info, warn};
 
+use crate::checker::Checker;
 use crate::config::{self, Config, ConfigError};
 use crate::logging;
 use crate::snapshot::Published;
@@ -50,11 +51,10 @@ pub fn check(path: &Path) -> i32 {
     }
 }
 
-/// The running configuration and who must hear about a new one.
+/// The running configuration: re-read on demand, replaced only when valid.
 pub struct ConfigOwner {
     path: PathBuf,
     current: Published<Config>,
-    subscribers: Vec<Sender<Arc<Config>>>,
 }
 
 impl ConfigOwner {
@@ -63,18 +63,12 @@ impl ConfigOwner {
         ConfigOwner {
             path,
             current: Published::new(config),
-            subscribers: Vec::new(),
         }
     }
 
     /// A handle readers use to get the current snapshot.
     pub fn published(&self) -> Published<Config> {
         self.current.clone()
-    }
-
-    /// Registers a thread that wants every accepted configuration.
-    pub fn subscribe(&mut self, tx: Sender<Arc<Config>>) {
-        self.subscribers.push(tx);
     }
 
     /// Re-reads the file; on success publishes it, on failure keeps the old.
@@ -95,8 +89,6 @@ impl ConfigOwner {
         let old = self.current.load();
         let changes = config::changes::describe(&old, &new);
         self.current.store(Arc::clone(&new));
-        self.subscribers
-            .retain(|tx| tx.send(Arc::clone(&new)).is_ok());
         info!(
             "config-reloaded file={} {} changes={}",
             self.path.display(),
@@ -155,13 +147,23 @@ pub fn run(opts: Options) -> i32 {
         return 1;
     }
     let mut owner = ConfigOwner::new(opts.config.clone(), cfg);
+    let checker = match Checker::start(owner.published().load(), Vec::new()) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("startup-failed step=checker error={e}");
+            return 1;
+        }
+    };
+    let checker_client = checker.client();
     info!("ready");
 
     let stop = loop {
         match sig_rx.recv() {
             Ok(signals::Signal::Reload) => {
                 info!("config-reload-requested source=SIGHUP");
-                let _ = owner.reload();
+                if let Ok(new) = owner.reload() {
+                    checker_client.reload(new);
+                }
             }
             Ok(signals::Signal::Stop(name)) => break name,
             Err(_) => break "signal-thread-exit",
@@ -169,6 +171,7 @@ pub fn run(opts: Options) -> i32 {
     };
     let started = Instant::now();
     info!("stopping reason={stop}");
+    checker.shutdown();
     drop(owner);
     info!("stopped after_ms={}", started.elapsed().as_millis());
     0

@@ -283,6 +283,37 @@ impl Health {
         self.go(State::Unknown, None, detail, at)
     }
 
+    /// The backend's health check or address changed on reload: adopt the
+    /// new rise/fall and start over at `unknown` (`disabled` when the new
+    /// configuration says so), keeping the transition history.
+    pub fn reconfigure(
+        &mut self,
+        rise: u32,
+        fall: u32,
+        enabled: bool,
+        detail: &str,
+        at: SystemTime,
+    ) -> Option<Transition> {
+        self.rise = rise.max(1);
+        self.fall = fall.max(1);
+        self.enabled = enabled;
+        self.last = None;
+        self.counter = self.rise - 1;
+        if enabled {
+            self.go(State::Unknown, None, detail, at)
+        } else {
+            self.go(State::Disabled, Some(Code::Disabled), detail, at)
+        }
+    }
+
+    /// Changes how many transitions are kept.
+    pub fn set_history_len(&mut self, len: usize) {
+        self.history_len = len.max(1);
+        while self.history.len() > self.history_len {
+            self.history.pop_front();
+        }
+    }
+
     fn refuse_removed(&self) -> Result<(), ActionError> {
         if self.state == State::Removed {
             Err(ActionError::Removed)
@@ -545,6 +576,25 @@ mod tests {
             (Some(Code::L4Con), "connection refused")
         );
         assert_eq!(h.last().unwrap().outcome.code, Code::L4Con);
+    }
+
+    #[test]
+    fn reconfigure_restarts_and_keeps_history() {
+        let mut h = Health::new(2, 3, 5, true);
+        feed(&mut h, "+");
+        let t = h
+            .reconfigure(3, 1, true, "health check changed", t0())
+            .unwrap();
+        assert_eq!((t.from, t.to), (Up, Unknown));
+        assert_eq!((h.counter(), h.max()), (2, 3));
+        assert_eq!(h.history().count(), 2);
+        assert_eq!(h.last(), None);
+        let t = h
+            .reconfigure(3, 1, false, "health check changed", t0())
+            .unwrap();
+        assert_eq!((t.to, t.code), (Disabled, Some(Code::Disabled)));
+        h.set_history_len(1);
+        assert_eq!(h.history().count(), 1);
     }
 
     #[test]

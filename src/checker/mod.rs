@@ -1,0 +1,862 @@
+//! The checker thread: the one owner of every backend's health.
+//!
+//! It tells the probe engine what to probe and how often, applies each
+//! report to the backend's state machine, recomputes the state of the
+//! frontends that use the backend, logs and broadcasts transitions, and
+//! publishes immutable [`Snapshot`]s for readers (control socket, metrics,
+//! reconciler). Operator actions and configuration reloads arrive as
+//! requests on a channel; nothing else mutates health.
+
+pub mod events;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use log::{debug, error, info, warn};
+
+use crate::config::{Backend, Config, HealthCheck};
+use crate::health::state::{Cadence, Health, LastProbe, State, Transition};
+use crate::health::weights::{self, AsWeight, FrontendState};
+use crate::logging::quote;
+use crate::probe::engine::{BackendId, Command, Engine, Report};
+use crate::probe::{Code, ProbeSpec};
+use crate::snapshot::Published;
+use events::{BackendEvent, Broadcaster, Event, FrontendEvent};
+
+/// An operator action on one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stop probing; weight 0 without flush.
+    Pause,
+    /// Probe again from `unknown`.
+    Resume,
+    /// Take out: weight 0 with flush, no probes.
+    Disable,
+    /// Put back: probe again from `unknown`.
+    Enable,
+}
+
+impl Action {
+    /// Parses the CLI word.
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "pause" => Some(Action::Pause),
+            "resume" => Some(Action::Resume),
+            "disable" => Some(Action::Disable),
+            "enable" => Some(Action::Enable),
+            _ => None,
+        }
+    }
+
+    /// The CLI word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Disable => "disable",
+            Action::Enable => "enable",
+        }
+    }
+}
+
+/// One backend as readers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BackendView {
+    /// Configuration of the backend.
+    pub config: Backend,
+    /// Current state.
+    pub state: State,
+    /// Runtime enabled flag.
+    pub enabled: bool,
+    /// Rise/fall counter and its maximum.
+    pub counter: (u32, u32),
+    /// Last probe, if any.
+    pub last: Option<LastProbe>,
+    /// Recent transitions, oldest first.
+    pub history: Vec<Transition>,
+}
+
+/// One backend inside a frontend's pool, with its effective weight.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolMember {
+    /// Backend name.
+    pub backend: String,
+    /// Configured weight.
+    pub configured: u8,
+    /// What VPP should get.
+    pub effective: AsWeight,
+    /// Backend state.
+    pub state: State,
+}
+
+/// A pool as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolView {
+    /// Pool name.
+    pub name: String,
+    /// Whether this pool carries traffic.
+    pub active: bool,
+    /// Members in name order.
+    pub members: Vec<PoolMember>,
+}
+
+/// A frontend as readers see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrontendView {
+    /// Aggregate state.
+    pub state: FrontendState,
+    /// Pools in priority order.
+    pub pools: Vec<PoolView>,
+}
+
+/// Everything the checker knows, at one instant.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The configuration in force (including runtime weight changes).
+    pub config: Arc<Config>,
+    /// Backends by name.
+    pub backends: BTreeMap<String, BackendView>,
+    /// Frontends by name.
+    pub frontends: BTreeMap<String, FrontendView>,
+    /// When it was taken.
+    pub at: SystemTime,
+}
+
+impl Snapshot {
+    /// State of backend `name` (`removed` if unknown to the snapshot).
+    pub fn state_of(&self, name: &str) -> State {
+        self.backends.get(name).map_or(State::Removed, |b| b.state)
+    }
+}
+
+/// Requests to the checker thread.
+enum Request {
+    Action {
+        backend: String,
+        action: Action,
+        reply: Sender<Result<BackendView, String>>,
+    },
+    SetWeight {
+        frontend: String,
+        pool: String,
+        backend: String,
+        weight: u8,
+        flush: bool,
+        reply: Sender<Result<FrontendView, String>>,
+    },
+    Reload(Arc<Config>),
+    Subscribe {
+        tx: Sender<Event>,
+        replay_frontends: bool,
+    },
+    Shutdown,
+}
+
+/// Handle to the running checker thread.
+pub struct Checker {
+    tx: Sender<Request>,
+    snapshot: Published<Snapshot>,
+    join: Option<JoinHandle<()>>,
+}
+
+/// How long a dirty snapshot may wait before it is republished.
+const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+
+impl Checker {
+    /// Starts the engine and the checker thread for `config`; `subscribers`
+    /// receive every event from the very first probe on.
+    pub fn start(config: Arc<Config>, subscribers: Vec<Sender<Event>>) -> std::io::Result<Checker> {
+        let (req_tx, req_rx) = unbounded();
+        let (rep_tx, rep_rx) = unbounded();
+        let engine = Engine::start(
+            config.healthchecker.threads,
+            config.healthchecker.netns.clone(),
+            rep_tx.clone(),
+        )?;
+        let snapshot = Published::new(Snapshot {
+            config: Arc::clone(&config),
+            backends: BTreeMap::new(),
+            frontends: BTreeMap::new(),
+            at: SystemTime::now(),
+        });
+        let mut core = Core {
+            config: Arc::clone(&config),
+            entries: BTreeMap::new(),
+            by_id: HashMap::new(),
+            next_id: 1,
+            frontend_states: BTreeMap::new(),
+            users: HashMap::new(),
+            engine: Some(engine),
+            report_tx: rep_tx,
+            broadcaster: Broadcaster::default(),
+            snapshot: snapshot.clone(),
+            dirty: true,
+            urgent: true,
+            last_publish: Instant::now(),
+            rng: seed(),
+        };
+        for tx in subscribers {
+            core.broadcaster.add(tx);
+        }
+        core.apply_config(config, true);
+        let join = std::thread::Builder::new()
+            .name("checker".into())
+            .spawn(move || core.run(req_rx, rep_rx))?;
+        Ok(Checker {
+            tx: req_tx,
+            snapshot,
+            join: Some(join),
+        })
+    }
+
+    /// The latest snapshot (at most [`PUBLISH_EVERY`] old, fresh after any
+    /// transition).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load()
+    }
+
+    /// A handle that readers keep.
+    pub fn published(&self) -> Published<Snapshot> {
+        self.snapshot.clone()
+    }
+
+    /// A cheap, cloneable handle for other threads.
+    pub fn client(&self) -> CheckerClient {
+        CheckerClient {
+            tx: self.tx.clone(),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+
+    /// Stops the checker and the engine.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        let _ = self.tx.send(Request::Shutdown);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for Checker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// What other threads use to talk to the checker.
+#[derive(Clone)]
+pub struct CheckerClient {
+    tx: Sender<Request>,
+    snapshot: Published<Snapshot>,
+}
+
+/// How long a caller waits for the checker to answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl CheckerClient {
+    /// Latest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load()
+    }
+
+    /// Applies an operator action; the error is for the operator.
+    pub fn action(&self, backend: &str, action: Action) -> Result<BackendView, String> {
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Request::Action {
+                backend: backend.to_string(),
+                action,
+                reply,
+            })
+            .map_err(|_| "checker is not running".to_string())?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| "checker did not answer".to_string())?
+    }
+
+    /// Changes a pool member's weight at runtime (not written to the file;
+    /// a reload restores the configured weight).
+    pub fn set_weight(
+        &self,
+        frontend: &str,
+        pool: &str,
+        backend: &str,
+        weight: u8,
+        flush: bool,
+    ) -> Result<FrontendView, String> {
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Request::SetWeight {
+                frontend: frontend.to_string(),
+                pool: pool.to_string(),
+                backend: backend.to_string(),
+                weight,
+                flush,
+                reply,
+            })
+            .map_err(|_| "checker is not running".to_string())?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| "checker did not answer".to_string())?
+    }
+
+    /// Hands a newly accepted configuration to the checker.
+    pub fn reload(&self, config: Arc<Config>) {
+        let _ = self.tx.send(Request::Reload(config));
+    }
+
+    /// Subscribes to events with a queue of `capacity`; with
+    /// `replay_frontends` the current frontend states arrive first.
+    pub fn subscribe(&self, capacity: usize, replay_frontends: bool) -> Receiver<Event> {
+        let (tx, rx) = bounded(capacity.max(2));
+        let _ = self.tx.send(Request::Subscribe {
+            tx,
+            replay_frontends,
+        });
+        rx
+    }
+}
+
+struct Entry {
+    id: BackendId,
+    generation: u64,
+    config: Backend,
+    hc: HealthCheck,
+    health: Health,
+    cadence: Cadence,
+}
+
+struct Core {
+    config: Arc<Config>,
+    entries: BTreeMap<String, Entry>,
+    by_id: HashMap<BackendId, String>,
+    next_id: BackendId,
+    frontend_states: BTreeMap<String, FrontendState>,
+    /// backend → frontends that use it
+    users: HashMap<String, Vec<String>>,
+    engine: Option<Engine>,
+    report_tx: Sender<Report>,
+    broadcaster: Broadcaster,
+    snapshot: Published<Snapshot>,
+    dirty: bool,
+    urgent: bool,
+    last_publish: Instant,
+    rng: u64,
+}
+
+fn seed() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7)
+        | 1
+}
+
+fn interval_for(hc: &HealthCheck, c: Cadence) -> Duration {
+    match c {
+        Cadence::Normal | Cadence::Stopped => hc.interval,
+        Cadence::Fast => hc.fast_interval,
+        Cadence::Down => hc.down_interval,
+    }
+}
+
+impl Core {
+    fn unit(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn run(&mut self, req_rx: Receiver<Request>, rep_rx: Receiver<Report>) {
+        loop {
+            let wait = PUBLISH_EVERY.saturating_sub(self.last_publish.elapsed());
+            select! {
+                recv(rep_rx) -> r => {
+                    if let Ok(r) = r {
+                        self.on_report(r);
+                        // Drain a burst before publishing.
+                        for r in rep_rx.try_iter().take(4096) {
+                            self.on_report(r);
+                        }
+                    }
+                }
+                recv(req_rx) -> r => match r {
+                    Ok(Request::Shutdown) | Err(_) => break,
+                    Ok(req) => self.on_request(req),
+                },
+                default(wait) => {}
+            }
+            if self.dirty && (self.urgent || self.last_publish.elapsed() >= PUBLISH_EVERY) {
+                self.publish();
+            }
+        }
+        if let Some(e) = self.engine.take() {
+            e.shutdown();
+        }
+        info!("checker-stopped");
+    }
+
+    fn engine(&self, cmd: Command) {
+        if let Some(e) = &self.engine {
+            e.send(cmd);
+        }
+    }
+
+    fn start_probing(&mut self, name: &str) {
+        let first = self.unit();
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        e.cadence = e.health.cadence();
+        if e.cadence == Cadence::Stopped {
+            return;
+        }
+        // Spread first probes over the first fast interval (capped at 1 s)
+        // so a restart does not probe every backend on the same tick.
+        let spread = e.hc.fast_interval.min(Duration::from_secs(1));
+        let cmd = Command::Start {
+            id: e.id,
+            generation: e.generation,
+            spec: Arc::new(ProbeSpec::new(e.config.address, &e.hc)),
+            interval: interval_for(&e.hc, e.cadence),
+            first_in: spread.mul_f64(first),
+        };
+        self.engine(cmd);
+    }
+
+    fn stop_probing(&mut self, name: &str) {
+        if let Some(e) = self.entries.get_mut(name) {
+            e.cadence = Cadence::Stopped;
+            let id = e.id;
+            self.engine(Command::Stop { id });
+        }
+    }
+
+    fn on_report(&mut self, r: Report) {
+        let Some(name) = self.by_id.get(&r.id).cloned() else {
+            return;
+        };
+        let Some(e) = self.entries.get_mut(&name) else {
+            return;
+        };
+        if e.generation != r.generation {
+            return; // from before a restart of this backend's probing
+        }
+        debug!(
+            "probe-done backend={name} code={} detail={} duration_ms={:.1}",
+            r.outcome.code,
+            quote(&r.outcome.detail),
+            r.outcome.duration.as_secs_f64() * 1000.0
+        );
+        let t = e.health.record(&r.outcome, r.at);
+        self.dirty = true;
+        let cadence = e.health.cadence();
+        if cadence != e.cadence && cadence != Cadence::Stopped {
+            e.cadence = cadence;
+            let cmd = Command::SetInterval {
+                id: e.id,
+                generation: e.generation,
+                interval: interval_for(&e.hc, cadence),
+            };
+            self.engine(cmd);
+        }
+        if let Some(t) = t {
+            self.transitioned(&name, t);
+        }
+    }
+
+    /// Logs, broadcasts and propagates one backend transition.
+    fn transitioned(&mut self, name: &str, t: Transition) {
+        let address = self
+            .entries
+            .get(name)
+            .map(|e| e.config.address.to_string())
+            .unwrap_or_default();
+        info!(
+            "backend-transition backend={name} address={address} from={} to={} code={} detail={}",
+            t.from,
+            t.to,
+            t.code.map_or("-", Code::as_str),
+            quote(&t.detail)
+        );
+        self.broadcaster.publish(&Event::Backend(BackendEvent {
+            backend: name.to_string(),
+            from: t.from,
+            to: t.to,
+            code: t.code,
+            detail: t.detail.clone(),
+            at: t.at,
+        }));
+        self.dirty = true;
+        self.urgent = true;
+        let users = self.users.get(name).cloned().unwrap_or_default();
+        for fe in users {
+            self.refresh_frontend(&fe);
+        }
+    }
+
+    fn state_fn(&self) -> impl Fn(&str) -> State + Copy + '_ {
+        move |n: &str| {
+            self.entries
+                .get(n)
+                .map_or(State::Removed, |e| e.health.state())
+        }
+    }
+
+    fn refresh_frontend(&mut self, fe_name: &str) {
+        let Some(fe) = self.config.frontends.get(fe_name) else {
+            return;
+        };
+        let new = weights::frontend_state(fe, self.state_fn());
+        let old = self.frontend_states.insert(fe_name.to_string(), new);
+        if let Some(old) = old.filter(|o| *o != new) {
+            info!("frontend-transition frontend={fe_name} from={old} to={new}");
+            self.broadcaster.publish(&Event::Frontend(FrontendEvent {
+                frontend: fe_name.to_string(),
+                from: old,
+                to: new,
+                at: SystemTime::now(),
+            }));
+            self.urgent = true;
+        }
+        self.dirty = true;
+    }
+
+    fn on_request(&mut self, req: Request) {
+        match req {
+            Request::Action {
+                backend,
+                action,
+                reply,
+            } => {
+                let r = self.action(&backend, action);
+                let _ = reply.send(r);
+            }
+            Request::SetWeight {
+                frontend,
+                pool,
+                backend,
+                weight,
+                flush,
+                reply,
+            } => {
+                let r = self.set_weight(&frontend, &pool, &backend, weight, flush);
+                let _ = reply.send(r);
+            }
+            Request::Reload(cfg) => {
+                self.apply_config(cfg, false);
+                self.broadcaster.publish(&Event::ConfigReloaded);
+            }
+            Request::Subscribe {
+                tx,
+                replay_frontends,
+            } => {
+                if replay_frontends {
+                    let now = SystemTime::now();
+                    for (name, st) in &self.frontend_states {
+                        let _ = tx.try_send(Event::Frontend(FrontendEvent {
+                            frontend: name.clone(),
+                            from: *st,
+                            to: *st,
+                            at: now,
+                        }));
+                    }
+                }
+                self.broadcaster.add(tx);
+            }
+            Request::Shutdown => {}
+        }
+        // Readers asking right after an action must see its effect.
+        self.publish();
+    }
+
+    fn action(&mut self, name: &str, action: Action) -> Result<BackendView, String> {
+        let Some(e) = self.entries.get_mut(name) else {
+            return Err(format!("no backend named `{name}`"));
+        };
+        let now = SystemTime::now();
+        let r = match action {
+            Action::Pause => e.health.pause(now),
+            Action::Resume => e.health.resume(now),
+            Action::Disable => e.health.disable(now),
+            Action::Enable => e.health.enable(now),
+        };
+        let t = r.map_err(|err| format!("cannot {} backend `{name}`: {err}", action.as_str()))?;
+        info!(
+            "backend-action backend={name} action={} changed={}",
+            action.as_str(),
+            t.is_some()
+        );
+        if let Some(t) = t {
+            let to = t.to;
+            if to.is_probed() {
+                if let Some(e) = self.entries.get_mut(name) {
+                    e.generation += 1;
+                }
+                self.start_probing(name);
+            } else {
+                self.stop_probing(name);
+            }
+            self.transitioned(name, t);
+        }
+        Ok(self.view(name).expect("entry exists"))
+    }
+
+    fn set_weight(
+        &mut self,
+        frontend: &str,
+        pool: &str,
+        backend: &str,
+        weight: u8,
+        flush: bool,
+    ) -> Result<FrontendView, String> {
+        if weight > 100 {
+            return Err(format!("weight {weight} is outside 0..100"));
+        }
+        let mut cfg = (*self.config).clone();
+        let fe = cfg
+            .frontends
+            .get_mut(frontend)
+            .ok_or_else(|| format!("no frontend named `{frontend}`"))?;
+        let p = fe
+            .pools
+            .iter_mut()
+            .find(|p| p.name == pool)
+            .ok_or_else(|| format!("frontend `{frontend}` has no pool `{pool}`"))?;
+        let w = p.backends.get_mut(backend).ok_or_else(|| {
+            format!("pool `{pool}` of frontend `{frontend}` has no backend `{backend}`")
+        })?;
+        let old = *w;
+        *w = weight;
+        self.config = Arc::new(cfg);
+        info!(
+            "weight-set frontend={frontend} pool={pool} backend={backend} from={old} to={weight} flush={flush}"
+        );
+        self.refresh_frontend(frontend);
+        self.publish();
+        self.broadcaster.publish(&Event::WeightChanged {
+            frontend: frontend.to_string(),
+            flush: flush.then(|| backend.to_string()),
+        });
+        Ok(self.frontend_view(frontend).expect("frontend exists"))
+    }
+
+    /// Brings the running state in line with `cfg` (§3.5 reload rules).
+    fn apply_config(&mut self, cfg: Arc<Config>, initial: bool) {
+        let now = SystemTime::now();
+        let old_hc = self.config.healthchecker.clone();
+        self.config = Arc::clone(&cfg);
+        if !initial && old_hc != cfg.healthchecker {
+            self.restart_engine_if_needed(&old_hc);
+        }
+        let history = cfg.healthchecker.transition_history;
+        // Removed backends.
+        let gone: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|n| !cfg.backends.contains_key(*n))
+            .cloned()
+            .collect();
+        for name in gone {
+            self.stop_probing(&name);
+            let t = self
+                .entries
+                .get_mut(&name)
+                .and_then(|e| e.health.remove(now));
+            if let Some(t) = t {
+                self.transitioned(&name, t);
+            }
+            if let Some(e) = self.entries.remove(&name) {
+                self.by_id.remove(&e.id);
+            }
+        }
+        // New and changed backends.
+        for (name, b) in &cfg.backends {
+            let Some(hc) = cfg.healthchecks.get(&b.healthcheck).cloned() else {
+                error!(
+                    "backend-config-invalid backend={name} healthcheck={}",
+                    b.healthcheck
+                );
+                continue;
+            };
+            match self.entries.get_mut(name) {
+                Some(e) if e.config.address == b.address && e.hc == hc => {
+                    // Unchanged check: keep state, keep probing, keep the
+                    // runtime enabled flag.
+                    e.config = b.clone();
+                    e.health.set_history_len(history);
+                }
+                Some(e) => {
+                    let why = if e.config.address != b.address {
+                        "address changed"
+                    } else {
+                        "health check changed"
+                    };
+                    e.config = b.clone();
+                    e.hc = hc.clone();
+                    e.generation += 1;
+                    e.health.set_history_len(history);
+                    let t = e.health.reconfigure(hc.rise, hc.fall, b.enabled, why, now);
+                    let id = e.id;
+                    self.engine(Command::Stop { id });
+                    self.start_probing(name);
+                    if let Some(t) = t {
+                        self.transitioned(name, t);
+                    }
+                }
+                None => {
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    self.by_id.insert(id, name.clone());
+                    self.entries.insert(
+                        name.clone(),
+                        Entry {
+                            id,
+                            generation: 1,
+                            config: b.clone(),
+                            health: Health::new(hc.rise, hc.fall, history, b.enabled),
+                            hc,
+                            cadence: Cadence::Stopped,
+                        },
+                    );
+                    if !initial {
+                        info!("backend-added backend={name} address={}", b.address);
+                    }
+                    self.start_probing(name);
+                }
+            }
+        }
+        // Frontends.
+        self.users.clear();
+        for (fe_name, fe) in &cfg.frontends {
+            for b in fe.backend_names() {
+                self.users
+                    .entry(b.to_string())
+                    .or_default()
+                    .push(fe_name.clone());
+            }
+        }
+        self.frontend_states
+            .retain(|n, _| cfg.frontends.contains_key(n));
+        let names: Vec<String> = cfg.frontends.keys().cloned().collect();
+        for fe in names {
+            if !self.frontend_states.contains_key(&fe) {
+                let st = weights::frontend_state(&cfg.frontends[&fe], self.state_fn());
+                self.frontend_states.insert(fe.clone(), st);
+            }
+            self.refresh_frontend(&fe);
+        }
+        self.urgent = true;
+        self.publish();
+    }
+
+    /// Threads or namespace changed: a new engine, and every probed backend
+    /// starts over in it (states are kept).
+    fn restart_engine_if_needed(&mut self, old: &crate::config::HealthChecker) {
+        let new = self.config.healthchecker.clone();
+        if old.threads == new.threads && old.netns == new.netns {
+            return;
+        }
+        if let Some(e) = self.engine.take() {
+            e.shutdown();
+        }
+        match Engine::start(new.threads, new.netns.clone(), self.report_tx.clone()) {
+            Ok(e) => self.engine = Some(e),
+            Err(err) => {
+                error!("prober-restart-failed error={err}");
+                return;
+            }
+        }
+        warn!(
+            "prober-restarted threads={} netns={}",
+            new.threads,
+            new.netns.as_deref().unwrap_or("-")
+        );
+        let names: Vec<String> = self.entries.keys().cloned().collect();
+        for n in names {
+            if let Some(e) = self.entries.get_mut(&n) {
+                e.generation += 1;
+            }
+            self.start_probing(&n);
+        }
+    }
+
+    fn view(&self, name: &str) -> Option<BackendView> {
+        let e = self.entries.get(name)?;
+        Some(BackendView {
+            config: e.config.clone(),
+            state: e.health.state(),
+            enabled: e.health.enabled(),
+            counter: (e.health.counter(), e.health.max()),
+            last: e.health.last().cloned(),
+            history: e.health.history().cloned().collect(),
+        })
+    }
+
+    fn frontend_view(&self, name: &str) -> Option<FrontendView> {
+        let fe = self.config.frontends.get(name)?;
+        let state_of = self.state_fn();
+        let active = weights::active_pool(&fe.pools, state_of);
+        let pools = fe
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PoolView {
+                name: p.name.clone(),
+                active: i == active && weights::frontend_state(fe, state_of) == FrontendState::Up,
+                members: p
+                    .backends
+                    .iter()
+                    .map(|(b, &w)| PoolMember {
+                        backend: b.clone(),
+                        configured: w,
+                        effective: weights::effective_weight(
+                            state_of(b),
+                            i == active,
+                            w,
+                            fe.flush_on_down,
+                        ),
+                        state: state_of(b),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Some(FrontendView {
+            state: self
+                .frontend_states
+                .get(name)
+                .copied()
+                .unwrap_or(FrontendState::Unknown),
+            pools,
+        })
+    }
+
+    fn publish(&mut self) {
+        let backends = self
+            .entries
+            .keys()
+            .filter_map(|n| Some((n.clone(), self.view(n)?)))
+            .collect();
+        let frontends = self
+            .config
+            .frontends
+            .keys()
+            .filter_map(|n| Some((n.clone(), self.frontend_view(n)?)))
+            .collect();
+        self.snapshot.store(Arc::new(Snapshot {
+            config: Arc::clone(&self.config),
+            backends,
+            frontends,
+            at: SystemTime::now(),
+        }));
+        self.dirty = false;
+        self.urgent = false;
+        self.last_publish = Instant::now();
+    }
+}
