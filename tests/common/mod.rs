@@ -129,6 +129,9 @@ impl Drop for Daemon {
     }
 }
 
+pub mod netns;
+pub mod servers;
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }

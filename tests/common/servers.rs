@@ -1,0 +1,158 @@
+//! Real TCP/HTTP/HTTPS servers, good and misbehaving, for probe tests.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How a server treats each connection.
+#[derive(Clone)]
+pub enum Behaviour {
+    /// Read the request, send these bytes, close.
+    Respond(Vec<u8>),
+    /// Read the request, wait, then respond.
+    Slow(Duration, Vec<u8>),
+    /// Send these bytes as soon as the connection is accepted, then close
+    /// (an SSH banner, or a plain-HTTP server's 400 to a TLS ClientHello).
+    Immediate(Vec<u8>),
+    /// Accept and never send anything (keeps the connection open).
+    Silent,
+    /// Read the request, send these bytes, then reset the connection.
+    ResetAfter(Vec<u8>),
+    /// HTTPS: TLS with this acceptor, then respond.
+    #[cfg(feature = "https")]
+    Tls(openssl::ssl::SslAcceptor, Vec<u8>),
+}
+
+pub fn http(status: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+pub fn http_chunked(status: &str, chunks: &[&str]) -> Vec<u8> {
+    let mut s = format!("HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for c in chunks {
+        s.push_str(&format!("{:x}\r\n{c}\r\n", c.len()));
+    }
+    s.push_str("0\r\n\r\n");
+    s.into_bytes()
+}
+
+/// A listening server; stops accepting and closes on drop.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+fn read_request(s: &mut TcpStream) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 4096];
+    let mut seen = Vec::new();
+    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn handle(mut s: TcpStream, b: Behaviour, stop: Arc<AtomicBool>) {
+    match b {
+        Behaviour::Respond(bytes) => {
+            read_request(&mut s);
+            let _ = s.write_all(&bytes);
+        }
+        Behaviour::Slow(d, bytes) => {
+            read_request(&mut s);
+            std::thread::sleep(d);
+            let _ = s.write_all(&bytes);
+        }
+        Behaviour::Immediate(bytes) => {
+            let _ = s.write_all(&bytes);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Behaviour::Silent => {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Behaviour::ResetAfter(bytes) => {
+            read_request(&mut s);
+            let _ = s.write_all(&bytes);
+            let _ = s.flush();
+            std::thread::sleep(Duration::from_millis(20));
+            let linger = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            let _ = nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::Linger, &linger);
+        }
+        #[cfg(feature = "https")]
+        Behaviour::Tls(acceptor, bytes) => {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            if let Ok(mut tls) = acceptor.accept(s) {
+                let mut buf = [0u8; 4096];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(&bytes);
+                let _ = tls.shutdown();
+            }
+        }
+    }
+}
+
+impl Server {
+    /// Serves on `addr` (port 0 picks one).
+    pub fn start(addr: &str, b: Behaviour) -> Server {
+        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        Self::on(listener, b)
+    }
+
+    pub fn on(listener: TcpListener, b: Behaviour) -> Server {
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let st = Arc::clone(&stop);
+        let join = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (b, st) = (b.clone(), Arc::clone(&st));
+                std::thread::spawn(move || handle(conn, b, st));
+            }
+        });
+        Server {
+            addr,
+            stop,
+            join: Some(join),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Unblock accept() so the listener closes now.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}

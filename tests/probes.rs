@@ -1,0 +1,571 @@
+//! Health checking against real servers: the checker and prober threads
+//! probe listeners that these tests start on loopback and inside network
+//! namespaces, good and misbehaving, and each test asserts the state
+//! sequence and the probe code. Needs root (raw ICMP sockets, `ip netns`).
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, unbounded};
+
+use common::netns::{Netns, veth};
+use common::servers::{Behaviour, Server, http, http_chunked};
+use vpp_maglev::checker::events::{BackendEvent, Event};
+use vpp_maglev::checker::{Action, Checker};
+use vpp_maglev::config;
+use vpp_maglev::health::state::State;
+
+struct Harness {
+    checker: Checker,
+    events: Receiver<Event>,
+    pending: Vec<BackendEvent>,
+    seen: Vec<BackendEvent>,
+}
+
+impl Harness {
+    fn start(yaml: &str) -> Harness {
+        let cfg = config::parse(yaml, Path::new("test.yaml"))
+            .unwrap_or_else(|e| panic!("test config invalid:\n{e}\n{yaml}"));
+        let (tx, rx) = unbounded();
+        let checker = Checker::start(Arc::new(cfg), vec![tx]).unwrap();
+        Harness {
+            checker,
+            events: rx,
+            pending: Vec::new(),
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next transition of `backend` within `timeout` (other backends'
+    /// transitions stay queued for their own turn).
+    fn next(&mut self, backend: &str, timeout: Duration) -> BackendEvent {
+        if let Some(i) = self.pending.iter().position(|b| b.backend == backend) {
+            return self.pending.remove(i);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(Event::Backend(b)) => {
+                    self.seen.push(b.clone());
+                    if b.backend == backend {
+                        return b;
+                    }
+                    self.pending.push(b);
+                }
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no transition of {backend} within {timeout:?}; seen: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Asserts the next transitions of `backend`: (from, to, code, detail part).
+    fn expect(&mut self, backend: &str, seq: &[(State, State, &str, &str)]) {
+        for (from, to, code, detail) in seq {
+            let e = self.next(backend, Duration::from_secs(8));
+            let got_code = e.code.map_or("-", |c| c.as_str());
+            assert_eq!(
+                (e.from, e.to, got_code),
+                (*from, *to, *code),
+                "{backend}: {e:?}"
+            );
+            assert!(
+                e.detail.contains(detail),
+                "{backend}: detail {:?} lacks {detail:?}",
+                e.detail
+            );
+        }
+    }
+}
+
+/// A config with one health check `hc` (given as YAML lines) and backends.
+fn config(hc: &str, backends: &[(&str, &str)], extra_top: &str) -> String {
+    let mut s = format!(
+        "maglev:\n{extra_top}  vpp: {{ api-socket: \"\" }}\n  healthchecks:\n    hc:\n{hc}  backends:\n"
+    );
+    for (name, addr) in backends {
+        s.push_str(&format!(
+            "    {name}: {{ address: \"{addr}\", healthcheck: hc }}\n"
+        ));
+    }
+    s
+}
+
+fn http_hc(port: u16, params: &str) -> String {
+    format!(
+        "      type: http\n      port: {port}\n      interval: 500ms\n      fast-interval: 100ms\n      timeout: 300ms\n      rise: 2\n      fall: 2\n      params:\n        path: /healthz\n{params}"
+    )
+}
+
+use State::*;
+
+#[test]
+fn http_verdicts_against_real_servers() {
+    // One port, many loopback addresses: each backend gets its own server.
+    let ok = Server::start("127.77.1.1:0", Behaviour::Respond(http("200 OK", "all ok")));
+    let port = ok.port();
+    let at = |n: u8| format!("127.77.1.{n}:{port}");
+    let _s503 = Server::start(
+        &at(2),
+        Behaviour::Respond(http("503 Service Unavailable", "busy")),
+    );
+    let _body = Server::start(
+        &at(3),
+        Behaviour::Respond(http("200 OK", "not what you want")),
+    );
+    let _slow = Server::start(
+        &at(4),
+        Behaviour::Slow(Duration::from_millis(800), http("200 OK", "ok")),
+    );
+    let _silent = Server::start(&at(5), Behaviour::Silent);
+    // 127.77.1.6: nobody listens → refused.
+    let _rst = Server::start(
+        &at(7),
+        Behaviour::ResetAfter(b"HTTP/1.1 200 OK\r\nContent-Le".to_vec()),
+    );
+    let _garbage = Server::start(
+        &at(8),
+        Behaviour::Immediate(b"SSH-2.0-OpenSSH_9.2\r\n".to_vec()),
+    );
+    let _chunked = Server::start(
+        &at(9),
+        Behaviour::Respond(http_chunked("200 OK", &["he", "llo o", "k!"])),
+    );
+
+    let yaml = config(
+        &http_hc(port, "        expect-body: ok\n"),
+        &[
+            ("ok", "127.77.1.1"),
+            ("s503", "127.77.1.2"),
+            ("body", "127.77.1.3"),
+            ("slow", "127.77.1.4"),
+            ("silent", "127.77.1.5"),
+            ("refused", "127.77.1.6"),
+            ("rst", "127.77.1.7"),
+            ("garbage", "127.77.1.8"),
+            ("chunked", "127.77.1.9"),
+        ],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("ok", &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    h.expect("s503", &[(Unknown, Down, "L7STS", "HTTP 503")]);
+    h.expect(
+        "body",
+        &[(Unknown, Down, "L7RSP", "body does not contain \"ok\"")],
+    );
+    h.expect("slow", &[(Unknown, Down, "L7TOUT", "timeout after 300 ms")]);
+    h.expect(
+        "silent",
+        &[(Unknown, Down, "L7TOUT", "timeout after 300 ms")],
+    );
+    h.expect("refused", &[(Unknown, Down, "L4CON", "connection refused")]);
+    h.expect("rst", &[(Unknown, Down, "L7RSP", "")]);
+    h.expect(
+        "garbage",
+        &[(Unknown, Down, "L7RSP", "not an HTTP response")],
+    );
+    h.expect("chunked", &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    let snap = h.checker.snapshot();
+    let rst = &snap.backends["rst"];
+    let detail = &rst.last.as_ref().unwrap().outcome.detail;
+    assert!(
+        detail.contains("reset") || detail.contains("closed in the response header"),
+        "{detail}"
+    );
+    assert!(
+        snap.backends["ok"].last.as_ref().unwrap().outcome.duration < Duration::from_millis(300)
+    );
+}
+
+#[test]
+fn server_dies_and_returns() {
+    let srv = Server::start("127.77.2.1:0", Behaviour::Respond(http("200 OK", "ok")));
+    let port = srv.port();
+    let yaml = config(&http_hc(port, ""), &[("web", "127.77.2.1")], "");
+    let mut h = Harness::start(&yaml);
+    h.expect("web", &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    drop(srv);
+    // fall=2 from counter 2 (rise): the first failure already takes it down.
+    h.expect("web", &[(Up, Down, "L4CON", "connection refused")]);
+    let _srv = Server::start(
+        &format!("127.77.2.1:{port}"),
+        Behaviour::Respond(http("200 OK", "ok")),
+    );
+    h.expect("web", &[(Down, Up, "L7OK", "HTTP 200")]);
+}
+
+#[test]
+fn operator_actions_and_their_errors() {
+    let _srv = Server::start("127.77.3.1:0", Behaviour::Respond(http("200 OK", "ok")));
+    let port = _srv.port();
+    let yaml = config(
+        &format!(
+            "      type: tcp\n      port: {port}\n      interval: 200ms\n      timeout: 100ms\n"
+        ),
+        &[("a", "127.77.3.1")],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("a", &[(Unknown, Up, "L4OK", "connected")]);
+    let c = h.checker.client();
+    assert_eq!(c.action("a", Action::Pause).unwrap().state, Paused);
+    h.expect("a", &[(Up, Paused, "-", "paused by operator")]);
+    assert_eq!(c.action("a", Action::Resume).unwrap().state, Unknown);
+    h.expect(
+        "a",
+        &[
+            (Paused, Unknown, "-", "resumed"),
+            (Unknown, Up, "L4OK", "connected"),
+        ],
+    );
+    assert_eq!(c.action("a", Action::Disable).unwrap().state, Disabled);
+    h.expect("a", &[(Up, Disabled, "disabled", "disabled by operator")]);
+    let err = c.action("a", Action::Pause).unwrap_err();
+    assert!(err.contains("disabled; enable it first"), "{err}");
+    let v = c.action("a", Action::Enable).unwrap();
+    assert!(v.enabled);
+    h.expect(
+        "a",
+        &[
+            (Disabled, Unknown, "-", "enabled"),
+            (Unknown, Up, "L4OK", "connected"),
+        ],
+    );
+    assert!(
+        c.action("nope", Action::Pause)
+            .unwrap_err()
+            .contains("no backend named `nope`")
+    );
+}
+
+#[test]
+fn paused_backend_gets_no_probes() {
+    // Count connections at the server: none may arrive while paused.
+    let listener = std::net::TcpListener::bind("127.77.4.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h2 = Arc::clone(&hits);
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            if c.is_ok() {
+                h2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let yaml = config(
+        &format!(
+            "      type: tcp\n      port: {port}\n      interval: 100ms\n      timeout: 100ms\n"
+        ),
+        &[("a", "127.77.4.1")],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("a", &[(Unknown, Up, "L4OK", "connected")]);
+    h.checker.client().action("a", Action::Pause).unwrap();
+    std::thread::sleep(Duration::from_millis(150));
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "probes while paused"
+    );
+    h.checker.client().action("a", Action::Resume).unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        hits.load(std::sync::atomic::Ordering::SeqCst) > before + 2,
+        "no probes after resume"
+    );
+}
+
+#[test]
+fn reload_keeps_unchanged_restarts_changed_removes_gone() {
+    let _srv = Server::start("127.77.5.1:0", Behaviour::Respond(http("200 OK", "ok")));
+    let port = _srv.port();
+    let tcp = format!(
+        "      type: tcp\n      port: {port}\n      interval: 200ms\n      timeout: 100ms\n"
+    );
+    let yaml = config(
+        &tcp,
+        &[
+            ("keep", "127.77.5.1"),
+            ("gone", "127.77.5.1"),
+            ("moved", "127.77.5.1"),
+        ],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    for b in ["keep", "gone", "moved"] {
+        h.expect(b, &[(Unknown, Up, "L4OK", "")]);
+    }
+    let c = h.checker.client();
+    c.action("keep", Action::Disable).unwrap();
+    h.expect("keep", &[(Up, Disabled, "disabled", "")]);
+    // keep: unchanged (stays disabled: runtime flag survives); gone: removed;
+    // moved: new address → restarts at unknown, then down (refused).
+    let yaml2 = config(&tcp, &[("keep", "127.77.5.1"), ("moved", "127.77.5.2")], "");
+    c.reload(Arc::new(config::parse(&yaml2, Path::new("t")).unwrap()));
+    h.expect("gone", &[(Up, Removed, "-", "removed from configuration")]);
+    h.expect(
+        "moved",
+        &[
+            (Up, Unknown, "-", "address changed"),
+            (Unknown, Down, "L4CON", "refused"),
+        ],
+    );
+    let snap = h.checker.snapshot();
+    assert_eq!(snap.backends["keep"].state, Disabled);
+    assert!(!snap.backends["keep"].enabled);
+    assert!(!snap.backends.contains_key("gone"));
+}
+
+#[cfg(feature = "https")]
+#[test]
+fn https_certificates() {
+    use common::TempDir;
+    use openssl::ssl::{SslAcceptor, SslFiletype, SslMethod};
+    let dir = TempDir::new("tls");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    // A test CA, a server certificate it signs, and a self-signed one.
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=maglev test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "srv.key",
+            "-out",
+            "srv.csr",
+            "-subj",
+            "/CN=backend.test",
+        ],
+    ]
+    .concat());
+    std::fs::write(dir.path("ext"), "subjectAltName=DNS:backend.test\n").unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "self.key",
+            "-out",
+            "self.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=backend.test",
+            "-addext",
+            "subjectAltName=DNS:backend.test",
+        ],
+    ]
+    .concat());
+    // The probe trusts the system store; point OpenSSL's default at our CA.
+    // SAFETY: set before any TLS context exists in this process; no other
+    // test here reads the environment concurrently.
+    unsafe { std::env::set_var("SSL_CERT_FILE", dir.path("ca.pem")) };
+    let acceptor = |cert: &str, key: &str| {
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+        b.set_private_key_file(dir.path(key), SslFiletype::PEM)
+            .unwrap();
+        b.set_certificate_chain_file(dir.path(cert)).unwrap();
+        b.build()
+    };
+    let good = Server::start(
+        "127.77.6.1:0",
+        Behaviour::Tls(acceptor("srv.pem", "srv.key"), http("200 OK", "ok")),
+    );
+    let port = good.port();
+    let _self_signed = Server::start(
+        &format!("127.77.6.2:{port}"),
+        Behaviour::Tls(acceptor("self.pem", "self.key"), http("200 OK", "ok")),
+    );
+    let hc = |name: &str, sni: &str, verify: bool| {
+        format!(
+            "    {name}:\n      type: https\n      port: {port}\n      interval: 500ms\n      fast-interval: 100ms\n      timeout: 400ms\n      params:\n        tls-server-name: {sni}\n        tls-verify: {verify}\n"
+        )
+    };
+    let yaml = format!(
+        "maglev:\n  vpp: {{ api-socket: \"\" }}\n  healthchecks:\n{}{}{}{}  backends:\n    valid: {{ address: 127.77.6.1, healthcheck: valid }}\n    wrongname: {{ address: 127.77.6.1, healthcheck: wrongname }}\n    selfsigned: {{ address: 127.77.6.2, healthcheck: selfsigned }}\n    noverify: {{ address: 127.77.6.2, healthcheck: noverify }}\n",
+        hc("valid", "backend.test", true),
+        hc("wrongname", "other.test", true),
+        hc("selfsigned", "backend.test", true),
+        hc("noverify", "backend.test", false),
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("valid", &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    h.expect(
+        "wrongname",
+        &[(Unknown, Down, "L6RSP", "certificate verify failed")],
+    );
+    h.expect(
+        "selfsigned",
+        &[(Unknown, Down, "L6RSP", "certificate verify failed")],
+    );
+    h.expect("noverify", &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    let snap = h.checker.snapshot();
+    let why = &snap.backends["wrongname"]
+        .last
+        .as_ref()
+        .unwrap()
+        .outcome
+        .detail;
+    assert!(why.contains("hostname mismatch"), "{why}");
+    // Plain HTTP behind an https check: a server that answers the
+    // ClientHello with a plain 400 fails the handshake at once (L6RSP);
+    // one that waits for a request line times the handshake out (L6TOUT).
+    drop(h);
+    let _plain = Server::start(
+        "127.77.6.3:0",
+        Behaviour::Immediate(http("400 Bad Request", "plain HTTP to an HTTPS port")),
+    );
+    let p = _plain.port();
+    let _waits = Server::start(
+        &format!("127.77.6.4:{p}"),
+        Behaviour::Respond(http("200 OK", "ok")),
+    );
+    let yaml = format!(
+        "maglev:\n  vpp: {{ api-socket: \"\" }}\n  healthchecks:\n    hc:\n      type: https\n      port: {p}\n      interval: 500ms\n      timeout: 300ms\n      params: {{ tls-verify: false }}\n  backends:\n    plain: {{ address: 127.77.6.3, healthcheck: hc }}\n    waits: {{ address: 127.77.6.4, healthcheck: hc }}\n"
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("plain", &[(Unknown, Down, "L6RSP", "TLS handshake failed")]);
+    h.expect(
+        "waits",
+        &[(Unknown, Down, "L6TOUT", "timeout after 300 ms")],
+    );
+}
+
+#[test]
+fn icmp_on_loopback_v4_and_v6() {
+    let yaml = config(
+        "      type: icmp\n      interval: 200ms\n      timeout: 150ms\n",
+        &[("v4", "127.77.7.1"), ("v6", "::1")],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("v4", &[(Unknown, Up, "L4OK", "echo reply")]);
+    h.expect("v6", &[(Unknown, Up, "L4OK", "echo reply")]);
+}
+
+/// Two namespaces: `cli` (where maglevd probes from, via `healthchecker.netns`)
+/// and `srv` (the backends), joined by a veth link. `srv` routes a prefix
+/// into a black hole.
+#[test]
+fn namespaces_icmp_link_down_and_black_hole() {
+    let cli = Netns::new("cli");
+    let srv = Netns::new("srv");
+    let tag = format!("mg{}", std::process::id() % 100_000);
+    let (ca, sb) = veth(&tag, &cli, &srv);
+    cli.ip(&["addr", "add", "10.199.1.1/24", "dev", &ca]);
+    cli.ip(&["-6", "addr", "add", "fd00:199:1::1/64", "dev", &ca, "nodad"]);
+    srv.ip(&["addr", "add", "10.199.1.2/24", "dev", &sb]);
+    srv.ip(&["-6", "addr", "add", "fd00:199:1::2/64", "dev", &sb, "nodad"]);
+    srv.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    srv.ip(&["route", "add", "blackhole", "10.199.99.0/24"]);
+    cli.ip(&["route", "add", "10.199.99.0/24", "via", "10.199.1.2"]);
+
+    // A TCP server inside srv.
+    let (tx, rx) = std::sync::mpsc::channel();
+    srv.spawn(move || {
+        let l = std::net::TcpListener::bind("10.199.1.2:0").unwrap();
+        tx.send(l.local_addr().unwrap().port()).unwrap();
+        for c in l.incoming() {
+            drop(c);
+        }
+    });
+    let port = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+
+    let yaml = format!(
+        "maglev:\n  healthchecker:\n    netns: {}\n  vpp: {{ api-socket: \"\" }}\n  healthchecks:\n    ping:\n      type: icmp\n      interval: 300ms\n      fast-interval: 100ms\n      timeout: 200ms\n      fall: 2\n    tcp:\n      type: tcp\n      port: {port}\n      interval: 300ms\n      timeout: 250ms\n  backends:\n    v4: {{ address: 10.199.1.2, healthcheck: ping }}\n    v6: {{ address: \"fd00:199:1::2\", healthcheck: ping }}\n    tcp: {{ address: 10.199.1.2, healthcheck: tcp }}\n    hole: {{ address: 10.199.99.9, healthcheck: tcp }}\n    nohost: {{ address: 10.199.1.77, healthcheck: ping }}\n",
+        cli.name
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("v4", &[(Unknown, Up, "L4OK", "echo reply")]);
+    h.expect("v6", &[(Unknown, Up, "L4OK", "echo reply")]);
+    h.expect("tcp", &[(Unknown, Up, "L4OK", "connected")]);
+    h.expect("hole", &[(Unknown, Down, "L4TOUT", "timeout after 250 ms")]);
+    h.expect(
+        "nohost",
+        &[(Unknown, Down, "L4TOUT", "timeout after 200 ms")],
+    );
+
+    // Take the server's link down: echo requests go nowhere.
+    srv.ip(&["link", "set", &sb, "down"]);
+    for b in ["v4", "v6"] {
+        let e = h.next(b, Duration::from_secs(5));
+        assert_eq!((e.from, e.to), (Up, Down), "{e:?}");
+        let code = e.code.unwrap().as_str();
+        assert!(code == "L4TOUT" || code == "L4CON", "{b}: {e:?}");
+    }
+    srv.ip(&["link", "set", &sb, "up"]);
+    h.expect("v4", &[(Down, Up, "L4OK", "echo reply")]);
+}
+
+#[test]
+fn missing_netns_fails_every_probe_with_the_reason() {
+    let yaml = config(
+        "      type: tcp\n      port: 80\n      interval: 200ms\n      timeout: 100ms\n",
+        &[("a", "127.0.0.1")],
+        "  healthchecker:\n    netns: mgl-does-not-exist\n",
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect(
+        "a",
+        &[(Unknown, Down, "L4CON", "enter netns \"mgl-does-not-exist\"")],
+    );
+}
