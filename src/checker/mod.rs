@@ -21,7 +21,7 @@ use crate::config::{Backend, Config, HealthCheck};
 use crate::health::state::{Cadence, Health, LastProbe, State, Transition};
 use crate::health::weights::{self, AsWeight, FrontendState};
 use crate::logging::quote;
-use crate::probe::engine::{BackendId, Command, Engine, Report};
+use crate::probe::engine::{BackendId, Command, Engine, Report, ReportBatch, Stats};
 use crate::probe::{Code, ProbeSpec};
 use crate::snapshot::Published;
 use events::{BackendEvent, Broadcaster, Event, FrontendEvent};
@@ -66,7 +66,7 @@ impl Action {
 #[derive(Debug, Clone, PartialEq)]
 pub struct BackendView {
     /// Configuration of the backend.
-    pub config: Backend,
+    pub config: Arc<Backend>,
     /// Current state.
     pub state: State,
     /// Runtime enabled flag.
@@ -76,7 +76,7 @@ pub struct BackendView {
     /// Last probe, if any.
     pub last: Option<LastProbe>,
     /// Recent transitions, oldest first.
-    pub history: Vec<Transition>,
+    pub history: Arc<[Transition]>,
 }
 
 /// One backend inside a frontend's pool, with its effective weight.
@@ -118,7 +118,7 @@ pub struct Snapshot {
     /// The configuration in force (including runtime weight changes).
     pub config: Arc<Config>,
     /// Backends by name.
-    pub backends: BTreeMap<String, BackendView>,
+    pub backends: BTreeMap<Arc<str>, BackendView>,
     /// Frontends by name.
     pub frontends: BTreeMap<String, FrontendView>,
     /// When it was taken.
@@ -159,11 +159,14 @@ enum Request {
 pub struct Checker {
     tx: Sender<Request>,
     snapshot: Published<Snapshot>,
+    stats: Arc<Stats>,
     join: Option<JoinHandle<()>>,
 }
 
-/// How long a dirty snapshot may wait before it is republished.
-const PUBLISH_EVERY: Duration = Duration::from_millis(100);
+/// How long a snapshot may lag behind routine probe results (transitions
+/// and operator actions publish at once). Rebuilding is O(backends), so
+/// not more often: at 10,000 backends this is the checker's largest cost.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 impl Checker {
     /// Starts the engine and the checker thread for `config`; `subscribers`
@@ -171,10 +174,12 @@ impl Checker {
     pub fn start(config: Arc<Config>, subscribers: Vec<Sender<Event>>) -> std::io::Result<Checker> {
         let (req_tx, req_rx) = unbounded();
         let (rep_tx, rep_rx) = unbounded();
+        let stats = Arc::new(Stats::new());
         let engine = Engine::start(
             config.healthchecker.threads,
             config.healthchecker.netns.clone(),
             rep_tx.clone(),
+            Arc::clone(&stats),
         )?;
         let snapshot = Published::new(Snapshot {
             config: Arc::clone(&config),
@@ -184,13 +189,14 @@ impl Checker {
         });
         let mut core = Core {
             config: Arc::clone(&config),
-            entries: BTreeMap::new(),
-            by_id: HashMap::new(),
+            entries: HashMap::new(),
+            names: BTreeMap::new(),
             next_id: 1,
             frontend_states: BTreeMap::new(),
             users: HashMap::new(),
             engine: Some(engine),
             report_tx: rep_tx,
+            stats: Arc::clone(&stats),
             broadcaster: Broadcaster::default(),
             snapshot: snapshot.clone(),
             dirty: true,
@@ -208,8 +214,14 @@ impl Checker {
         Ok(Checker {
             tx: req_tx,
             snapshot,
+            stats,
             join: Some(join),
         })
+    }
+
+    /// Probe engine counters (probes started/finished, scheduling lateness).
+    pub fn engine_stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
     }
 
     /// The latest snapshot (at most [`PUBLISH_EVERY`] old, fresh after any
@@ -324,23 +336,29 @@ impl CheckerClient {
 
 struct Entry {
     id: BackendId,
+    name: Arc<str>,
     generation: u64,
-    config: Backend,
+    config: Arc<Backend>,
     hc: HealthCheck,
     health: Health,
     cadence: Cadence,
+    /// The health history as readers get it; rebuilt on each transition.
+    history: Arc<[Transition]>,
 }
 
 struct Core {
     config: Arc<Config>,
-    entries: BTreeMap<String, Entry>,
-    by_id: HashMap<BackendId, String>,
+    /// Backends by id: the per-report path never compares names.
+    entries: HashMap<BackendId, Entry>,
+    /// Name → id, in name order.
+    names: BTreeMap<Arc<str>, BackendId>,
     next_id: BackendId,
     frontend_states: BTreeMap<String, FrontendState>,
     /// backend → frontends that use it
     users: HashMap<String, Vec<String>>,
     engine: Option<Engine>,
-    report_tx: Sender<Report>,
+    report_tx: Sender<ReportBatch>,
+    stats: Arc<Stats>,
     broadcaster: Broadcaster,
     snapshot: Published<Snapshot>,
     dirty: bool,
@@ -373,16 +391,17 @@ impl Core {
         (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn run(&mut self, req_rx: Receiver<Request>, rep_rx: Receiver<Report>) {
+    fn run(&mut self, req_rx: Receiver<Request>, rep_rx: Receiver<ReportBatch>) {
         loop {
             let wait = PUBLISH_EVERY.saturating_sub(self.last_publish.elapsed());
             select! {
-                recv(rep_rx) -> r => {
-                    if let Ok(r) = r {
-                        self.on_report(r);
-                        // Drain a burst before publishing.
-                        for r in rep_rx.try_iter().take(4096) {
-                            self.on_report(r);
+                recv(rep_rx) -> batch => {
+                    if let Ok(batch) = batch {
+                        // Drain what else is queued before publishing.
+                        for batch in std::iter::once(batch).chain(rep_rx.try_iter().take(64)) {
+                            for r in batch {
+                                self.on_report(r);
+                            }
                         }
                     }
                 }
@@ -408,9 +427,17 @@ impl Core {
         }
     }
 
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.get(self.names.get(name)?)
+    }
+
+    fn entry_mut(&mut self, name: &str) -> Option<&mut Entry> {
+        self.entries.get_mut(self.names.get(name)?)
+    }
+
     fn start_probing(&mut self, name: &str) {
         let first = self.unit();
-        let Some(e) = self.entries.get_mut(name) else {
+        let Some(e) = self.entry_mut(name) else {
             return;
         };
         e.cadence = e.health.cadence();
@@ -431,7 +458,7 @@ impl Core {
     }
 
     fn stop_probing(&mut self, name: &str) {
-        if let Some(e) = self.entries.get_mut(name) {
+        if let Some(e) = self.entry_mut(name) {
             e.cadence = Cadence::Stopped;
             let id = e.id;
             self.engine(Command::Stop { id });
@@ -439,45 +466,48 @@ impl Core {
     }
 
     fn on_report(&mut self, r: Report) {
-        let Some(name) = self.by_id.get(&r.id).cloned() else {
-            return;
-        };
-        let Some(e) = self.entries.get_mut(&name) else {
+        let Some(e) = self.entries.get_mut(&r.id) else {
             return;
         };
         if e.generation != r.generation {
             return; // from before a restart of this backend's probing
         }
         debug!(
-            "probe-done backend={name} code={} detail={} duration_ms={:.1}",
+            "probe-done backend={} code={} detail={} duration_ms={:.1}",
+            e.name,
             r.outcome.code,
             quote(&r.outcome.detail),
             r.outcome.duration.as_secs_f64() * 1000.0
         );
         let t = e.health.record(&r.outcome, r.at);
-        self.dirty = true;
         let cadence = e.health.cadence();
-        if cadence != e.cadence && cadence != Cadence::Stopped {
+        let retime = (cadence != e.cadence && cadence != Cadence::Stopped).then(|| {
             e.cadence = cadence;
-            let cmd = Command::SetInterval {
+            Command::SetInterval {
                 id: e.id,
                 generation: e.generation,
                 interval: interval_for(&e.hc, cadence),
-            };
+            }
+        });
+        let name = t.as_ref().map(|_| Arc::clone(&e.name));
+        self.dirty = true;
+        if let Some(cmd) = retime {
             self.engine(cmd);
         }
-        if let Some(t) = t {
+        if let (Some(t), Some(name)) = (t, name) {
             self.transitioned(&name, t);
         }
     }
 
     /// Logs, broadcasts and propagates one backend transition.
     fn transitioned(&mut self, name: &str, t: Transition) {
-        let address = self
-            .entries
-            .get(name)
-            .map(|e| e.config.address.to_string())
-            .unwrap_or_default();
+        let address = match self.entry_mut(name) {
+            Some(e) => {
+                e.history = e.health.history().cloned().collect();
+                e.config.address.to_string()
+            }
+            None => String::new(),
+        };
         info!(
             "backend-transition backend={name} address={address} from={} to={} code={} detail={}",
             t.from,
@@ -502,11 +532,7 @@ impl Core {
     }
 
     fn state_fn(&self) -> impl Fn(&str) -> State + Copy + '_ {
-        move |n: &str| {
-            self.entries
-                .get(n)
-                .map_or(State::Removed, |e| e.health.state())
-        }
+        move |n: &str| self.entry(n).map_or(State::Removed, |e| e.health.state())
     }
 
     fn refresh_frontend(&mut self, fe_name: &str) {
@@ -577,7 +603,7 @@ impl Core {
     }
 
     fn action(&mut self, name: &str, action: Action) -> Result<BackendView, String> {
-        let Some(e) = self.entries.get_mut(name) else {
+        let Some(e) = self.entry_mut(name) else {
             return Err(format!("no backend named `{name}`"));
         };
         let now = SystemTime::now();
@@ -596,7 +622,7 @@ impl Core {
         if let Some(t) = t {
             let to = t.to;
             if to.is_probed() {
-                if let Some(e) = self.entries.get_mut(name) {
+                if let Some(e) = self.entry_mut(name) {
                     e.generation += 1;
                 }
                 self.start_probing(name);
@@ -657,23 +683,20 @@ impl Core {
         }
         let history = cfg.healthchecker.transition_history;
         // Removed backends.
-        let gone: Vec<String> = self
-            .entries
+        let gone: Vec<Arc<str>> = self
+            .names
             .keys()
-            .filter(|n| !cfg.backends.contains_key(*n))
+            .filter(|n| !cfg.backends.contains_key(&***n))
             .cloned()
             .collect();
         for name in gone {
             self.stop_probing(&name);
-            let t = self
-                .entries
-                .get_mut(&name)
-                .and_then(|e| e.health.remove(now));
+            let t = self.entry_mut(&name).and_then(|e| e.health.remove(now));
             if let Some(t) = t {
                 self.transitioned(&name, t);
             }
-            if let Some(e) = self.entries.remove(&name) {
-                self.by_id.remove(&e.id);
+            if let Some(id) = self.names.remove(&*name) {
+                self.entries.remove(&id);
             }
         }
         // New and changed backends.
@@ -685,12 +708,13 @@ impl Core {
                 );
                 continue;
             };
-            match self.entries.get_mut(name) {
+            match self.entry_mut(name) {
                 Some(e) if e.config.address == b.address && e.hc == hc => {
                     // Unchanged check: keep state, keep probing, keep the
                     // runtime enabled flag.
-                    e.config = b.clone();
+                    e.config = Arc::new(b.clone());
                     e.health.set_history_len(history);
+                    e.history = e.health.history().cloned().collect();
                 }
                 Some(e) => {
                     let why = if e.config.address != b.address {
@@ -698,7 +722,7 @@ impl Core {
                     } else {
                         "health check changed"
                     };
-                    e.config = b.clone();
+                    e.config = Arc::new(b.clone());
                     e.hc = hc.clone();
                     e.generation += 1;
                     e.health.set_history_len(history);
@@ -713,16 +737,19 @@ impl Core {
                 None => {
                     let id = self.next_id;
                     self.next_id += 1;
-                    self.by_id.insert(id, name.clone());
+                    let key: Arc<str> = Arc::from(name.as_str());
+                    self.names.insert(Arc::clone(&key), id);
                     self.entries.insert(
-                        name.clone(),
+                        id,
                         Entry {
                             id,
+                            name: key,
                             generation: 1,
-                            config: b.clone(),
+                            config: Arc::new(b.clone()),
                             health: Health::new(hc.rise, hc.fall, history, b.enabled),
                             hc,
                             cadence: Cadence::Stopped,
+                            history: Arc::from(Vec::new()),
                         },
                     );
                     if !initial {
@@ -766,7 +793,12 @@ impl Core {
         if let Some(e) = self.engine.take() {
             e.shutdown();
         }
-        match Engine::start(new.threads, new.netns.clone(), self.report_tx.clone()) {
+        match Engine::start(
+            new.threads,
+            new.netns.clone(),
+            self.report_tx.clone(),
+            Arc::clone(&self.stats),
+        ) {
             Ok(e) => self.engine = Some(e),
             Err(err) => {
                 error!("prober-restart-failed error={err}");
@@ -778,9 +810,9 @@ impl Core {
             new.threads,
             new.netns.as_deref().unwrap_or("-")
         );
-        let names: Vec<String> = self.entries.keys().cloned().collect();
+        let names: Vec<Arc<str>> = self.names.keys().cloned().collect();
         for n in names {
-            if let Some(e) = self.entries.get_mut(&n) {
+            if let Some(e) = self.entry_mut(&n) {
                 e.generation += 1;
             }
             self.start_probing(&n);
@@ -788,14 +820,14 @@ impl Core {
     }
 
     fn view(&self, name: &str) -> Option<BackendView> {
-        let e = self.entries.get(name)?;
+        let e = self.entry(name)?;
         Some(BackendView {
-            config: e.config.clone(),
+            config: Arc::clone(&e.config),
             state: e.health.state(),
             enabled: e.health.enabled(),
             counter: (e.health.counter(), e.health.max()),
             last: e.health.last().cloned(),
-            history: e.health.history().cloned().collect(),
+            history: Arc::clone(&e.history),
         })
     }
 
@@ -839,9 +871,9 @@ impl Core {
 
     fn publish(&mut self) {
         let backends = self
-            .entries
+            .names
             .keys()
-            .filter_map(|n| Some((n.clone(), self.view(n)?)))
+            .filter_map(|n| Some((Arc::clone(n), self.view(n)?)))
             .collect();
         let frontends = self
             .config

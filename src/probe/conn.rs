@@ -6,6 +6,7 @@
 //! The phase at a timeout decides the code: connect → `L4TOUT`, TLS
 //! handshake → `L6TOUT`, request/response → `L7TOUT`.
 
+use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -115,7 +116,7 @@ impl ConnProbe {
 
     /// Creates, binds and connects the socket; `true` if already connected.
     fn open(spec: &ProbeSpec, now: Instant) -> Result<(ConnProbe, bool), Outcome> {
-        let fail = |code, detail: String| Outcome::new(code, detail, now.elapsed());
+        let fail = |code, detail: Cow<'static, str>| Outcome::new(code, detail, now.elapsed());
         let port = spec.probe.port().unwrap_or(0);
         let http = match &spec.probe {
             Probe::Http(h) => {
@@ -156,7 +157,7 @@ impl ConnProbe {
         .map_err(|e| {
             fail(
                 Code::L4Con,
-                format!("cannot create socket: {}", errno_detail(e)),
+                format!("cannot create socket: {}", errno_detail(e)).into(),
             )
         })?;
         if let Some(src) = spec.source {
@@ -164,7 +165,7 @@ impl ConnProbe {
             bind(fd.as_raw_fd(), &sa).map_err(|e| {
                 fail(
                     Code::L4Con,
-                    format!("cannot bind source {src}: {}", errno_detail(e)),
+                    format!("cannot bind source {src}: {}", errno_detail(e)).into(),
                 )
             })?;
         }
@@ -225,7 +226,12 @@ impl ConnProbe {
         }
     }
 
-    fn done(&mut self, now: Instant, code: Code, detail: impl Into<String>) -> Option<Step> {
+    fn done(
+        &mut self,
+        now: Instant,
+        code: Code,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Option<Step> {
         self.stream = Stream::Closed;
         Some(Step::Done(Outcome::new(
             code,
@@ -324,9 +330,9 @@ impl ConnProbe {
                 Stream::Tls(s) => match super::tls::write(s, buf) {
                     super::tls::Io::Done(n) => Ok(n),
                     super::tls::Io::Want(i) => return Some(Step::Wait(i)),
-                    super::tls::Io::Failed(e) => Err(e),
+                    super::tls::Io::Failed(e) => Err(e.into()),
                 },
-                _ => Err("internal: no stream".to_string()),
+                _ => Err("internal: no stream".into()),
             };
             match r {
                 Ok(0) => {
@@ -359,9 +365,9 @@ impl ConnProbe {
                 Stream::Tls(s) => match super::tls::read(s, &mut buf) {
                     super::tls::Io::Done(n) => Ok(n),
                     super::tls::Io::Want(i) => return Some(Step::Wait(i)),
-                    super::tls::Io::Failed(e) => Err(e),
+                    super::tls::Io::Failed(e) => Err(e.into()),
                 },
-                _ => Err("internal: no stream".to_string()),
+                _ => Err("internal: no stream".into()),
             };
             let Some(http) = self.http.as_mut() else {
                 return self.done(now, Code::L7Rsp, "internal: no judge");
@@ -382,9 +388,9 @@ impl ConnProbe {
     }
 }
 
-fn io_detail(e: &std::io::Error) -> String {
+fn io_detail(e: &std::io::Error) -> Cow<'static, str> {
     match e.raw_os_error() {
         Some(n) => errno_detail(Errno::from_raw(n)),
-        None => e.to_string(),
+        None => e.to_string().into(),
     }
 }

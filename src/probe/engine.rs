@@ -75,6 +75,15 @@ pub struct Report {
     pub at: SystemTime,
 }
 
+/// Prober wake-ups are aligned to this grid: due probes wait at most one
+/// tick, and a thread wakes at most 100 times a second however many
+/// backends it probes (context switches, not probes, dominate CPU time).
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Reports of one prober wake-up, delivered together (one wake-up of the
+/// checker per batch instead of one per probe).
+pub type ReportBatch = Vec<Report>;
+
 /// Width of one lateness histogram bucket.
 const LATE_BUCKET_US: u64 = 250;
 /// Buckets (the last one collects everything above 250 ms).
@@ -91,8 +100,15 @@ pub struct Stats {
     late: Vec<AtomicU64>,
 }
 
+impl Default for Stats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Stats {
-    fn new() -> Stats {
+    /// Empty counters.
+    pub fn new() -> Stats {
         Stats {
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
@@ -175,14 +191,14 @@ pub struct Engine {
 
 impl Engine {
     /// Starts `threads` prober threads (entering network namespace `netns`
-    /// first when given); reports go to `reports`.
+    /// first when given); reports go to `reports`, counters to `stats`.
     pub fn start(
         threads: usize,
         netns: Option<String>,
-        reports: Sender<Report>,
+        reports: Sender<ReportBatch>,
+        stats: Arc<Stats>,
     ) -> std::io::Result<Engine> {
         raise_fd_limit();
-        let stats = Arc::new(Stats::new());
         let mut workers = Vec::new();
         for index in 0..threads.max(1) {
             let (tx, rx) = unbounded();
@@ -305,7 +321,9 @@ struct Prober {
     index: usize,
     rx: Receiver<Msg>,
     wake_read: OwnedFd,
-    reports: Sender<Report>,
+    reports: Sender<ReportBatch>,
+    outbox: ReportBatch,
+    epoch: Instant,
     stats: Arc<Stats>,
     jobs: HashMap<BackendId, Job>,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
@@ -328,7 +346,7 @@ impl Prober {
         index: usize,
         rx: Receiver<Msg>,
         wake_read: OwnedFd,
-        reports: Sender<Report>,
+        reports: Sender<ReportBatch>,
         stats: Arc<Stats>,
     ) -> Prober {
         let seed = SystemTime::now()
@@ -341,6 +359,8 @@ impl Prober {
             rx,
             wake_read,
             reports,
+            outbox: Vec::new(),
+            epoch: Instant::now(),
             stats,
             jobs: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -366,7 +386,8 @@ impl Prober {
         let r = std::fs::File::open(&path)
             .map_err(|e| e.to_string())
             .and_then(|f| {
-                nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).map_err(errno_detail)
+                nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| errno_detail(e).into_owned())
             });
         if let Err(e) = r {
             let msg = format!("enter netns {ns:?}: {e}");
@@ -405,10 +426,12 @@ impl Prober {
                 self.timers.pop();
                 self.fire(t, at, now);
             }
+            self.flush_reports();
             let timeout_ms: i32 = match self.timers.peek() {
                 None => -1,
                 Some(Reverse((at, _, _))) => {
-                    let wait = at.saturating_duration_since(Instant::now());
+                    let wake = self.on_tick(*at);
+                    let wait = wake.saturating_duration_since(Instant::now());
                     // Round up: waking early would only spin.
                     (wait.as_micros().div_ceil(1000)).min(60_000) as i32
                 }
@@ -447,6 +470,21 @@ impl Prober {
                     Source::Slot(slot) => self.conn_ready(slot, now),
                 }
             }
+        }
+    }
+
+    /// The first tick at or after `at`.
+    fn on_tick(&self, at: Instant) -> Instant {
+        let since = at.saturating_duration_since(self.epoch).as_nanos();
+        let tick = TICK.as_nanos();
+        let ticks = since.div_ceil(tick);
+        self.epoch + Duration::from_nanos((ticks * tick).min(u128::from(u64::MAX)) as u64)
+    }
+
+    fn flush_reports(&mut self) {
+        if !self.outbox.is_empty() {
+            let batch = std::mem::take(&mut self.outbox);
+            let _ = self.reports.send(batch);
         }
     }
 
@@ -837,7 +875,7 @@ impl Prober {
             }
         }
         self.stats.finished.fetch_add(1, Ordering::Relaxed);
-        let _ = self.reports.send(Report {
+        self.outbox.push(Report {
             id,
             generation,
             outcome,

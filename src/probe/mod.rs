@@ -11,6 +11,7 @@ pub mod icmp;
 #[cfg(feature = "https")]
 pub mod tls;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -95,14 +96,15 @@ pub struct Outcome {
     /// Verdict.
     pub code: Code,
     /// Human detail: `HTTP 503`, `connection refused`, `timeout after 1000 ms`.
-    pub detail: String,
+    /// Usually a constant, so it is borrowed rather than allocated per probe.
+    pub detail: Cow<'static, str>,
     /// Time from start to verdict.
     pub duration: Duration,
 }
 
 impl Outcome {
     /// Builds an outcome.
-    pub fn new(code: Code, detail: impl Into<String>, duration: Duration) -> Outcome {
+    pub fn new(code: Code, detail: impl Into<Cow<'static, str>>, duration: Duration) -> Outcome {
         Outcome {
             code,
             detail: detail.into(),
@@ -146,7 +148,7 @@ pub fn timeout_detail(timeout: Duration) -> String {
 }
 
 /// Short description of an OS error for a probe detail.
-pub fn errno_detail(e: nix::errno::Errno) -> String {
+pub fn errno_detail(e: nix::errno::Errno) -> Cow<'static, str> {
     use nix::errno::Errno::*;
     match e {
         ECONNREFUSED => "connection refused".into(),
@@ -156,6 +158,6 @@ pub fn errno_detail(e: nix::errno::Errno) -> String {
         ETIMEDOUT => "connection timed out".into(),
         EADDRNOTAVAIL => "source address not available".into(),
         EACCES | EPERM => "not permitted".into(),
-        other => other.desc().to_lowercase(),
+        other => other.desc().to_lowercase().into(),
     }
 }
