@@ -101,6 +101,27 @@ pub enum Started {
     Finished(Outcome),
 }
 
+/// Turns off `TCP_QUICKACK` before connecting, as HAProxy does for its
+/// checks: the kernel then holds back the last ACK of the handshake. A
+/// plain TCP probe is decided by the SYN-ACK and aborted with RST, so the
+/// backend never completes the connection, never wakes its application and
+/// logs nothing; an HTTP probe's request carries the ACK instead of a
+/// packet of its own. Best effort: without it the probe works the same.
+fn defer_handshake_ack(fd: RawFd) {
+    let off: nix::libc::c_int = 0;
+    // SAFETY: `fd` is an open socket owned by the caller and the option
+    // value is a live `c_int` whose exact size is passed.
+    unsafe {
+        nix::libc::setsockopt(
+            fd,
+            nix::libc::IPPROTO_TCP,
+            nix::libc::TCP_QUICKACK,
+            (&off as *const nix::libc::c_int).cast(),
+            std::mem::size_of::<nix::libc::c_int>() as nix::libc::socklen_t,
+        );
+    }
+}
+
 impl ConnProbe {
     /// Opens the socket and starts connecting.
     pub fn start(spec: &ProbeSpec, now: Instant, shared: &mut Shared) -> Started {
@@ -160,6 +181,7 @@ impl ConnProbe {
                 format!("cannot create socket: {}", errno_detail(e)).into(),
             )
         })?;
+        defer_handshake_ack(fd.as_raw_fd());
         if let Some(src) = spec.source {
             let sa = SockaddrStorage::from(SocketAddr::new(src, 0));
             bind(fd.as_raw_fd(), &sa).map_err(|e| {

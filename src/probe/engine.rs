@@ -8,6 +8,7 @@
 //! outcome back and never waits on the checker.
 
 use std::cmp::Reverse;
+use std::collections::VecDeque;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -312,6 +313,9 @@ enum Source {
     Slot(usize),
 }
 
+/// When a probe must be over: (deadline, slot, token).
+type Deadline = (Instant, usize, u64);
+
 struct IcmpSlot {
     source: Option<IpAddr>,
     socket: Result<IcmpSocket, Errno>,
@@ -327,6 +331,11 @@ struct Prober {
     stats: Arc<Stats>,
     jobs: HashMap<BackendId, Job>,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    /// Probe deadlines, one FIFO per distinct timeout: probes start in
+    /// time order, so each FIFO is sorted and finished probes' entries are
+    /// dropped in O(1) when they reach the front. This keeps the heap to
+    /// one entry per backend (it was the engine's largest user-space cost).
+    deadlines: Vec<(Duration, VecDeque<Deadline>)>,
     tiebreak: u64,
     slots: Vec<Option<Inflight>>,
     free: Vec<usize>,
@@ -364,6 +373,7 @@ impl Prober {
             stats,
             jobs: HashMap::new(),
             timers: BinaryHeap::new(),
+            deadlines: Vec::new(),
             tiebreak: 0,
             slots: Vec::new(),
             free: Vec::new(),
@@ -419,6 +429,7 @@ impl Prober {
                 }
             }
             let now = Instant::now();
+            self.expire_deadlines(now);
             while let Some(Reverse((at, _, t))) = self.timers.peek().copied() {
                 if at > now {
                     break;
@@ -427,10 +438,14 @@ impl Prober {
                 self.fire(t, at, now);
             }
             self.flush_reports();
-            let timeout_ms: i32 = match self.timers.peek() {
+            let next = match (self.timers.peek().map(|r| r.0.0), self.next_deadline()) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let timeout_ms: i32 = match next {
                 None => -1,
-                Some(Reverse((at, _, _))) => {
-                    let wake = self.on_tick(*at);
+                Some(at) => {
+                    let wake = self.on_tick(at);
                     let wait = wake.saturating_duration_since(Instant::now());
                     // Round up: waking early would only spin.
                     (wait.as_micros().div_ceil(1000)).min(60_000) as i32
@@ -471,6 +486,52 @@ impl Prober {
                 }
             }
         }
+    }
+
+    fn is_live(&self, slot: usize, token: u64) -> bool {
+        matches!(self.slots.get(slot), Some(Some(f)) if f.token == token)
+    }
+
+    fn push_deadline(&mut self, timeout: Duration, at: Instant, slot: usize, token: u64) {
+        let q = match self.deadlines.iter().position(|(t, _)| *t == timeout) {
+            Some(i) => &mut self.deadlines[i].1,
+            None => {
+                self.deadlines.push((timeout, VecDeque::new()));
+                &mut self.deadlines.last_mut().expect("just pushed").1
+            }
+        };
+        q.push_back((at, slot, token));
+    }
+
+    /// Times out every live probe whose deadline has passed.
+    fn expire_deadlines(&mut self, now: Instant) {
+        for i in 0..self.deadlines.len() {
+            while let Some(&(at, slot, token)) = self.deadlines[i].1.front() {
+                if self.is_live(slot, token) && at > now {
+                    break;
+                }
+                self.deadlines[i].1.pop_front();
+                if self.is_live(slot, token) {
+                    self.fire(Timer::Deadline { slot, token }, at, now);
+                }
+            }
+        }
+    }
+
+    /// The earliest deadline of a probe still running.
+    fn next_deadline(&mut self) -> Option<Instant> {
+        let mut best: Option<Instant> = None;
+        for i in 0..self.deadlines.len() {
+            while let Some(&(at, slot, token)) = self.deadlines[i].1.front() {
+                if self.is_live(slot, token) {
+                    best = Some(best.map_or(at, |b| b.min(at)));
+                    break;
+                }
+                self.deadlines[i].1.pop_front();
+            }
+        }
+        self.deadlines.retain(|(_, q)| !q.is_empty());
+        best
     }
 
     /// The first tick at or after `at`.
@@ -720,7 +781,7 @@ impl Prober {
         if let Some(job) = self.jobs.get_mut(&id) {
             job.busy = Some(slot);
         }
-        self.push_timer(now + spec.timeout, Timer::Deadline { slot, token });
+        self.push_deadline(spec.timeout, now + spec.timeout, slot, token);
     }
 
     fn send_echo(&mut self, spec: &ProbeSpec) -> Result<Active, Outcome> {
