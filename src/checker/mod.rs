@@ -203,6 +203,7 @@ impl Checker {
             urgent: true,
             last_publish: Instant::now(),
             rng: seed(),
+            pending: Vec::new(),
         };
         for tx in subscribers {
             core.broadcaster.add(tx);
@@ -365,6 +366,9 @@ struct Core {
     urgent: bool,
     last_publish: Instant,
     rng: u64,
+    /// Events held until the snapshot that reflects them is published, so
+    /// a subscriber reacting to an event never reads an older snapshot.
+    pending: Vec<Event>,
 }
 
 fn seed() -> u64 {
@@ -414,6 +418,7 @@ impl Core {
             if self.dirty && (self.urgent || self.last_publish.elapsed() >= PUBLISH_EVERY) {
                 self.publish();
             }
+            self.flush_events();
         }
         if let Some(e) = self.engine.take() {
             e.shutdown();
@@ -515,7 +520,7 @@ impl Core {
             t.code.map_or("-", Code::as_str),
             quote(&t.detail)
         );
-        self.broadcaster.publish(&Event::Backend(BackendEvent {
+        self.emit(Event::Backend(BackendEvent {
             backend: name.to_string(),
             from: t.from,
             to: t.to,
@@ -531,6 +536,24 @@ impl Core {
         }
     }
 
+    fn emit(&mut self, ev: Event) {
+        self.pending.push(ev);
+        self.urgent = true;
+    }
+
+    /// Publishes the snapshot if events wait for it, then the events.
+    fn flush_events(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.dirty {
+            self.publish();
+        }
+        for ev in std::mem::take(&mut self.pending) {
+            self.broadcaster.publish(&ev);
+        }
+    }
+
     fn state_fn(&self) -> impl Fn(&str) -> State + Copy + '_ {
         move |n: &str| self.entry(n).map_or(State::Removed, |e| e.health.state())
     }
@@ -543,7 +566,7 @@ impl Core {
         let old = self.frontend_states.insert(fe_name.to_string(), new);
         if let Some(old) = old.filter(|o| *o != new) {
             info!("frontend-transition frontend={fe_name} from={old} to={new}");
-            self.broadcaster.publish(&Event::Frontend(FrontendEvent {
+            self.emit(Event::Frontend(FrontendEvent {
                 frontend: fe_name.to_string(),
                 from: old,
                 to: new,
@@ -577,7 +600,7 @@ impl Core {
             }
             Request::Reload(cfg) => {
                 self.apply_config(cfg, false);
-                self.broadcaster.publish(&Event::ConfigReloaded);
+                self.emit(Event::ConfigReloaded);
             }
             Request::Subscribe {
                 tx,
@@ -665,11 +688,11 @@ impl Core {
             "weight-set frontend={frontend} pool={pool} backend={backend} from={old} to={weight} flush={flush}"
         );
         self.refresh_frontend(frontend);
-        self.publish();
-        self.broadcaster.publish(&Event::WeightChanged {
+        self.emit(Event::WeightChanged {
             frontend: frontend.to_string(),
             flush: flush.then(|| backend.to_string()),
         });
+        self.flush_events();
         Ok(self.frontend_view(frontend).expect("frontend exists"))
     }
 
