@@ -15,6 +15,7 @@ pub mod health;
 pub mod logging;
 pub mod probe;
 pub mod snapshot;
+pub mod vpp;
 
 /// Package version, for `--version` and the `starting` log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

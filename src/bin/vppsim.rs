@@ -1,0 +1,99 @@
+//! `vppsim`: a simulated VPP on a Unix socket, for development and tests.
+//! Not shipped in the Debian packages.
+//!
+//! ```text
+//! vppsim --api-socket PATH [--gc-delay SECONDS] [--old-lb]
+//! vppsim maglev-buckets SIZE ADDR:WEIGHT...
+//! ```
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use vpp_maglev::vpp::maglev::{Member, bucket_counts};
+use vpp_maglev::vpp::sim::{Flavor, Sim, SimOptions};
+
+const USAGE: &str = "usage: vppsim --api-socket PATH [--gc-delay SECONDS] [--old-lb]
+       vppsim maglev-buckets SIZE ADDR:WEIGHT...";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("maglev-buckets") {
+        return maglev_buckets(&args[1..]);
+    }
+    let mut socket = None;
+    let mut gc = Duration::from_secs(60);
+    let mut flavor = Flavor::Current;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--api-socket" => socket = it.next().cloned(),
+            "--gc-delay" => match it.next().and_then(|s| s.parse::<f64>().ok()) {
+                Some(s) if s >= 0.0 => gc = Duration::from_secs_f64(s),
+                _ => return usage("--gc-delay needs a number of seconds"),
+            },
+            "--old-lb" => flavor = Flavor::OldLb,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            other => return usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    let Some(socket) = socket else {
+        return usage("--api-socket is required");
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGTERM);
+    mask.add(Signal::SIGINT);
+    if let Err(e) = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&mask), None) {
+        eprintln!("vppsim: cannot block signals: {e}");
+        return ExitCode::FAILURE;
+    }
+    let mut opts = SimOptions::new(&socket);
+    opts.gc_delay = gc;
+    opts.flavor = flavor;
+    let mut sim = match Sim::start(opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vppsim: cannot listen on {socket}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sig = mask.wait();
+    log::info!("vppsim-stopping signal={sig:?}");
+    sim.stop();
+    ExitCode::SUCCESS
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("vppsim: {msg}\n{USAGE}");
+    ExitCode::from(64)
+}
+
+/// Prints each member's bucket count (one per line) from `vpp::maglev`,
+/// so other tools (the vpp_papi test) can check VPP's numbers against it.
+fn maglev_buckets(args: &[String]) -> ExitCode {
+    let Some(size) = args.first().and_then(|s| s.parse::<usize>().ok()) else {
+        return usage("maglev-buckets needs SIZE");
+    };
+    if !size.is_power_of_two() {
+        return usage("SIZE must be a power of two");
+    }
+    let mut members = Vec::new();
+    for a in &args[1..] {
+        let Some((addr, w)) = a.rsplit_once(':') else {
+            return usage(&format!("bad member {a:?}, want ADDR:WEIGHT"));
+        };
+        match (addr.parse::<IpAddr>(), w.parse::<u8>()) {
+            (Ok(addr), Ok(weight)) => members.push(Member { addr, weight }),
+            _ => return usage(&format!("bad member {a:?}, want ADDR:WEIGHT")),
+        }
+    }
+    for (m, c) in members.iter().zip(bucket_counts(&members, size)) {
+        println!("{} {c}", m.addr);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,189 @@
+//! The Maglev new-flow table VPP's lb plugin builds for a VIP, reproduced
+//! bucket for bucket (PROTOCOL.md §9.2).
+//!
+//! Pure. The simulator reports `num_buckets` from it, and the daemon can use
+//! it to check VPP's table or preview how many buckets a change moves.
+
+use std::net::IpAddr;
+
+const P1: u64 = 11400714785074694791;
+const P2: u64 = 14029467366897019727;
+const P3: u64 = 1609587929392839161;
+const P4: u64 = 9650029242287828579;
+const P5: u64 = 2870177450012600261;
+
+/// VPP's 64-bit `clib_xxhash` of one u64 key.
+pub fn clib_xxhash(key: u64) -> u64 {
+    let mut k = key.wrapping_mul(P2);
+    k = k.rotate_left(31);
+    k = k.wrapping_mul(P1);
+    let mut h = 0x9e3779b97f4a7c13u64.wrapping_add(P5).wrapping_add(8);
+    h ^= k;
+    h = h.rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^= h >> 32;
+    h
+}
+
+/// An AS as the table builder sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Member {
+    /// The AS address.
+    pub addr: IpAddr,
+    /// Weight (replicas); 0 = no buckets.
+    pub weight: u8,
+}
+
+/// VPP's 16-byte internal form: IPv4 as `::a.b.c.d`.
+fn internal(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[12..].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// Builds the table: entry `i` holds the index into `members` of the AS
+/// new flows hashing to `i` go to, or `None` for "no server".
+/// `size` must be a power of two (VPP rejects anything else).
+pub fn build_table(members: &[Member], size: usize) -> Vec<Option<usize>> {
+    assert!(size.is_power_of_two(), "table size must be a power of two");
+    let mask = (size - 1) as u64;
+    let mut elems: Vec<(u8, [u8; 16], usize, u64, u64)> = Vec::new();
+    for (i, m) in members.iter().enumerate() {
+        let addr = internal(m.addr);
+        let lo = u64::from_le_bytes(addr[..8].try_into().expect("8 bytes"));
+        let hi = u64::from_le_bytes(addr[8..].try_into().expect("8 bytes"));
+        for r in 0..m.weight {
+            let seed = clib_xxhash(lo ^ hi ^ u64::from(r));
+            let skip = ((seed & 0xffff_ffff) | 1) & mask;
+            let next = (seed >> 32) & mask;
+            elems.push((r, addr, i, skip, next));
+        }
+    }
+    let mut table = vec![None; size];
+    if elems.is_empty() {
+        return table;
+    }
+    elems.sort_by_key(|e| (e.0, e.1));
+    let mut filled = 0;
+    'fill: loop {
+        for e in elems.iter_mut() {
+            let (_, _, idx, skip, next) = e;
+            let mut c;
+            loop {
+                c = *next;
+                *next = (*next + *skip) & mask;
+                if table[c as usize].is_none() {
+                    break;
+                }
+            }
+            table[c as usize] = Some(*idx);
+            filled += 1;
+            if filled == size {
+                break 'fill;
+            }
+        }
+    }
+    table
+}
+
+/// How many buckets each member gets, in `members` order.
+pub fn bucket_counts(members: &[Member], size: usize) -> Vec<u32> {
+    let mut counts = vec![0u32; members.len()];
+    for i in build_table(members, size).into_iter().flatten() {
+        counts[i] += 1;
+    }
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(a: &str, w: u8) -> Member {
+        Member {
+            addr: a.parse().unwrap(),
+            weight: w,
+        }
+    }
+
+    // Reference numbers from PROTOCOL.md §9.2 (VPP's own test_lb.py).
+    #[test]
+    fn four_equal_ases() {
+        let ms = [
+            m("10.0.0.1", 100),
+            m("10.0.0.2", 100),
+            m("10.0.0.3", 100),
+            m("10.0.0.4", 100),
+        ];
+        assert_eq!(bucket_counts(&ms, 1024), vec![256, 256, 256, 256]);
+    }
+
+    #[test]
+    fn one_at_half_weight() {
+        let ms = [
+            m("10.0.0.1", 50),
+            m("10.0.0.2", 100),
+            m("10.0.0.3", 100),
+            m("10.0.0.4", 100),
+        ];
+        assert_eq!(bucket_counts(&ms, 1024), vec![150, 292, 291, 291]);
+    }
+
+    #[test]
+    fn one_drained() {
+        let ms = [
+            m("10.0.0.1", 50),
+            m("10.0.0.2", 0),
+            m("10.0.0.3", 100),
+            m("10.0.0.4", 100),
+        ];
+        assert_eq!(bucket_counts(&ms, 1024), vec![208, 0, 408, 408]);
+    }
+
+    #[test]
+    fn two_ases_50_100() {
+        let ms = [m("10.0.0.1", 50), m("10.0.0.2", 100)];
+        assert_eq!(bucket_counts(&ms, 1024), vec![350, 674]);
+    }
+
+    #[test]
+    fn ipv6_pair() {
+        let ms = [m("2001:db8:1::10", 100), m("2001:db8:1::11", 100)];
+        assert_eq!(bucket_counts(&ms, 1024), vec![512, 512]);
+    }
+
+    #[test]
+    fn order_of_members_does_not_matter() {
+        let a = [m("10.0.0.1", 50), m("10.0.0.2", 100), m("10.0.0.3", 7)];
+        let b = [m("10.0.0.3", 7), m("10.0.0.1", 50), m("10.0.0.2", 100)];
+        let ca = bucket_counts(&a, 1024);
+        let cb = bucket_counts(&b, 1024);
+        assert_eq!(ca, vec![cb[1], cb[2], cb[0]]);
+    }
+
+    #[test]
+    fn no_candidates_means_no_server_everywhere() {
+        assert!(
+            build_table(&[m("10.0.0.1", 0)], 16)
+                .iter()
+                .all(Option::is_none)
+        );
+        assert!(build_table(&[], 16).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn every_bucket_filled_when_any_candidate() {
+        for size in [1, 2, 64, 1024, 65536] {
+            let t = build_table(&[m("10.0.0.1", 1)], size);
+            assert!(t.iter().all(|e| *e == Some(0)));
+        }
+    }
+}

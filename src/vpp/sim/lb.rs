@@ -1,0 +1,1154 @@
+//! The lb plugin's data model as the simulator keeps it: VIP and AS pools
+//! with VPP's slot reuse, the checks and error codes in VPP's order, the
+//! quirks maglevd must survive, and the CLI text (PROTOCOL.md §7.5, 9, 10).
+//!
+//! No I/O: the server feeds it decoded requests with the time.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use crate::vpp::maglev::{self, Member};
+use crate::vpp::wire::{Encap, FibPath, IpRoute, LbVip, Prefix};
+
+/// `VNET_API_ERROR_NO_SUCH_FIB`.
+pub const NO_SUCH_FIB: i32 = -3;
+/// `VNET_API_ERROR_NO_SUCH_ENTRY`.
+pub const NO_SUCH_ENTRY: i32 = -6;
+/// `VNET_API_ERROR_INVALID_MEMORY_SIZE`.
+pub const INVALID_MEMORY_SIZE: i32 = -70;
+/// `VNET_API_ERROR_INVALID_ARGUMENT`.
+pub const INVALID_ARGUMENT: i32 = -73;
+/// `VNET_API_ERROR_VALUE_EXIST`.
+pub const VALUE_EXIST: i32 = -81;
+/// `VNET_API_ERROR_INVALID_ADDRESS_FAMILY`.
+pub const INVALID_ADDRESS_FAMILY: i32 = -97;
+
+/// A vppinfra pool: freed slots are reused most-recent-first.
+#[derive(Debug, Clone)]
+struct Pool<T> {
+    slots: Vec<Option<T>>,
+    free: Vec<usize>,
+}
+
+impl<T> Pool<T> {
+    fn new() -> Pool<T> {
+        Pool {
+            slots: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+
+    fn alloc(&mut self, v: T) -> usize {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i] = Some(v);
+                i
+            }
+            None => {
+                self.slots.push(Some(v));
+                self.slots.len() - 1
+            }
+        }
+    }
+
+    fn free_slot(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i) {
+            if s.take().is_some() {
+                self.free.push(i);
+            }
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.slots.get(i).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.slots.get_mut(i).and_then(Option::as_mut)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|v| (i, v)))
+    }
+
+    fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_some()).count()
+    }
+}
+
+/// VPP's VIP types (family of the VIP, then encapsulation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VipType {
+    /// IPv6 VIP, GRE6.
+    Ip6Gre6,
+    /// IPv6 VIP, GRE4.
+    Ip6Gre4,
+    /// IPv4 VIP, GRE6.
+    Ip4Gre6,
+    /// IPv4 VIP, GRE4.
+    Ip4Gre4,
+    /// IPv4 VIP, L3DSR.
+    Ip4L3dsr,
+    /// IPv4 VIP, NAT4.
+    Ip4Nat4,
+    /// IPv6 VIP, NAT6.
+    Ip6Nat6,
+}
+
+impl VipType {
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            VipType::Ip6Gre6 => "ip6-gre6",
+            VipType::Ip6Gre4 => "ip6-gre4",
+            VipType::Ip4Gre6 => "ip4-gre6",
+            VipType::Ip4Gre4 => "ip4-gre4",
+            VipType::Ip4L3dsr => "ip4-l3dsr",
+            VipType::Ip4Nat4 => "ip4-nat4",
+            VipType::Ip6Nat6 => "ip6-nat6",
+        }
+    }
+
+    fn encap(self) -> Encap {
+        match self {
+            VipType::Ip6Gre4 | VipType::Ip4Gre4 => Encap::Gre4,
+            VipType::Ip6Gre6 | VipType::Ip4Gre6 => Encap::Gre6,
+            VipType::Ip4L3dsr => Encap::L3dsr,
+            VipType::Ip4Nat4 => Encap::Nat4,
+            VipType::Ip6Nat6 => Encap::Nat6,
+        }
+    }
+
+    /// Whether ASes of this VIP type must be IPv4.
+    fn wants_ipv4_as(self) -> bool {
+        matches!(
+            self,
+            VipType::Ip6Gre4 | VipType::Ip4Gre4 | VipType::Ip4L3dsr | VipType::Ip4Nat4
+        )
+    }
+
+    /// The type VPP derives from the prefix family and `encap`: IPv6 turns
+    /// L3DSR, NAT4 and unknown values silently into GRE6; IPv4 has no
+    /// type for NAT6 or unknown values (`None`: rejected later with -97).
+    fn derive(v6: bool, encap: u32) -> Option<VipType> {
+        match (v6, encap) {
+            (false, 0) => Some(VipType::Ip4Gre4),
+            (false, 1) => Some(VipType::Ip4Gre6),
+            (false, 2) => Some(VipType::Ip4L3dsr),
+            (false, 3) => Some(VipType::Ip4Nat4),
+            (false, _) => None,
+            (true, 0) => Some(VipType::Ip6Gre4),
+            (true, 4) => Some(VipType::Ip6Nat6),
+            (true, _) => Some(VipType::Ip6Gre6),
+        }
+    }
+}
+
+/// Per-VIP counters, in the stats segment's order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VipCounters {
+    /// Packets that hit a sticky entry.
+    pub existing_sessions: u64,
+    /// New flows assigned to an AS.
+    pub first_packet: u64,
+    /// Packets whose flow could not be stored.
+    pub untracked: u64,
+    /// New flows with no server (dropped).
+    pub no_server: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Vip {
+    pfx: Prefix,
+    protocol: u8,
+    port: u16,
+    vtype: VipType,
+    dscp: u8,
+    table_len: u32,
+    sticky: bool,
+    in_use: bool,
+    as_slots: Pool<usize>,
+    counters: VipCounters,
+}
+
+#[derive(Debug, Clone)]
+struct As {
+    addr: IpAddr,
+    vip: usize,
+    weight: u8,
+    in_use: bool,
+    deleted_at: Option<Instant>,
+    in_use_since: u32,
+    buckets: u32,
+    dpo: u32,
+}
+
+/// The lb plugin state of one simulated VPP.
+#[derive(Debug, Clone)]
+pub struct LbState {
+    ip4_src: Ipv4Addr,
+    ip6_src: Ipv6Addr,
+    sticky_buckets: u32,
+    flow_timeout: u32,
+    vips: Pool<Vip>,
+    ases: Pool<As>,
+    routes: BTreeMap<Prefix, u32>,
+    next_stats_index: u32,
+    next_dpo: u32,
+    gc_delay: Duration,
+    started: Instant,
+}
+
+/// The settings `lb_conf_get` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conf {
+    /// GRE4 outer source.
+    pub ip4_src: Ipv4Addr,
+    /// GRE6 outer source.
+    pub ip6_src: Ipv6Addr,
+    /// Sticky buckets per worker.
+    pub sticky_buckets_per_core: u32,
+    /// Sticky idle timeout in seconds.
+    pub flow_timeout: u32,
+}
+
+/// One VIP as dumps report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipView {
+    /// Pool index (stats counter index).
+    pub index: usize,
+    /// Key.
+    pub key: LbVip,
+    /// Encap as dumped.
+    pub encap: Encap,
+    /// DSCP.
+    pub dscp: u8,
+    /// Buckets.
+    pub table_len: u32,
+    /// Sticky flag.
+    pub sticky: bool,
+    /// False for deleted, not yet collected.
+    pub in_use: bool,
+    /// Counters.
+    pub counters: VipCounters,
+}
+
+/// One AS as dumps report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AsView {
+    /// Its VIP.
+    pub vip: LbVip,
+    /// Address.
+    pub addr: IpAddr,
+    /// Bit 0 = in use.
+    pub flags: u8,
+    /// Seconds since start at deletion.
+    pub in_use_since: u32,
+    /// Weight.
+    pub weight: u8,
+    /// New-flow table entries.
+    pub buckets: u32,
+}
+
+/// VPP's 16-byte internal address form (IPv4 as `::a.b.c.d`).
+fn internal(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[12..].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// The raw 16-byte union of an address as a request carries it.
+fn raw_union(addr: IpAddr) -> [u8; 16] {
+    match addr {
+        IpAddr::V4(a) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&a.octets());
+            b
+        }
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+/// An address as VPP's `%U format_ip46_address` prints it.
+pub fn fmt_ip(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => fmt_ip6(a),
+    }
+}
+
+/// IPv6 as VPP prints it: lowercase, no leading zeros, the first longest
+/// run of two or more zero groups as `::`, never dotted IPv4.
+pub fn fmt_ip6(a: Ipv6Addr) -> String {
+    let g = a.segments();
+    let (mut best, mut best_len) = (usize::MAX, 0);
+    let mut i = 0;
+    while i < 8 {
+        if g[i] == 0 {
+            let start = i;
+            while i < 8 && g[i] == 0 {
+                i += 1;
+            }
+            if i - start > best_len && i - start >= 2 {
+                best = start;
+                best_len = i - start;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    let hex = |s: &[u16]| {
+        s.iter()
+            .map(|x| format!("{x:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    if best == usize::MAX {
+        return hex(&g);
+    }
+    format!("{}::{}", hex(&g[..best]), hex(&g[best + best_len..]))
+}
+
+fn fmt_prefix(p: &Prefix) -> String {
+    format!("{}/{}", fmt_ip(p.addr), p.len)
+}
+
+impl LbState {
+    /// A freshly started VPP: all-ones sources, 1024 buckets, 40 s; objects
+    /// deleted more than `gc_delay` ago are collected.
+    pub fn new(gc_delay: Duration) -> LbState {
+        let mut vips = Pool::new();
+        // Slot 0: the permanent placeholder.
+        vips.alloc(Vip {
+            pfx: Prefix::any(),
+            protocol: 255,
+            port: 0,
+            vtype: VipType::Ip4Gre4,
+            dscp: 0,
+            table_len: 0,
+            sticky: false,
+            in_use: false,
+            as_slots: Pool::new(),
+            counters: VipCounters::default(),
+        });
+        let mut ases = Pool::new();
+        ases.alloc(As {
+            addr: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            vip: 0,
+            weight: 0,
+            in_use: false,
+            deleted_at: None,
+            in_use_since: 0,
+            buckets: 0,
+            dpo: 0,
+        });
+        LbState {
+            ip4_src: Ipv4Addr::BROADCAST,
+            ip6_src: Ipv6Addr::from(u128::MAX),
+            sticky_buckets: 1024,
+            flow_timeout: 40,
+            vips,
+            ases,
+            routes: BTreeMap::new(),
+            next_stats_index: 40,
+            next_dpo: 14,
+            gc_delay,
+            started: Instant::now(),
+        }
+    }
+
+    /// `lb_conf`.
+    pub fn set_conf(&mut self, c: Conf) -> i32 {
+        if c.sticky_buckets_per_core != u32::MAX && !is_pow2(c.sticky_buckets_per_core) {
+            return INVALID_MEMORY_SIZE;
+        }
+        self.ip4_src = c.ip4_src;
+        self.ip6_src = c.ip6_src;
+        if c.sticky_buckets_per_core != u32::MAX {
+            self.sticky_buckets = c.sticky_buckets_per_core;
+        }
+        if c.flow_timeout != u32::MAX {
+            self.flow_timeout = c.flow_timeout;
+        }
+        0
+    }
+
+    /// `lb_conf_get`.
+    pub fn conf(&self) -> Conf {
+        Conf {
+            ip4_src: self.ip4_src,
+            ip6_src: self.ip6_src,
+            sticky_buckets_per_core: self.sticky_buckets,
+            flow_timeout: self.flow_timeout,
+        }
+    }
+
+    fn key(pfx: Prefix, protocol: u8, port: u16) -> (Prefix, u8, u16) {
+        let protocol = if port == 0 { 255 } else { protocol };
+        (pfx.normalized(), protocol, port)
+    }
+
+    fn find_vip(&self, pfx: Prefix, protocol: u8, port: u16) -> Option<usize> {
+        let (pfx, protocol, port) = Self::key(pfx, protocol, port);
+        self.vips
+            .iter()
+            .skip(1)
+            .find(|(_, v)| v.in_use && v.pfx == pfx && v.protocol == protocol && v.port == port)
+            .map(|(i, _)| i)
+    }
+
+    /// `lb_add_del_vip(_v2)`: the checks of §7.5 in VPP's order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_del_vip(
+        &mut self,
+        pfx: Prefix,
+        protocol: u8,
+        port: u16,
+        encap: u32,
+        dscp: u8,
+        table_len: u32,
+        sticky: bool,
+        is_del: bool,
+        now: Instant,
+    ) -> i32 {
+        self.collect(now);
+        if is_del {
+            let Some(i) = self.find_vip(pfx, protocol, port) else {
+                return NO_SUCH_ENTRY;
+            };
+            let since = self.uptime(now);
+            let slots: Vec<usize> = self
+                .vips
+                .get(i)
+                .map_or(Vec::new(), |v| v.as_slots.iter().map(|(_, &a)| a).collect());
+            for a in slots {
+                if let Some(a) = self.ases.get_mut(a) {
+                    if a.in_use {
+                        a.in_use = false;
+                        a.deleted_at = Some(now);
+                        a.in_use_since = since;
+                    }
+                    a.buckets = 0;
+                }
+            }
+            let vp = {
+                let v = self.vips.get_mut(i).expect("found above");
+                v.in_use = false;
+                v.pfx
+            };
+            if !self.vips.iter().any(|(_, v)| v.in_use && v.pfx == vp) {
+                self.routes.remove(&vp);
+            }
+            // The VIP itself goes when its AS slots are gone.
+            self.deleted_vips_touch(i, now);
+            return 0;
+        }
+        let (npfx, protocol, port) = Self::key(pfx, protocol, port);
+        if self.find_vip(npfx, protocol, port).is_some() {
+            return VALUE_EXIST;
+        }
+        let same_prefix: Vec<&Vip> = self
+            .vips
+            .iter()
+            .skip(1)
+            .filter(|(_, v)| v.in_use && v.pfx == npfx)
+            .map(|(_, v)| v)
+            .collect();
+        if port != 0 && same_prefix.iter().any(|v| v.port == 0) {
+            return VALUE_EXIST;
+        }
+        if port == 0 && same_prefix.iter().any(|v| v.port != 0) {
+            return VALUE_EXIST;
+        }
+        let vtype = VipType::derive(npfx.addr.is_ipv6(), encap);
+        if port != 0 && same_prefix.iter().any(|v| Some(v.vtype) != vtype) {
+            return INVALID_ARGUMENT;
+        }
+        // VPP accepts 0 here and then tries to build a 2^32 table; the
+        // simulator refuses it instead of exhausting memory.
+        if !is_pow2(table_len) || table_len == 0 {
+            return INVALID_MEMORY_SIZE;
+        }
+        let Some(vtype) = vtype else {
+            return INVALID_ADDRESS_FAMILY;
+        };
+        let dscp = if vtype == VipType::Ip4L3dsr {
+            dscp & 0x3f
+        } else {
+            0
+        };
+        self.vips.alloc(Vip {
+            pfx: npfx,
+            protocol,
+            port,
+            vtype,
+            dscp,
+            table_len,
+            sticky,
+            in_use: true,
+            as_slots: Pool::new(),
+            counters: VipCounters::default(),
+        });
+        if !self.routes.contains_key(&npfx) {
+            self.routes.insert(npfx, self.next_stats_index);
+            self.next_stats_index += 1;
+        }
+        0
+    }
+
+    fn deleted_vips_touch(&mut self, _vip: usize, now: Instant) {
+        self.collect(now);
+    }
+
+    fn uptime(&self, now: Instant) -> u32 {
+        now.saturating_duration_since(self.started).as_secs() as u32
+    }
+
+    fn vip_as(&self, vip: usize, addr: IpAddr) -> Option<usize> {
+        let v = self.vips.get(vip)?;
+        v.as_slots
+            .iter()
+            .map(|(_, &a)| a)
+            .find(|&a| self.ases.get(a).is_some_and(|x| x.addr == addr))
+    }
+
+    /// `lb_add_del_as(_v2)`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_del_as(
+        &mut self,
+        pfx: Prefix,
+        protocol: u8,
+        port: u16,
+        addr: IpAddr,
+        weight: u8,
+        is_del: bool,
+        now: Instant,
+    ) -> i32 {
+        self.collect(now);
+        let Some(vi) = self.find_vip(pfx, protocol, port) else {
+            return NO_SUCH_ENTRY;
+        };
+        let existing = self.vip_as(vi, addr);
+        if is_del {
+            let Some(ai) = existing else {
+                return NO_SUCH_ENTRY;
+            };
+            let since = self.uptime(now);
+            let a = self.ases.get_mut(ai).expect("listed");
+            if a.in_use {
+                a.in_use = false;
+                a.deleted_at = Some(now);
+                a.in_use_since = since;
+            }
+            self.rebuild(vi);
+            return 0;
+        }
+        if let Some(ai) = existing {
+            let a = self.ases.get_mut(ai).expect("listed");
+            if a.in_use {
+                return VALUE_EXIST;
+            }
+            a.in_use = true;
+            a.deleted_at = None;
+            a.weight = weight;
+            self.rebuild(vi);
+            return 0;
+        }
+        let vtype = self.vips.get(vi).expect("found").vtype;
+        if vtype.wants_ipv4_as() != addr.is_ipv4() {
+            return INVALID_ADDRESS_FAMILY;
+        }
+        let dpo = self.next_dpo;
+        self.next_dpo += 1;
+        let ai = self.ases.alloc(As {
+            addr,
+            vip: vi,
+            weight,
+            in_use: true,
+            deleted_at: None,
+            in_use_since: 0,
+            buckets: 0,
+            dpo,
+        });
+        self.vips.get_mut(vi).expect("found").as_slots.alloc(ai);
+        self.rebuild(vi);
+        0
+    }
+
+    /// `lb_as_set_weight`.
+    pub fn set_weight(
+        &mut self,
+        pfx: Prefix,
+        protocol: u8,
+        port: u16,
+        addr: IpAddr,
+        weight: u8,
+    ) -> i32 {
+        let Some(vi) = self.find_vip(pfx, protocol, port) else {
+            return NO_SUCH_ENTRY;
+        };
+        let Some(ai) = self.vip_as(vi, addr) else {
+            return NO_SUCH_ENTRY;
+        };
+        let a = self.ases.get_mut(ai).expect("listed");
+        if !a.in_use {
+            return NO_SUCH_ENTRY;
+        }
+        a.weight = weight;
+        self.rebuild(vi);
+        0
+    }
+
+    fn rebuild(&mut self, vi: usize) {
+        let Some(v) = self.vips.get(vi) else { return };
+        let slots: Vec<usize> = v.as_slots.iter().map(|(_, &a)| a).collect();
+        let size = v.table_len as usize;
+        let live: Vec<usize> = slots
+            .iter()
+            .copied()
+            .filter(|&a| self.ases.get(a).is_some_and(|x| x.in_use))
+            .collect();
+        let members: Vec<Member> = live
+            .iter()
+            .map(|&a| {
+                let x = self.ases.get(a).expect("live");
+                Member {
+                    addr: x.addr,
+                    weight: x.weight,
+                }
+            })
+            .collect();
+        let counts = maglev::bucket_counts(&members, size);
+        for a in slots {
+            if let Some(x) = self.ases.get_mut(a) {
+                x.buckets = 0;
+            }
+        }
+        for (a, c) in live.into_iter().zip(counts) {
+            if let Some(x) = self.ases.get_mut(a) {
+                x.buckets = c;
+            }
+        }
+    }
+
+    /// Garbage collection: frees AS slots deleted more than `gc_delay` ago
+    /// and deleted VIPs left without AS slots, in increasing index order.
+    pub fn collect(&mut self, now: Instant) {
+        let expired: Vec<usize> = self
+            .ases
+            .iter()
+            .skip(1)
+            .filter(|(_, a)| {
+                !a.in_use
+                    && a.deleted_at
+                        .is_some_and(|t| now.saturating_duration_since(t) >= self.gc_delay)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for ai in expired {
+            let vi = self.ases.get(ai).expect("listed").vip;
+            if let Some(v) = self.vips.get_mut(vi) {
+                let pos: Vec<usize> = v
+                    .as_slots
+                    .iter()
+                    .filter(|(_, a)| **a == ai)
+                    .map(|(p, _)| p)
+                    .collect();
+                for p in pos {
+                    v.as_slots.free_slot(p);
+                }
+            }
+            self.ases.free_slot(ai);
+        }
+        let dead: Vec<usize> = self
+            .vips
+            .iter()
+            .skip(1)
+            .filter(|(_, v)| !v.in_use && v.as_slots.len() == 0)
+            .map(|(i, _)| i)
+            .collect();
+        for vi in dead {
+            self.vips.free_slot(vi);
+        }
+    }
+
+    /// Every in-use VIP in pool order (what `lb_vip_dump` returns).
+    pub fn vips(&self) -> Vec<VipView> {
+        self.all_vips().into_iter().filter(|v| v.in_use).collect()
+    }
+
+    /// Every VIP slot but the placeholder, deleted ones included.
+    pub fn all_vips(&self) -> Vec<VipView> {
+        self.vips
+            .iter()
+            .skip(1)
+            .map(|(i, v)| VipView {
+                index: i,
+                key: LbVip {
+                    pfx: v.pfx,
+                    protocol: v.protocol,
+                    port: v.port,
+                },
+                encap: v.vtype.encap(),
+                dscp: v.dscp,
+                table_len: v.table_len,
+                sticky: v.sticky,
+                in_use: v.in_use,
+                counters: v.counters,
+            })
+            .collect()
+    }
+
+    /// `lb_as_dump`: all ASes when the filter address is all zero, else
+    /// only VIPs whose internal form equals the raw filter bytes (so an
+    /// IPv4 filter never matches, as in VPP).
+    pub fn ases(&self, filter: Prefix, protocol: u8, port: u16) -> Vec<AsView> {
+        let raw = raw_union(filter.addr);
+        let all = raw.iter().all(|&b| b == 0);
+        let mut out = Vec::new();
+        for (_, v) in self.vips.iter().skip(1) {
+            if !all && (internal(v.pfx.addr) != raw || v.protocol != protocol || v.port != port) {
+                continue;
+            }
+            for (_, &ai) in v.as_slots.iter() {
+                let Some(a) = self.ases.get(ai) else { continue };
+                out.push(AsView {
+                    vip: LbVip {
+                        pfx: v.pfx,
+                        protocol: v.protocol,
+                        port: v.port,
+                    },
+                    addr: a.addr,
+                    flags: u8::from(a.in_use),
+                    in_use_since: a.in_use_since,
+                    weight: a.weight,
+                    buckets: a.buckets,
+                });
+            }
+        }
+        out
+    }
+
+    /// `ip_route_lookup` in table `table`: (retval, route).
+    pub fn route_lookup(&self, table: u32, exact: bool, prefix: Prefix) -> (i32, IpRoute) {
+        let empty = IpRoute {
+            table_id: 0,
+            stats_index: 0,
+            prefix: Prefix::any(),
+            paths: Vec::new(),
+        };
+        if table != 0 {
+            return (NO_SUCH_FIB, empty);
+        }
+        let p = prefix.normalized();
+        let hit = if exact {
+            self.routes.get(&p).map(|&i| (p, i))
+        } else {
+            self.routes
+                .iter()
+                .filter(|(r, _)| {
+                    r.addr.is_ipv4() == p.addr.is_ipv4()
+                        && r.len <= p.len
+                        && Prefix {
+                            addr: p.addr,
+                            len: r.len,
+                        }
+                        .normalized()
+                            == **r
+                })
+                .max_by_key(|(r, _)| r.len)
+                .map(|(r, &i)| (*r, i))
+        };
+        match hit {
+            Some((r, i)) => (
+                0,
+                IpRoute {
+                    table_id: table,
+                    stats_index: i,
+                    prefix: r,
+                    paths: vec![FibPath::lb_exclusive(r.addr.is_ipv6())],
+                },
+            ),
+            None if exact => (NO_SUCH_ENTRY, empty),
+            None => {
+                // The default route drops.
+                let mut path = FibPath::lb_exclusive(p.addr.is_ipv6());
+                path.r#type = 2;
+                let any = if p.addr.is_ipv6() {
+                    Prefix {
+                        addr: IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+                        len: 0,
+                    }
+                } else {
+                    Prefix::any()
+                };
+                (
+                    0,
+                    IpRoute {
+                        table_id: 0,
+                        stats_index: 0,
+                        prefix: any,
+                        paths: vec![path],
+                    },
+                )
+            }
+        }
+    }
+
+    /// The FIB stats index of every installed VIP prefix.
+    pub fn routes(&self) -> Vec<(Prefix, u32)> {
+        self.routes.iter().map(|(p, i)| (*p, *i)).collect()
+    }
+
+    /// Adds traffic to the counters of the in-use VIP `key` (tests and
+    /// demos); false if there is no such VIP.
+    pub fn add_traffic(&mut self, key: &LbVip, add: VipCounters) -> bool {
+        let Some(i) = self.find_vip(key.pfx, key.protocol, key.port) else {
+            return false;
+        };
+        let c = &mut self.vips.get_mut(i).expect("found").counters;
+        c.existing_sessions += add.existing_sessions;
+        c.first_packet += add.first_packet;
+        c.untracked += add.untracked;
+        c.no_server += add.no_server;
+        true
+    }
+
+    /// `show lb`.
+    pub fn show_lb(&self) -> String {
+        format!(
+            "lb_main ip4-src-address: {} \n ip6-src-address: {} \n #vips: {}\n #ass: {}\n",
+            self.ip4_src,
+            fmt_ip6(self.ip6_src),
+            self.vips.len(),
+            self.ases.len() - 1
+        )
+    }
+
+    /// `show lb vips`.
+    pub fn show_vips(&self) -> String {
+        let mut s = String::new();
+        for (_, v) in self.vips.iter().skip(1) {
+            let _ = write!(
+                s,
+                "{} {} new_size:{} #as:{}{}",
+                v.vtype.name(),
+                fmt_prefix(&v.pfx),
+                v.table_len,
+                v.as_slots.len(),
+                if v.in_use { "" } else { " removed" }
+            );
+            if v.port != 0 {
+                let _ = write!(s, "  protocol:{} port:{} ", v.protocol, v.port);
+            }
+            if v.vtype == VipType::Ip4L3dsr {
+                let _ = write!(s, "  dscp:{}", v.dscp);
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// `show lb vips verbose`.
+    pub fn show_vips_verbose(&self) -> String {
+        let mut s = String::new();
+        for (i, v) in self.vips.iter().skip(1) {
+            let _ = writeln!(
+                s,
+                " {} [{i}] {}{}{}",
+                v.vtype.name(),
+                fmt_prefix(&v.pfx),
+                if v.sticky { " src_ip_sticky" } else { "" },
+                if v.in_use { "" } else { " removed" }
+            );
+            let _ = writeln!(s, "  new_size:{}", v.table_len);
+            if v.port != 0 {
+                let _ = writeln!(s, "  protocol:{} port:{}", v.protocol, v.port);
+            }
+            if v.vtype == VipType::Ip4L3dsr {
+                let _ = writeln!(s, "  dscp:{}", v.dscp);
+            }
+            let c = &v.counters;
+            let _ = writeln!(s, "  counters:");
+            let _ = writeln!(
+                s,
+                "    packet from existing sessions: {}",
+                c.existing_sessions
+            );
+            let _ = writeln!(s, "    first session packet: {}", c.first_packet);
+            let _ = writeln!(s, "    untracked packet: {}", c.untracked);
+            let _ = writeln!(s, "    no server configured: {}", c.no_server);
+            let _ = writeln!(s, "  #as:{}", v.as_slots.len());
+            for (_, &ai) in v.as_slots.iter() {
+                let Some(a) = self.ases.get(ai) else { continue };
+                let _ = writeln!(
+                    s,
+                    "    {} weight:{} buckets:{} flows:0 dpo:{} {}",
+                    fmt_ip(a.addr),
+                    a.weight,
+                    a.buckets,
+                    a.dpo,
+                    if a.in_use { "used" } else { " removed" }
+                );
+            }
+            s.push('\n');
+        }
+        s
+    }
+
+    /// `cli_inband`: (retval, text) for the commands VPP would answer.
+    pub fn cli(&self, cmd: &str) -> (i32, String) {
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        match words.as_slice() {
+            ["show", "lb"] => (0, self.show_lb()),
+            ["show", "lb", "vips"] => (0, self.show_vips()),
+            ["show", "lb", "vips", "verbose"] => (0, self.show_vips_verbose()),
+            ["show", "version"] => (0, "vpp v26.10-rc0~vppsim built by vpp-maglev\n".into()),
+            [] => (0, String::new()),
+            ["show", "lb", "vips", rest @ ..] => (-1, unknown("show lb vips", &rest.join(" "))),
+            ["show", "lb", rest @ ..] => (-1, unknown("show lb", &rest.join(" "))),
+            ["show", rest @ ..] => (-1, unknown("show", &rest.join(" "))),
+            _ => (-1, unknown("", cmd.trim())),
+        }
+    }
+}
+
+/// VPP's "unknown input" error text (rest quoted, cut at 30 characters).
+fn unknown(parent: &str, rest: &str) -> String {
+    let mut q: String = rest
+        .chars()
+        .take(30)
+        .flat_map(|c| match c {
+            '\r' => "\\r".chars().collect::<Vec<_>>(),
+            '\n' => "\\n".chars().collect(),
+            '\t' => "\\t".chars().collect(),
+            c => vec![c],
+        })
+        .collect();
+    if rest.chars().count() > 30 {
+        q.push_str("...");
+    }
+    if parent.is_empty() {
+        format!("unknown input `{q}'\n")
+    } else {
+        format!("{parent}: unknown input `{q}'\n")
+    }
+}
+
+fn is_pow2(v: u32) -> bool {
+    v & v.wrapping_sub(1) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn state() -> (LbState, Instant) {
+        (LbState::new(Duration::from_secs(60)), Instant::now())
+    }
+
+    #[test]
+    fn vip_add_errors_in_vpp_order() {
+        let (mut s, t) = state();
+        assert_eq!(
+            s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, false, false, t),
+            0
+        );
+        assert_eq!(
+            s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, false, false, t),
+            VALUE_EXIST
+        );
+        // all-port vs per-port on the same prefix
+        assert_eq!(
+            s.add_del_vip(p("192.0.2.1/32"), 6, 0, 0, 0, 1024, false, false, t),
+            VALUE_EXIST
+        );
+        // other per-port VIP with a different type
+        assert_eq!(
+            s.add_del_vip(p("192.0.2.1/32"), 6, 443, 1, 0, 1024, false, false, t),
+            INVALID_ARGUMENT
+        );
+        assert_eq!(
+            s.add_del_vip(p("192.0.2.1/32"), 6, 443, 0, 0, 1000, false, false, t),
+            INVALID_MEMORY_SIZE
+        );
+        assert_eq!(
+            s.add_del_vip(p("192.0.2.9/32"), 6, 80, 4, 0, 1024, false, false, t),
+            INVALID_ADDRESS_FAMILY
+        );
+        // IPv6 with L3DSR silently becomes GRE6
+        assert_eq!(
+            s.add_del_vip(p("2001:db8::1/128"), 17, 53, 2, 0, 1024, false, false, t),
+            0
+        );
+        assert_eq!(s.vips()[1].encap, Encap::Gre6);
+        // port 0 forces protocol 255
+        assert_eq!(
+            s.add_del_vip(p("198.51.100.7/32"), 6, 0, 2, 34, 1024, false, false, t),
+            0
+        );
+        assert_eq!(s.vips()[2].key.protocol, 255);
+        assert_eq!(
+            s.add_del_vip(p("203.0.113.1/32"), 6, 80, 0, 0, 1024, false, true, t),
+            NO_SUCH_ENTRY
+        );
+    }
+
+    #[test]
+    fn as_semantics_and_buckets() {
+        let (mut s, t) = state();
+        let v = p("192.0.2.1/32");
+        assert_eq!(
+            s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, t),
+            NO_SUCH_ENTRY
+        );
+        s.add_del_vip(v, 6, 80, 0, 0, 1024, true, false, t);
+        assert_eq!(
+            s.add_del_as(v, 6, 80, ip("2001:db8::1"), 50, false, t),
+            INVALID_ADDRESS_FAMILY
+        );
+        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, t), 0);
+        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.2"), 100, false, t), 0);
+        assert_eq!(
+            s.add_del_as(v, 6, 80, ip("10.0.0.2"), 100, false, t),
+            VALUE_EXIST
+        );
+        let b: Vec<u32> = s
+            .ases(Prefix::any(), 0, 0)
+            .iter()
+            .map(|a| a.buckets)
+            .collect();
+        assert_eq!(b, vec![350, 674]);
+        assert_eq!(s.set_weight(v, 6, 80, ip("10.0.0.9"), 1), NO_SUCH_ENTRY);
+        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.1"), 0, true, t), 0);
+        assert_eq!(s.set_weight(v, 6, 80, ip("10.0.0.1"), 100), NO_SUCH_ENTRY);
+        let a = s.ases(Prefix::any(), 0, 0);
+        assert_eq!((a[0].flags, a[0].buckets, a[1].buckets), (0, 0, 1024));
+        // IPv4 filter never matches
+        assert!(s.ases(v, 6, 80).is_empty());
+        // revive keeps the slot position
+        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, t), 0);
+        let a = s.ases(Prefix::any(), 0, 0);
+        assert_eq!(a[0].addr, ip("10.0.0.1"));
+        assert_eq!((a[0].buckets, a[1].buckets), (350, 674));
+    }
+
+    #[test]
+    fn vip_delete_with_ases_lingers_until_collected() {
+        let (mut s, t) = state();
+        let v = p("192.0.2.1/32");
+        s.add_del_vip(v, 6, 80, 0, 0, 1024, false, false, t);
+        s.add_del_as(v, 6, 80, ip("10.0.0.1"), 100, false, t);
+        assert_eq!(s.add_del_vip(v, 6, 80, 0, 0, 1024, false, true, t), 0);
+        assert!(s.vips().is_empty());
+        assert!(s.show_vips().contains(" removed"));
+        assert_eq!(s.ases(Prefix::any(), 0, 0)[0].flags, 0);
+        // re-adding meanwhile takes a new index
+        s.add_del_vip(v, 6, 80, 0, 0, 1024, false, false, t);
+        assert_eq!(s.vips()[0].index, 2);
+        s.collect(t + Duration::from_secs(61));
+        assert_eq!(s.all_vips().len(), 1);
+        // the freed slot 1 is reused next
+        s.add_del_vip(p("192.0.2.2/32"), 6, 80, 0, 0, 1024, false, false, t);
+        assert_eq!(s.vips()[0].index, 1);
+    }
+
+    #[test]
+    fn route_lookup() {
+        let (mut s, t) = state();
+        s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, false, false, t);
+        s.add_del_vip(p("192.0.2.1/32"), 17, 53, 0, 0, 1024, false, false, t);
+        let (rv, r) = s.route_lookup(0, true, p("192.0.2.1/32"));
+        assert_eq!((rv, r.stats_index, r.paths.len()), (0, 40, 1));
+        assert_eq!(s.route_lookup(0, true, p("192.0.2.2/32")).0, NO_SUCH_ENTRY);
+        assert_eq!(s.route_lookup(7, true, p("192.0.2.1/32")).0, NO_SUCH_FIB);
+        assert_eq!(s.route_lookup(0, false, p("8.8.8.8/32")).1.prefix.len, 0);
+    }
+
+    #[test]
+    fn conf_rules() {
+        let (mut s, _) = state();
+        let c = s.conf();
+        assert_eq!(c.ip4_src, Ipv4Addr::BROADCAST);
+        let mut n = c;
+        n.sticky_buckets_per_core = 1000;
+        assert_eq!(s.set_conf(n), INVALID_MEMORY_SIZE);
+        n.sticky_buckets_per_core = u32::MAX;
+        n.flow_timeout = 10;
+        n.ip4_src = "192.0.2.254".parse().unwrap();
+        assert_eq!(s.set_conf(n), 0);
+        assert_eq!(s.conf().sticky_buckets_per_core, 1024);
+        assert_eq!(s.conf().flow_timeout, 10);
+    }
+
+    #[test]
+    fn cli_text_matches_protocol_md_example() {
+        let (mut s, t) = state();
+        let cfg = Conf {
+            ip4_src: "192.0.2.254".parse().unwrap(),
+            ip6_src: "2001:db8::fe".parse().unwrap(),
+            sticky_buckets_per_core: u32::MAX,
+            flow_timeout: u32::MAX,
+        };
+        s.set_conf(cfg);
+        s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, true, false, t);
+        s.add_del_vip(p("2001:db8::1/128"), 17, 53, 1, 0, 1024, false, false, t);
+        s.add_del_vip(p("198.51.100.7/32"), 0, 0, 2, 34, 1024, false, false, t);
+        assert_eq!(
+            s.show_vips(),
+            "ip4-gre4 192.0.2.1/32 new_size:1024 #as:0  protocol:6 port:80 \n\
+             ip6-gre6 2001:db8::1/128 new_size:1024 #as:0  protocol:17 port:53 \n\
+             ip4-l3dsr 198.51.100.7/32 new_size:1024 #as:0  dscp:34\n"
+        );
+        s.add_del_as(p("192.0.2.1/32"), 6, 80, ip("10.0.0.1"), 50, false, t);
+        s.add_del_as(p("192.0.2.1/32"), 6, 80, ip("10.0.0.2"), 100, false, t);
+        let v = s.show_vips_verbose();
+        assert!(v.starts_with(
+            " ip4-gre4 [1] 192.0.2.1/32 src_ip_sticky\n  new_size:1024\n  protocol:6 port:80\n  counters:\n"
+        ));
+        assert!(v.contains("  #as:2\n    10.0.0.1 weight:50 buckets:350 flows:0 dpo:14 used\n"));
+        assert!(v.contains(" ip4-l3dsr [3] 198.51.100.7/32\n  new_size:1024\n  dscp:34\n"));
+        assert!(v.ends_with("  #as:0\n\n"));
+        assert_eq!(
+            s.show_lb(),
+            "lb_main ip4-src-address: 192.0.2.254 \n ip6-src-address: 2001:db8::fe \n #vips: 4\n #ass: 2\n"
+        );
+        assert_eq!(s.cli("show lb foo").0, -1);
+        assert_eq!(s.cli("bogus").1, "unknown input `bogus'\n");
+    }
+
+    #[test]
+    fn ipv6_formatting_like_vpp() {
+        assert_eq!(
+            fmt_ip6("2001:db8:0:0:1:0:0:1".parse().unwrap()),
+            "2001:db8::1:0:0:1"
+        );
+        assert_eq!(fmt_ip6("::ffff:10.0.0.1".parse().unwrap()), "::ffff:a00:1");
+        assert_eq!(
+            fmt_ip6("2001:db8:0:1:1:1:1:1".parse().unwrap()),
+            "2001:db8:0:1:1:1:1:1"
+        );
+        assert_eq!(fmt_ip6("::".parse().unwrap()), "::");
+        assert_eq!(
+            fmt_ip6(Ipv6Addr::from(u128::MAX)),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
+    }
+}
