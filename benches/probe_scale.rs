@@ -30,6 +30,15 @@ fn backend_addr(i: usize) -> Ipv4Addr {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo test --all-targets` runs bench binaries without `--bench`:
+    // measuring belongs to `cargo bench` only.
+    if !args
+        .iter()
+        .any(|a| a == "--bench" || a == "--listener" || a == "--maglev")
+    {
+        println!("benchmark: run it with `cargo bench --bench <name>`");
+        return;
+    }
     let arg = |name: &str| {
         args.iter()
             .position(|a| a == name)

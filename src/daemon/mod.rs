@@ -10,7 +10,7 @@ pub mod signals;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::bounded;
 use log::{error, info, warn};
@@ -19,6 +19,9 @@ use crate::checker::Checker;
 use crate::config::{self, Config, ConfigError};
 use crate::logging;
 use crate::snapshot::Published;
+use crate::vpp::client::ApiCounters;
+use crate::vpp::reconciler::{Reconciler, ReconcilerOptions};
+use crate::vpp::sim::{Sim, SimOptions};
 
 pub use options::Options;
 
@@ -112,8 +115,19 @@ fn summary(c: &Config) -> String {
     )
 }
 
+/// Starts the in-process simulator for `--vpp-sim` on a private socket.
+fn start_sim() -> std::io::Result<Sim> {
+    let dir = std::env::temp_dir().join(format!("maglevd-vppsim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let sim = Sim::start(SimOptions::new(dir.join("api.sock")))?;
+    info!("vpp-sim-started api-socket={}", sim.api_socket().display());
+    Ok(sim)
+}
+
 /// Runs the daemon until SIGTERM/SIGINT; returns the process exit status.
 pub fn run(opts: Options) -> i32 {
+    let process_start = Instant::now();
     logging::init(opts.log_level);
     info!(
         "starting version={} commit={} config={} pid={}",
@@ -147,7 +161,19 @@ pub fn run(opts: Options) -> i32 {
         return 1;
     }
     let mut owner = ConfigOwner::new(opts.config.clone(), cfg);
-    let checker = match Checker::start(owner.published().load(), Vec::new()) {
+    let sim = if opts.vpp_sim {
+        match start_sim() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!("startup-failed step=vpp-sim error={e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    let (ev_tx, ev_rx) = bounded(4096);
+    let checker = match Checker::start(owner.published().load(), vec![ev_tx]) {
         Ok(c) => c,
         Err(e) => {
             error!("startup-failed step=checker error={e}");
@@ -155,6 +181,22 @@ pub fn run(opts: Options) -> i32 {
         }
     };
     let checker_client = checker.client();
+    let reconciler = match Reconciler::start(
+        checker.client(),
+        ev_rx,
+        ApiCounters::new(),
+        ReconcilerOptions {
+            started: process_start,
+            api_socket_override: sim.as_ref().map(|s| s.api_socket().to_path_buf()),
+            timeout: Duration::from_secs(5),
+        },
+    ) {
+        Ok(r) => r,
+        Err(e) => {
+            error!("startup-failed step=reconciler error={e}");
+            return 1;
+        }
+    };
     info!("ready");
 
     let stop = loop {
@@ -171,7 +213,12 @@ pub fn run(opts: Options) -> i32 {
     };
     let started = Instant::now();
     info!("stopping reason={stop}");
+    reconciler.shutdown();
     checker.shutdown();
+    if let Some(mut s) = sim {
+        s.stop();
+        let _ = std::fs::remove_dir(s.api_socket().parent().unwrap_or(Path::new("/")));
+    }
     drop(owner);
     info!("stopped after_ms={}", started.elapsed().as_millis());
     0

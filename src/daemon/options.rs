@@ -31,6 +31,8 @@ pub struct Options {
     pub check: bool,
     /// Log verbosity.
     pub log_level: LevelFilter,
+    /// Run a simulated VPP in-process and program it instead of VPP.
+    pub vpp_sim: bool,
 }
 
 /// Usage text for `--help` and usage errors.
@@ -46,6 +48,8 @@ Options:
                        0 valid, 1 unreadable or parse error, 2 semantic error
   --log-level LEVEL    error, warn, info, debug or trace [env MAGLEV_LOG_LEVEL]
                        (default info)
+  --vpp-sim            run a simulated VPP in-process on a private socket and
+                       program it instead of the configured api-socket
   --version            print version and git commit, then exit
   --help               print this help, then exit
 
@@ -67,6 +71,7 @@ where
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let mut level_word = env("MAGLEV_LOG_LEVEL").filter(|s| !s.is_empty());
     let mut check = false;
+    let mut vpp_sim = false;
 
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
@@ -91,6 +96,7 @@ where
             "config" | "c" => config = PathBuf::from(value("a file path")?),
             "log-level" => level_word = Some(value("a level")?),
             "check" => check = parse_bool(name, inline.as_deref())?,
+            "vpp-sim" => vpp_sim = parse_bool(name, inline.as_deref())?,
             "version" | "V" => return Ok(Command::Version),
             "help" | "h" => return Ok(Command::Help),
             _ => return Err(format!("unknown option `{arg}`")),
@@ -106,6 +112,7 @@ where
         config,
         check,
         log_level,
+        vpp_sim,
     }))
 }
 

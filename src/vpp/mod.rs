@@ -1,9 +1,12 @@
 //! Everything that talks to or imitates VPP: the binary API codec
 //! ([`wire`]), the blocking client ([`client`]), the Maglev table
-//! ([`maglev`]) and the simulator ([`sim`]).
+//! ([`maglev`]), desired state and diffing ([`lb`]), the thread that
+//! applies it ([`reconciler`]) and the simulator ([`sim`]).
 
 pub mod client;
 pub mod errors;
+pub mod lb;
 pub mod maglev;
+pub mod reconciler;
 pub mod sim;
 pub mod wire;

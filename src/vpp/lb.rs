@@ -1,0 +1,1077 @@
+//! What VPP's load balancer should hold, what it does hold, and the ordered
+//! operations that turn one into the other.
+//!
+//! Pure: the reconciler thread reads VPP through the client, calls
+//! [`diff`], and sends the operations. Being pure makes the ordering rules
+//! testable: two maglevd instances with the same config and health states
+//! must emit identical messages (VPP's Maglev table depends on AS order),
+//! and a sync with nothing to change must emit nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::checker::Snapshot;
+use crate::config::Config;
+use crate::vpp::client::{LbConfig, VipSpec};
+use crate::vpp::maglev::{self, Member};
+use crate::vpp::wire::{Encap, LbAsV2Details, LbVip, LbVipDetails, Prefix};
+
+/// Buckets of every VIP's new-flow table (VPP's default; never 0).
+pub const NEW_FLOWS_TABLE_LENGTH: u32 = 1024;
+
+/// An application server as we want it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DesiredAs {
+    /// 0..=100.
+    pub weight: u8,
+    /// Flush sticky flows when this weight is applied.
+    pub flush: bool,
+}
+
+/// A frontend's VIP as we want it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredVip {
+    /// The frontend it comes from.
+    pub frontend: String,
+    /// Key and shape.
+    pub spec: VipSpec,
+    /// ASes by address (IPv4 before IPv6, numeric: `IpAddr`'s order).
+    pub ases: BTreeMap<IpAddr, DesiredAs>,
+}
+
+/// Everything we want VPP to hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Desired {
+    /// Global settings; `None` fields of the config keep VPP's value.
+    pub conf: Option<ConfWanted>,
+    /// VIPs by key.
+    pub vips: BTreeMap<LbVip, DesiredVip>,
+}
+
+/// The `lb_conf` values maglevd manages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfWanted {
+    /// GRE4 source, if configured.
+    pub ip4_src: Option<std::net::Ipv4Addr>,
+    /// GRE6 source, if configured.
+    pub ip6_src: Option<std::net::Ipv6Addr>,
+    /// Sticky buckets per worker.
+    pub sticky_buckets_per_core: u32,
+    /// Sticky idle timeout, seconds.
+    pub flow_timeout: u32,
+}
+
+/// The VIP key of a frontend: host prefix, protocol (255 when any), port.
+pub fn vip_key(fe: &crate::config::Frontend) -> LbVip {
+    let protocol = match (fe.port, fe.protocol) {
+        (0, _) | (_, None) => 255,
+        (_, Some(p)) => p.number(),
+    };
+    LbVip {
+        pfx: Prefix::host(fe.address),
+        protocol,
+        port: fe.port,
+    }
+}
+
+/// The desired state from a checker snapshot: its config (with runtime
+/// weight changes) and its per-pool effective weights.
+pub fn desired(snap: &Snapshot) -> Desired {
+    desired_for(snap, &Scope::All)
+}
+
+/// Like [`desired`], computing only the frontends `scope` covers (a
+/// targeted sync must not pay for every VIP).
+pub fn desired_for(snap: &Snapshot, scope: &Scope) -> Desired {
+    desired_from(&snap.config, scope, |fe| {
+        snap.frontends.get(fe).map(|v| {
+            v.pools
+                .iter()
+                .flat_map(|p| p.members.iter())
+                .map(|m| (m.backend.clone(), m.effective.weight, m.effective.flush))
+                .collect()
+        })
+    })
+}
+
+/// The desired state from a config and, per frontend, each member's
+/// (backend, weight, flush). Members missing from `weights` get weight 0.
+pub fn desired_from(
+    cfg: &Config,
+    scope: &Scope,
+    weights: impl Fn(&str) -> Option<Vec<(String, u8, bool)>>,
+) -> Desired {
+    let conf = Some(ConfWanted {
+        ip4_src: cfg.vpp.lb.ipv4_src_address,
+        ip6_src: cfg.vpp.lb.ipv6_src_address,
+        sticky_buckets_per_core: cfg.vpp.lb.sticky_buckets_per_core,
+        flow_timeout: cfg.vpp.lb.flow_timeout.as_secs() as u32,
+    });
+    let mut vips = BTreeMap::new();
+    for (name, fe) in &cfg.frontends {
+        if !scope.covers(name) {
+            continue;
+        }
+        let members = weights(name).unwrap_or_default();
+        let mut ases: BTreeMap<IpAddr, DesiredAs> = BTreeMap::new();
+        for (backend, weight, flush) in members {
+            let Some(b) = cfg.backends.get(&backend) else {
+                continue;
+            };
+            // A backend listed twice (or two backends on one address)
+            // is one AS: the larger weight wins; flush only if it drains.
+            let e = ases.entry(b.address).or_insert(DesiredAs { weight, flush });
+            if weight > e.weight {
+                *e = DesiredAs { weight, flush };
+            } else if weight == e.weight {
+                e.flush &= flush;
+            }
+        }
+        let family_of = ases.keys().next().copied().unwrap_or(fe.address);
+        let key = vip_key(fe);
+        vips.insert(
+            key,
+            DesiredVip {
+                frontend: name.clone(),
+                spec: VipSpec {
+                    key,
+                    encap: Encap::for_backend(family_of),
+                    src_ip_sticky: fe.src_ip_sticky,
+                    new_flows_table_length: NEW_FLOWS_TABLE_LENGTH,
+                },
+                ases,
+            },
+        );
+    }
+    Desired { conf, vips }
+}
+
+/// An AS as VPP reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActualAs {
+    /// Weight.
+    pub weight: u8,
+    /// False: deleted, waiting for garbage collection.
+    pub in_use: bool,
+    /// New-flow table entries.
+    pub buckets: u32,
+}
+
+/// A VIP as VPP reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActualVip {
+    /// Encapsulation.
+    pub encap: Encap,
+    /// From `show lb vips verbose`; `None` if the scrape failed.
+    pub sticky: Option<bool>,
+    /// Pool index (stats counter index), from the same scrape.
+    pub index: Option<u32>,
+    /// Buckets of the new-flow table.
+    pub table_len: u32,
+    /// ASes by address.
+    pub ases: BTreeMap<IpAddr, ActualAs>,
+}
+
+/// VPP's lb state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Actual {
+    /// `lb_conf_get`.
+    pub conf: Option<LbConfig>,
+    /// In-use VIPs by key.
+    pub vips: BTreeMap<LbVip, ActualVip>,
+}
+
+/// One VIP block of `show lb vips verbose`: (key, pool index, sticky).
+pub fn parse_vips_verbose(text: &str) -> Vec<(LbVip, u32, bool)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        // " <type> [<index>] <prefix>[ src_ip_sticky][ removed]"
+        let Some(rest) = line.strip_prefix(' ') else {
+            continue;
+        };
+        if rest.starts_with(' ') {
+            continue;
+        }
+        let mut words = rest.split(' ');
+        let (Some(_ty), Some(idx), Some(pfx)) = (words.next(), words.next(), words.next()) else {
+            continue;
+        };
+        let Some(idx) = idx
+            .strip_prefix('[')
+            .and_then(|s| s.strip_suffix(']'))
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(pfx) = pfx.parse::<Prefix>() else {
+            continue;
+        };
+        let flags: Vec<&str> = words.collect();
+        let sticky = flags.contains(&"src_ip_sticky");
+        let removed = flags.contains(&"removed");
+        let (mut protocol, mut port) = (255u8, 0u16);
+        // The block's own lines follow; protocol/port is among the first.
+        while let Some(next) = lines.peek() {
+            if !next.starts_with("  ") {
+                break;
+            }
+            let l = lines.next().unwrap_or_default().trim();
+            if let Some(pp) = l.strip_prefix("protocol:") {
+                let mut it = pp.split(" port:");
+                if let (Some(p), Some(o)) = (it.next(), it.next()) {
+                    protocol = p.trim().parse().unwrap_or(255);
+                    port = o.trim().parse().unwrap_or(0);
+                }
+            }
+        }
+        if !removed {
+            out.push((
+                LbVip {
+                    pfx,
+                    protocol,
+                    port,
+                },
+                idx,
+                sticky,
+            ));
+        }
+    }
+    out
+}
+
+/// Assembles [`Actual`] from the three reads.
+pub fn actual_from(
+    conf: Option<LbConfig>,
+    vips: &[LbVipDetails],
+    ases: &[LbAsV2Details],
+    verbose: Option<&str>,
+) -> Actual {
+    let scraped: BTreeMap<LbVip, (u32, bool)> = verbose
+        .map(|t| {
+            parse_vips_verbose(t)
+                .into_iter()
+                .map(|(k, i, s)| (k, (i, s)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut out = Actual {
+        conf,
+        vips: BTreeMap::new(),
+    };
+    for v in vips {
+        let key = v.vip;
+        let (index, sticky) = match scraped.get(&key) {
+            Some((i, s)) => (Some(*i), Some(*s)),
+            None => (None, None),
+        };
+        out.vips.insert(
+            key,
+            ActualVip {
+                encap: v.encap,
+                sticky,
+                index,
+                table_len: if v.flow_table_length == 0 {
+                    65536
+                } else {
+                    u32::from(v.flow_table_length)
+                },
+                ases: BTreeMap::new(),
+            },
+        );
+    }
+    for a in ases {
+        // Dumps include ASes of deleted VIPs; only in-use VIPs matter.
+        let Some(v) = out.vips.get_mut(&a.vip) else {
+            continue;
+        };
+        let in_use = a.flags & 1 == 1;
+        let prev = v.ases.get(&a.app_srv);
+        // A revived slot and a lingering deleted one: the live one counts.
+        if prev.is_some_and(|p| p.in_use) && !in_use {
+            continue;
+        }
+        v.ases.insert(
+            a.app_srv,
+            ActualAs {
+                weight: a.weight,
+                in_use,
+                buckets: a.num_buckets,
+            },
+        );
+    }
+    out
+}
+
+/// One mutating VPP call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `lb_conf`.
+    Conf(LbConfig),
+    /// `lb_add_del_vip_v2` add.
+    AddVip(VipSpec),
+    /// `lb_add_del_vip_v2` delete.
+    DelVip(LbVip),
+    /// `lb_add_del_as_v2` add.
+    AddAs {
+        /// VIP.
+        vip: LbVip,
+        /// AS.
+        addr: IpAddr,
+        /// Weight.
+        weight: u8,
+    },
+    /// `lb_add_del_as_v2` delete.
+    DelAs {
+        /// VIP.
+        vip: LbVip,
+        /// AS.
+        addr: IpAddr,
+        /// Flush its sticky flows.
+        flush: bool,
+    },
+    /// `lb_as_set_weight`.
+    SetWeight {
+        /// VIP.
+        vip: LbVip,
+        /// AS.
+        addr: IpAddr,
+        /// New weight.
+        weight: u8,
+        /// Flush its sticky flows.
+        flush: bool,
+    },
+}
+
+impl Op {
+    /// The metric kind (`maglev_vpp_lbsync_total{kind}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Conf(_) => "conf_set",
+            Op::AddVip(_) => "vip_added",
+            Op::DelVip(_) => "vip_removed",
+            Op::AddAs { .. } => "as_added",
+            Op::DelAs { .. } => "as_removed",
+            Op::SetWeight { .. } => "as_weight_updated",
+        }
+    }
+}
+
+fn fmt_vip(v: &LbVip) -> String {
+    format!("{}:{}/{}", v.pfx, v.protocol, v.port)
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Op::Conf(c) => write!(
+                f,
+                "lb-conf ip4-src={} ip6-src={} sticky-buckets={} flow-timeout={}",
+                c.ip4_src, c.ip6_src, c.sticky_buckets_per_core, c.flow_timeout
+            ),
+            Op::AddVip(s) => write!(
+                f,
+                "vip-add vip={} encap={} src-ip-sticky={}",
+                fmt_vip(&s.key),
+                s.encap,
+                s.src_ip_sticky
+            ),
+            Op::DelVip(v) => write!(f, "vip-del vip={}", fmt_vip(v)),
+            Op::AddAs { vip, addr, weight } => {
+                write!(f, "as-add vip={} as={addr} weight={weight}", fmt_vip(vip))
+            }
+            Op::DelAs { vip, addr, flush } => {
+                write!(f, "as-del vip={} as={addr} flush={flush}", fmt_vip(vip))
+            }
+            Op::SetWeight {
+                vip,
+                addr,
+                weight,
+                flush,
+            } => write!(
+                f,
+                "as-weight vip={} as={addr} weight={weight} flush={flush}",
+                fmt_vip(vip)
+            ),
+        }
+    }
+}
+
+/// Which part of VPP a sync may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Everything, stale VIPs included.
+    All,
+    /// Only these frontends' VIPs; never removes a VIP.
+    Frontends(BTreeSet<String>),
+}
+
+impl Scope {
+    fn covers(&self, frontend: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Frontends(s) => s.contains(frontend),
+        }
+    }
+
+    /// The metric scope (`all` or `vip`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Scope::All => "all",
+            Scope::Frontends(_) => "vip",
+        }
+    }
+}
+
+/// The `lb_conf` to send, if VPP's differs from what we want.
+fn conf_op(want: &ConfWanted, have: &LbConfig) -> Option<LbConfig> {
+    let next = LbConfig {
+        ip4_src: want.ip4_src.unwrap_or(have.ip4_src),
+        ip6_src: want.ip6_src.unwrap_or(have.ip6_src),
+        sticky_buckets_per_core: want.sticky_buckets_per_core,
+        flow_timeout: want.flow_timeout,
+    };
+    (next != *have).then_some(next)
+}
+
+fn add_vip_ops(ops: &mut Vec<Op>, d: &DesiredVip) {
+    ops.push(Op::AddVip(d.spec));
+    for (&addr, a) in &d.ases {
+        ops.push(Op::AddAs {
+            vip: d.spec.key,
+            addr,
+            weight: a.weight,
+        });
+    }
+}
+
+fn del_vip_ops(ops: &mut Vec<Op>, key: LbVip, v: &ActualVip) {
+    for (&addr, a) in &v.ases {
+        if a.in_use {
+            ops.push(Op::DelAs {
+                vip: key,
+                addr,
+                flush: true,
+            });
+        }
+    }
+    ops.push(Op::DelVip(key));
+}
+
+/// Flushes asked for since the last sync, by (frontend, AS address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushRequests {
+    /// Backends that went down, disabled or away: their flush is sent when
+    /// their desired state flushes, even if the weight is already right (a
+    /// backend drained to 0 by pool failover and then disabled still needs
+    /// its sticky flows cut).
+    pub transitions: BTreeSet<(String, IpAddr)>,
+    /// Flushes the operator asked for with a weight change: always sent.
+    pub explicit: BTreeSet<(String, IpAddr)>,
+}
+
+impl FlushRequests {
+    /// Forgets the requests of `frontend` (it was just synced).
+    pub fn clear_frontend(&mut self, frontend: &str) {
+        self.transitions.retain(|(f, _)| f != frontend);
+        self.explicit.retain(|(f, _)| f != frontend);
+    }
+
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.transitions.clear();
+        self.explicit.clear();
+    }
+}
+
+/// The operations that make `actual` what `desired` says, within `scope`,
+/// with the flushes `flushes` asks for.
+///
+/// Order: `lb_conf`; stale VIPs (full sync only); then VIPs in key order,
+/// ASes within a VIP in address order (IPv4 before IPv6, numeric).
+pub fn diff(desired: &Desired, actual: &Actual, scope: &Scope, flushes: &FlushRequests) -> Vec<Op> {
+    let mut ops = Vec::new();
+    if let (Some(want), Some(have)) = (&desired.conf, &actual.conf) {
+        if let Some(c) = conf_op(want, have) {
+            ops.push(Op::Conf(c));
+        }
+    }
+    if *scope == Scope::All {
+        for (key, v) in &actual.vips {
+            if !desired.vips.contains_key(key) {
+                del_vip_ops(&mut ops, *key, v);
+            }
+        }
+    }
+    for (key, d) in &desired.vips {
+        if !scope.covers(&d.frontend) {
+            continue;
+        }
+        let Some(a) = actual.vips.get(key) else {
+            add_vip_ops(&mut ops, d);
+            continue;
+        };
+        let sticky_differs = a.sticky.is_some_and(|s| s != d.spec.src_ip_sticky);
+        let table_differs = a.table_len != d.spec.new_flows_table_length;
+        if a.encap != d.spec.encap || sticky_differs || table_differs {
+            del_vip_ops(&mut ops, *key, a);
+            add_vip_ops(&mut ops, d);
+            continue;
+        }
+        let addrs: BTreeSet<IpAddr> = d.ases.keys().chain(a.ases.keys()).copied().collect();
+        for addr in addrs {
+            match (d.ases.get(&addr), a.ases.get(&addr)) {
+                (Some(w), None) => ops.push(Op::AddAs {
+                    vip: *key,
+                    addr,
+                    weight: w.weight,
+                }),
+                (Some(w), Some(x)) if !x.in_use => ops.push(Op::AddAs {
+                    vip: *key,
+                    addr,
+                    weight: w.weight,
+                }),
+                (Some(w), Some(x)) => {
+                    let k = (d.frontend.clone(), addr);
+                    let explicit = flushes.explicit.contains(&k);
+                    let forced = w.flush && flushes.transitions.contains(&k);
+                    if x.weight != w.weight || forced || explicit {
+                        ops.push(Op::SetWeight {
+                            vip: *key,
+                            addr,
+                            weight: w.weight,
+                            flush: w.flush || explicit,
+                        });
+                    }
+                }
+                (None, Some(x)) if x.in_use => ops.push(Op::DelAs {
+                    vip: *key,
+                    addr,
+                    flush: true,
+                }),
+                _ => {}
+            }
+        }
+    }
+    ops
+}
+
+/// ASes whose bucket count in VPP differs from what [`maglev`] predicts
+/// for the VIP's in-use ASes and weights: (VIP, AS, VPP's, predicted).
+pub fn drift(actual: &Actual) -> Vec<(LbVip, IpAddr, u32, u32)> {
+    let mut out = Vec::new();
+    for (key, v) in &actual.vips {
+        if !v.table_len.is_power_of_two() {
+            continue;
+        }
+        let live: Vec<(IpAddr, &ActualAs)> = v
+            .ases
+            .iter()
+            .filter(|(_, a)| a.in_use)
+            .map(|(ip, a)| (*ip, a))
+            .collect();
+        let members: Vec<Member> = live
+            .iter()
+            .map(|(addr, a)| Member {
+                addr: *addr,
+                weight: a.weight,
+            })
+            .collect();
+        let predicted = maglev::bucket_counts(&members, v.table_len as usize);
+        for ((addr, a), p) in live.iter().zip(predicted) {
+            if a.buckets != p {
+                out.push((*key, *addr, a.buckets, p));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn key(a: &str, protocol: u8, port: u16) -> LbVip {
+        LbVip {
+            pfx: Prefix::host(ip(a)),
+            protocol,
+            port,
+        }
+    }
+
+    fn dvip(fe: &str, k: LbVip, sticky: bool, ases: &[(&str, u8, bool)]) -> DesiredVip {
+        let ases: BTreeMap<IpAddr, DesiredAs> = ases
+            .iter()
+            .map(|(a, w, f)| {
+                (
+                    ip(a),
+                    DesiredAs {
+                        weight: *w,
+                        flush: *f,
+                    },
+                )
+            })
+            .collect();
+        let fam = ases.keys().next().copied().unwrap_or(k.pfx.addr);
+        DesiredVip {
+            frontend: fe.into(),
+            spec: VipSpec {
+                key: k,
+                encap: Encap::for_backend(fam),
+                src_ip_sticky: sticky,
+                new_flows_table_length: 1024,
+            },
+            ases,
+        }
+    }
+
+    fn desired(vips: Vec<DesiredVip>) -> Desired {
+        Desired {
+            conf: None,
+            vips: vips.into_iter().map(|v| (v.spec.key, v)).collect(),
+        }
+    }
+
+    /// What VPP would hold after applying `d` exactly.
+    fn mirror(d: &Desired) -> Actual {
+        let mut a = Actual::default();
+        for (k, v) in &d.vips {
+            a.vips.insert(
+                *k,
+                ActualVip {
+                    encap: v.spec.encap,
+                    sticky: Some(v.spec.src_ip_sticky),
+                    index: Some(1),
+                    table_len: 1024,
+                    ases: v
+                        .ases
+                        .iter()
+                        .map(|(ip, x)| {
+                            (
+                                *ip,
+                                ActualAs {
+                                    weight: x.weight,
+                                    in_use: true,
+                                    buckets: 0,
+                                },
+                            )
+                        })
+                        .collect(),
+                },
+            );
+        }
+        a
+    }
+
+    fn none() -> FlushRequests {
+        FlushRequests::default()
+    }
+
+    #[test]
+    fn from_empty_adds_vips_then_ases_in_numeric_order() {
+        let k = key("192.0.2.1", 6, 80);
+        let d = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[
+                ("10.0.0.10", 100, false),
+                ("10.0.0.2", 50, false),
+                ("10.0.0.9", 0, false),
+            ],
+        )]);
+        let ops = diff(&d, &Actual::default(), &Scope::All, &none());
+        let s: Vec<String> = ops.iter().map(Op::to_string).collect();
+        assert_eq!(
+            s,
+            vec![
+                "vip-add vip=192.0.2.1/32:6/80 encap=gre4 src-ip-sticky=false",
+                "as-add vip=192.0.2.1/32:6/80 as=10.0.0.2 weight=50",
+                "as-add vip=192.0.2.1/32:6/80 as=10.0.0.9 weight=0",
+                "as-add vip=192.0.2.1/32:6/80 as=10.0.0.10 weight=100",
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_to_change_means_no_operation() {
+        let d = desired(vec![
+            dvip(
+                "a",
+                key("192.0.2.1", 6, 80),
+                true,
+                &[("10.0.0.1", 100, false)],
+            ),
+            dvip(
+                "b",
+                key("2001:db8::1", 17, 53),
+                false,
+                &[("2001:db8:1::1", 0, true)],
+            ),
+        ]);
+        let a = mirror(&d);
+        assert!(diff(&d, &a, &Scope::All, &none()).is_empty());
+        assert!(diff(&d, &a, &Scope::Frontends(["a".into()].into()), &none()).is_empty());
+    }
+
+    #[test]
+    fn weight_changes_and_flush_rules() {
+        let k = key("192.0.2.1", 6, 80);
+        let before = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[("10.0.0.1", 100, false), ("10.0.0.2", 100, false)],
+        )]);
+        let a = mirror(&before);
+        // 10.0.0.1 goes down (flush-on-down): weight 0 with flush.
+        let d = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[("10.0.0.1", 0, true), ("10.0.0.2", 100, false)],
+        )]);
+        let ops = diff(&d, &a, &Scope::All, &none());
+        assert_eq!(
+            ops,
+            vec![Op::SetWeight {
+                vip: k,
+                addr: ip("10.0.0.1"),
+                weight: 0,
+                flush: true
+            }]
+        );
+        // Already at 0 (drained by failover), then disabled: flush still sent
+        // because the transition asked for it ...
+        let drained = mirror(&d);
+        let forced = FlushRequests {
+            transitions: [("web".to_string(), ip("10.0.0.1"))].into(),
+            explicit: BTreeSet::new(),
+        };
+        let ops = diff(&d, &drained, &Scope::All, &forced);
+        assert_eq!(
+            ops,
+            vec![Op::SetWeight {
+                vip: k,
+                addr: ip("10.0.0.1"),
+                weight: 0,
+                flush: true
+            }]
+        );
+        // ... but not on every periodic sync,
+        assert!(diff(&d, &drained, &Scope::All, &none()).is_empty());
+        // and not for a backend whose state does not flush (paused/unknown).
+        let paused = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[("10.0.0.1", 0, false), ("10.0.0.2", 100, false)],
+        )]);
+        assert!(diff(&paused, &drained, &Scope::All, &forced).is_empty());
+        // An operator's explicit flush is sent whatever the state.
+        let explicit = FlushRequests {
+            transitions: BTreeSet::new(),
+            explicit: [("web".to_string(), ip("10.0.0.2"))].into(),
+        };
+        assert_eq!(
+            diff(&paused, &drained, &Scope::All, &explicit),
+            vec![Op::SetWeight {
+                vip: k,
+                addr: ip("10.0.0.2"),
+                weight: 100,
+                flush: true
+            }]
+        );
+    }
+
+    #[test]
+    fn extra_ases_are_deleted_with_flush_and_deleted_ones_revived() {
+        let k = key("192.0.2.1", 6, 80);
+        let d = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[("10.0.0.1", 100, false), ("10.0.0.3", 70, false)],
+        )]);
+        let mut a = mirror(&d);
+        let v = a.vips.get_mut(&k).unwrap();
+        v.ases.insert(
+            ip("10.0.0.2"),
+            ActualAs {
+                weight: 100,
+                in_use: true,
+                buckets: 0,
+            },
+        );
+        v.ases.get_mut(&ip("10.0.0.3")).unwrap().in_use = false;
+        v.ases.insert(
+            ip("10.0.0.4"),
+            ActualAs {
+                weight: 100,
+                in_use: false,
+                buckets: 0,
+            },
+        );
+        let ops = diff(&d, &a, &Scope::All, &none());
+        assert_eq!(
+            ops,
+            vec![
+                Op::DelAs {
+                    vip: k,
+                    addr: ip("10.0.0.2"),
+                    flush: true
+                },
+                Op::AddAs {
+                    vip: k,
+                    addr: ip("10.0.0.3"),
+                    weight: 70
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn sticky_or_encap_change_recreates_the_vip() {
+        let k = key("192.0.2.1", 6, 80);
+        let old = desired(vec![dvip("web", k, false, &[("10.0.0.1", 100, false)])]);
+        let a = mirror(&old);
+        let new = desired(vec![dvip("web", k, true, &[("10.0.0.1", 100, false)])]);
+        let ops = diff(&new, &a, &Scope::All, &none());
+        let s: Vec<String> = ops.iter().map(Op::to_string).collect();
+        assert_eq!(
+            s,
+            vec![
+                "as-del vip=192.0.2.1/32:6/80 as=10.0.0.1 flush=true",
+                "vip-del vip=192.0.2.1/32:6/80",
+                "vip-add vip=192.0.2.1/32:6/80 encap=gre4 src-ip-sticky=true",
+                "as-add vip=192.0.2.1/32:6/80 as=10.0.0.1 weight=100",
+            ]
+        );
+        // Backends flipped to IPv6: encap gre6.
+        let v6 = desired(vec![dvip("web", k, false, &[("2001:db8::10", 100, false)])]);
+        let ops = diff(&v6, &a, &Scope::All, &none());
+        assert!(matches!(ops[2], Op::AddVip(s) if s.encap == Encap::Gre6));
+        // Sticky unknown (scrape failed): no recreate.
+        let mut unknown = a.clone();
+        unknown.vips.get_mut(&k).unwrap().sticky = None;
+        assert!(diff(&new, &unknown, &Scope::All, &none()).is_empty());
+    }
+
+    #[test]
+    fn stale_vips_only_go_in_a_full_sync() {
+        let keep = key("192.0.2.1", 6, 80);
+        let stale = key("192.0.2.99", 6, 80);
+        let d = desired(vec![dvip("web", keep, false, &[("10.0.0.1", 100, false)])]);
+        let mut a = mirror(&d);
+        let mut s = mirror(&desired(vec![dvip(
+            "x",
+            stale,
+            false,
+            &[("10.0.0.7", 100, false)],
+        )]));
+        a.vips.append(&mut s.vips);
+        assert!(diff(&d, &a, &Scope::Frontends(["web".into()].into()), &none()).is_empty());
+        assert_eq!(
+            diff(&d, &a, &Scope::All, &none()),
+            vec![
+                Op::DelAs {
+                    vip: stale,
+                    addr: ip("10.0.0.7"),
+                    flush: true
+                },
+                Op::DelVip(stale),
+            ]
+        );
+    }
+
+    #[test]
+    fn targeted_scope_leaves_other_frontends_alone() {
+        let a_key = key("192.0.2.1", 6, 80);
+        let b_key = key("192.0.2.2", 6, 80);
+        let d = desired(vec![
+            dvip("a", a_key, false, &[("10.0.0.1", 100, false)]),
+            dvip("b", b_key, false, &[("10.0.0.2", 100, false)]),
+        ]);
+        let ops = diff(
+            &d,
+            &Actual::default(),
+            &Scope::Frontends(["b".into()].into()),
+            &none(),
+        );
+        assert!(
+            ops.iter().all(|o| !o.to_string().contains("192.0.2.1/")),
+            "{ops:?}"
+        );
+        assert_eq!(ops.len(), 2);
+    }
+
+    #[test]
+    fn lb_conf_only_when_it_differs() {
+        let have = LbConfig {
+            ip4_src: "192.0.2.254".parse().unwrap(),
+            ip6_src: "2001:db8::fe".parse().unwrap(),
+            sticky_buckets_per_core: 65536,
+            flow_timeout: 40,
+        };
+        let mut d = Desired {
+            conf: Some(ConfWanted {
+                ip4_src: Some(have.ip4_src),
+                ip6_src: None,
+                sticky_buckets_per_core: 65536,
+                flow_timeout: 40,
+            }),
+            vips: BTreeMap::new(),
+        };
+        let a = Actual {
+            conf: Some(have),
+            vips: BTreeMap::new(),
+        };
+        assert!(diff(&d, &a, &Scope::All, &none()).is_empty());
+        d.conf.as_mut().unwrap().flow_timeout = 30;
+        let ops = diff(&d, &a, &Scope::All, &none());
+        assert_eq!(
+            ops,
+            vec![Op::Conf(LbConfig {
+                flow_timeout: 30,
+                ..have
+            })],
+            "unset ip6 source keeps VPP's"
+        );
+    }
+
+    #[test]
+    fn desired_from_config_follows_the_original_rules() {
+        let yaml = "maglev:
+  vpp:
+    lb: { ipv4-src-address: 192.0.2.254, ipv6-src-address: 2001:db8::fe }
+  healthchecks:
+    t: { type: tcp, port: 80 }
+  backends:
+    a: { address: 10.0.0.1, healthcheck: t }
+    b: { address: 10.0.0.2, healthcheck: t }
+    c: { address: 10.0.0.3, healthcheck: t }
+  frontends:
+    v6-vip-v4-backends:
+      address: 2001:db8::1
+      protocol: tcp
+      port: 443
+      src-ip-sticky: true
+      pools:
+        - name: p
+          backends: { a: { weight: 40 }, b: {} }
+        - name: f
+          backends: { c: {} }
+    any-port:
+      address: 192.0.2.7
+      port: 0
+      pools:
+        - name: p
+          backends: { a: {} }
+";
+        let cfg = crate::config::parse(yaml, Path::new("t.yaml")).expect("valid");
+        let d = desired_from(&cfg, &Scope::All, |fe| {
+            Some(match fe {
+                "v6-vip-v4-backends" => vec![
+                    ("a".into(), 40, false),
+                    ("b".into(), 0, true),
+                    ("c".into(), 0, false),
+                ],
+                _ => vec![("a".into(), 100, false)],
+            })
+        });
+        let v = &d.vips[&key("2001:db8::1", 6, 443)];
+        assert_eq!(
+            v.spec.encap,
+            Encap::Gre4,
+            "encap follows the backends' family"
+        );
+        assert!(v.spec.src_ip_sticky);
+        assert_eq!(v.spec.new_flows_table_length, 1024);
+        assert_eq!(
+            v.ases[&ip("10.0.0.2")],
+            DesiredAs {
+                weight: 0,
+                flush: true
+            }
+        );
+        let any = &d.vips[&key("192.0.2.7", 255, 0)];
+        assert_eq!(any.ases.len(), 1);
+        assert_eq!(
+            d.conf.unwrap().sticky_buckets_per_core,
+            cfg.vpp.lb.sticky_buckets_per_core
+        );
+    }
+
+    #[test]
+    fn parses_show_lb_vips_verbose() {
+        let text = " ip4-gre4 [1] 192.0.2.1/32 src_ip_sticky
+  new_size:1024
+  protocol:6 port:80
+  counters:
+    packet from existing sessions: 18342
+    first session packet: 211
+    untracked packet: 0
+    no server configured: 0
+  #as:1
+    10.0.0.1 weight:50 buckets:1024 flows:37 dpo:14 used
+
+ ip6-gre6 [2] 2001:db8::1/128 removed
+  new_size:1024
+  protocol:17 port:53
+  counters:
+    packet from existing sessions: 0
+    first session packet: 5
+    untracked packet: 0
+    no server configured: 0
+  #as:0
+
+ ip4-l3dsr [3] 198.51.100.7/32
+  new_size:1024
+  dscp:34
+  counters:
+    packet from existing sessions: 0
+    first session packet: 0
+    untracked packet: 0
+    no server configured: 96
+  #as:0
+
+";
+        assert_eq!(
+            parse_vips_verbose(text),
+            vec![
+                (key("192.0.2.1", 6, 80), 1, true),
+                (key("198.51.100.7", 255, 0), 3, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn drift_compares_buckets_with_maglev() {
+        let k = key("192.0.2.1", 6, 80);
+        let d = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[("10.0.0.1", 50, false), ("10.0.0.2", 100, false)],
+        )]);
+        let mut a = mirror(&d);
+        let v = a.vips.get_mut(&k).unwrap();
+        v.ases.get_mut(&ip("10.0.0.1")).unwrap().buckets = 350;
+        v.ases.get_mut(&ip("10.0.0.2")).unwrap().buckets = 674;
+        assert!(drift(&a).is_empty());
+        a.vips
+            .get_mut(&k)
+            .unwrap()
+            .ases
+            .get_mut(&ip("10.0.0.2"))
+            .unwrap()
+            .buckets = 600;
+        assert_eq!(drift(&a), vec![(k, ip("10.0.0.2"), 600, 674)]);
+    }
+}
