@@ -458,3 +458,65 @@ fn vpp_sim_flag_runs_the_example_end_to_end() {
         "private socket removed"
     );
 }
+
+#[test]
+fn events_during_a_vpp_outage_are_coalesced_and_reload_resyncs() {
+    let dir = TempDir::new("outage");
+    let sock = dir.path("api.sock");
+    let mut sim = Sim::start(SimOptions::new(&sock)).unwrap();
+    let port = free_port();
+    let mut a = Some(up("127.79.0.1", port));
+    let _b = up("127.79.0.2", port);
+    let _c = up("127.79.0.3", port);
+    let lb = "      sync-interval: 30s\n      startup-min-delay: 0s\n      startup-max-delay: 0s";
+    let text = config(sock.to_str().unwrap(), port, lb, "", "");
+    let cfg = dir.write("maglev.yaml", &text);
+    let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let primary = want(&[("127.79.0.1", 100), ("127.79.0.2", 50), ("127.79.0.3", 0)]);
+    wait_until("programmed", Duration::from_secs(5), || {
+        weights(&sim, web_vip()) == primary
+    });
+
+    // VPP goes away; a backend dies and comes back and dies again meanwhile.
+    sim.stop();
+    drop(sim);
+    a.take();
+    d.wait_for(
+        &["backend-transition", "backend=a", "to=down"],
+        Duration::from_secs(2),
+    );
+    a = Some(up("127.79.0.1", port));
+    d.wait_for(
+        &["backend-transition", "backend=a", "to=up"],
+        Duration::from_secs(2),
+    );
+    a.take();
+    d.wait_for(
+        &["backend-transition", "backend=a", "to=down"],
+        Duration::from_secs(2),
+    );
+    // Probing went on without VPP. VPP returns (empty): the latest state
+    // is programmed, not the history.
+    let sim = Sim::start(SimOptions::new(&sock)).unwrap();
+    wait_until(
+        "latest state after reconnect",
+        Duration::from_secs(5),
+        || {
+            weights(&sim, web_vip())
+                == want(&[("127.79.0.1", 0), ("127.79.0.2", 50), ("127.79.0.3", 0)])
+        },
+    );
+
+    // A reload that changes a weight is applied by the full sync after it.
+    dir.write(
+        "maglev.yaml",
+        &text.replace("b: { weight: 50 }", "b: { weight: 60 }"),
+    );
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.wait_for(&["config-reloaded"], Duration::from_secs(2));
+    wait_until("reloaded weight in VPP", Duration::from_secs(2), || {
+        weights(&sim, web_vip()).get(&ip("127.79.0.2")) == Some(&60)
+    });
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(3)), Some(0));
+}
