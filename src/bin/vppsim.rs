@@ -2,8 +2,9 @@
 //! Not shipped in the Debian packages.
 //!
 //! ```text
-//! vppsim --api-socket PATH [--gc-delay SECONDS] [--old-lb]
+//! vppsim --api-socket PATH [--stats-socket PATH] [--gc-delay SECONDS] [--old-lb]
 //! vppsim maglev-buckets SIZE ADDR:WEIGHT...
+//! vppsim stats-read --stats-socket PATH [--vip INDEX]... [--route INDEX]...
 //! ```
 
 use std::net::IpAddr;
@@ -13,22 +14,30 @@ use std::time::Duration;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use vpp_maglev::vpp::maglev::{Member, bucket_counts};
 use vpp_maglev::vpp::sim::{Flavor, Sim, SimOptions};
+use vpp_maglev::vpp::stats::Segment;
 
-const USAGE: &str = "usage: vppsim --api-socket PATH [--gc-delay SECONDS] [--old-lb]
-       vppsim maglev-buckets SIZE ADDR:WEIGHT...";
+const USAGE: &str =
+    "usage: vppsim --api-socket PATH [--stats-socket PATH] [--gc-delay SECONDS] [--old-lb]
+       vppsim maglev-buckets SIZE ADDR:WEIGHT...
+       vppsim stats-read --stats-socket PATH [--vip INDEX]... [--route INDEX]...";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("maglev-buckets") {
         return maglev_buckets(&args[1..]);
     }
+    if args.first().map(String::as_str) == Some("stats-read") {
+        return stats_read(&args[1..]);
+    }
     let mut socket = None;
+    let mut stats_socket = None;
     let mut gc = Duration::from_secs(60);
     let mut flavor = Flavor::Current;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--api-socket" => socket = it.next().cloned(),
+            "--stats-socket" => stats_socket = it.next().cloned(),
             "--gc-delay" => match it.next().and_then(|s| s.parse::<f64>().ok()) {
                 Some(s) if s >= 0.0 => gc = Duration::from_secs_f64(s),
                 _ => return usage("--gc-delay needs a number of seconds"),
@@ -55,6 +64,7 @@ fn main() -> ExitCode {
     let mut opts = SimOptions::new(&socket);
     opts.gc_delay = gc;
     opts.flavor = flavor;
+    opts.stats_socket = stats_socket.map(Into::into);
     let mut sim = match Sim::start(opts) {
         Ok(s) => s,
         Err(e) => {
@@ -71,6 +81,49 @@ fn main() -> ExitCode {
 fn usage(msg: &str) -> ExitCode {
     eprintln!("vppsim: {msg}\n{USAGE}");
     ExitCode::from(64)
+}
+
+/// Prints what `vpp::stats` reads from a stats socket, so other tools (the
+/// vpp_papi test) can compare it with VPP's own reader.
+fn stats_read(args: &[String]) -> ExitCode {
+    let (mut sock, mut vips, mut routes) = (None, Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let v = it.next();
+        match (a.as_str(), v) {
+            ("--stats-socket", Some(p)) => sock = Some(p.clone()),
+            ("--vip", Some(i)) if i.parse::<u32>().is_ok() => vips.push(i.parse().unwrap_or(0)),
+            ("--route", Some(i)) if i.parse::<u32>().is_ok() => routes.push(i.parse().unwrap_or(0)),
+            _ => return usage(&format!("bad stats-read argument {a:?}")),
+        }
+    }
+    let Some(sock) = sock else {
+        return usage("stats-read needs --stats-socket");
+    };
+    let seg = match Segment::connect(std::path::Path::new(&sock), Duration::from_secs(1)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("vppsim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match seg.read(&vips, &routes) {
+        Ok(r) => {
+            println!("boottime {}", r.boottime);
+            println!("heartbeat {}", r.heartbeat);
+            for (i, c) in &r.vips {
+                println!("vip {i} {} {} {} {}", c[0], c[1], c[2], c[3]);
+            }
+            for (i, (p, b)) in &r.routes {
+                println!("route {i} {p} {b}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vppsim: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints each member's bucket count (one per line) from `vpp::maglev`,

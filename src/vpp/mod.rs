@@ -9,4 +9,5 @@ pub mod lb;
 pub mod maglev;
 pub mod reconciler;
 pub mod sim;
+pub mod stats;
 pub mod wire;

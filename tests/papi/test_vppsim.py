@@ -37,13 +37,14 @@ def maglev_buckets(members, size=1024):
 def main():
     tmp = tempfile.mkdtemp(prefix="vppsim-papi-")
     sock = os.path.join(tmp, "api.sock")
-    sim = subprocess.Popen([VPPSIM, "--api-socket", sock])
+    stats_sock = os.path.join(tmp, "stats.sock")
+    sim = subprocess.Popen([VPPSIM, "--api-socket", sock, "--stats-socket", stats_sock])
     try:
         for _ in range(100):
             if os.path.exists(sock):
                 break
             time.sleep(0.05)
-        run(sock)
+        run(sock, stats_sock)
     finally:
         sim.terminate()
         rc = sim.wait(timeout=5)
@@ -54,7 +55,43 @@ def main():
     print("all vpp_papi checks passed")
 
 
-def run(sock):
+def stats_checks(vpp, stats_sock):
+    """The simulator's stats segment read by VPPStats (the official reader)
+    and by vpp::stats (through `vppsim stats-read`) must agree."""
+    from vpp_papi.vpp_stats import VPPStats
+
+    r = vpp.api.cli_inband(cmd="vppsim traffic 192.0.2.1/32 6 80 18342 211 3 4")
+    check(r.retval == 0, "inject traffic into the simulator")
+    verbose = vpp.api.cli_inband(cmd="show lb vips verbose").reply
+    index = int(verbose.split("[", 1)[1].split("]", 1)[0])
+    route = vpp.api.ip_route_lookup(table_id=0, exact=1, prefix="192.0.2.1/32").route.stats_index
+
+    st = VPPStats(socketname=stats_sock)
+    st.connect()
+    papi = [int(st[name][:, index].sum()) for name in (
+        "packet from existing sessions", "first session packet",
+        "untracked packet", "no server configured")]
+    pkts = int(st["/net/route/to"][:, route].sum_packets())
+    octets = int(st["/net/route/to"][:, route].sum_octets())
+    boot = int(st["/sys/boottime"])
+    threads = len(st["first session packet"])
+    st.disconnect()
+    check(papi == [18342, 211, 3, 4], f"VPPStats reads the lb counters of VIP [{index}]: {papi}")
+    check(threads == 3, f"three counter rows (main + 2 workers): {threads}")
+    check(pkts == 18342 + 211 + 3 + 4 and octets == pkts * 100,
+          f"VPPStats reads /net/route/to[{route}]: {pkts} packets {octets} bytes")
+    out = subprocess.run([VPPSIM, "stats-read", "--stats-socket", stats_sock,
+                          "--vip", str(index), "--route", str(route)],
+                         check=True, capture_output=True, text=True).stdout.split("\n")
+    ours = {line.split()[0] + (" " + line.split()[1] if line.startswith(("vip", "route")) else ""):
+            [int(x) for x in line.split()[1 if not line.startswith(("vip", "route")) else 2:]]
+            for line in out if line}
+    check(ours[f"vip {index}"] == papi, f"vpp::stats agrees on the lb counters: {ours[f'vip {index}']}")
+    check(ours[f"route {route}"] == [pkts, octets], f"vpp::stats agrees on the route: {ours[f'route {route}']}")
+    check(ours["boottime"] == [boot], f"vpp::stats agrees on /sys/boottime: {boot}")
+
+
+def run(sock, stats_sock):
     apifiles = glob.glob(os.path.join(API_DIR, "*.api.json"))
     vpp = VPPApiClient(apifiles=apifiles, server_address=sock)
     check(vpp.connect("papi-test") == 0, "connect (sockclnt_create handshake)")
@@ -132,6 +169,8 @@ def run(sock):
     check(" ip6-gre6 [2] 2001:db8::1/128\n" in text, "verbose IPv6 VIP")
     bad = vpp.api.cli_inband(cmd="show lb bogus")
     check(bad.retval == -1 and "unknown input" in bad.reply, f"failing CLI: {bad.reply!r}")
+
+    stats_checks(vpp, stats_sock)
 
     r = vpp.api.lb_add_del_as_v2(as_address="10.0.0.4", is_del=True, is_flush=True, **v4)
     check(r.retval == 0, "AS delete with flush")

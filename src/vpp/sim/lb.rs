@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use crate::vpp::maglev::{self, Member};
 use crate::vpp::wire::{Encap, FibPath, IpRoute, LbVip, Prefix};
 
+/// Bytes the simulator counts per packet of injected traffic.
+pub const ROUTE_BYTES_PER_PACKET: u64 = 100;
+
 /// `VNET_API_ERROR_NO_SUCH_FIB`.
 pub const NO_SUCH_FIB: i32 = -3;
 /// `VNET_API_ERROR_NO_SUCH_ENTRY`.
@@ -202,6 +205,7 @@ pub struct LbState {
     next_dpo: u32,
     gc_delay: Duration,
     started: Instant,
+    route_traffic: BTreeMap<u32, (u64, u64)>,
 }
 
 /// The settings `lb_conf_get` reports.
@@ -364,6 +368,7 @@ impl LbState {
             next_dpo: 14,
             gc_delay,
             started: Instant::now(),
+            route_traffic: BTreeMap::new(),
         }
     }
 
@@ -816,12 +821,26 @@ impl LbState {
         let Some(i) = self.find_vip(key.pfx, key.protocol, key.port) else {
             return false;
         };
-        let c = &mut self.vips.get_mut(i).expect("found").counters;
+        let v = self.vips.get_mut(i).expect("found");
+        let c = &mut v.counters;
         c.existing_sessions += add.existing_sessions;
         c.first_packet += add.first_packet;
         c.untracked += add.untracked;
         c.no_server += add.no_server;
+        // Every packet to the VIP was routed to its FIB entry first.
+        let pfx = v.pfx;
+        if let Some(&si) = self.routes.get(&pfx) {
+            let pkts = add.existing_sessions + add.first_packet + add.untracked + add.no_server;
+            let r = self.route_traffic.entry(si).or_insert((0, 0));
+            r.0 += pkts;
+            r.1 += pkts * ROUTE_BYTES_PER_PACKET;
+        }
         true
+    }
+
+    /// `/net/route/to` (packets, bytes) by FIB stats index.
+    pub fn route_traffic(&self) -> BTreeMap<u32, (u64, u64)> {
+        self.route_traffic.clone()
     }
 
     /// `show lb`.
@@ -907,9 +926,35 @@ impl LbState {
     }
 
     /// `cli_inband`: (retval, text) for the commands VPP would answer.
-    pub fn cli(&self, cmd: &str) -> (i32, String) {
+    pub fn cli(&mut self, cmd: &str) -> (i32, String) {
         let words: Vec<&str> = cmd.split_whitespace().collect();
         match words.as_slice() {
+            // Simulator-only test hook (VPP would answer "unknown input").
+            ["vppsim", "traffic", pfx, proto, port, e, f, u, n] => {
+                let parsed = (|| {
+                    let key = LbVip {
+                        pfx: pfx.parse().ok()?,
+                        protocol: proto.parse().ok()?,
+                        port: port.parse().ok()?,
+                    };
+                    let c = VipCounters {
+                        existing_sessions: e.parse().ok()?,
+                        first_packet: f.parse().ok()?,
+                        untracked: u.parse().ok()?,
+                        no_server: n.parse().ok()?,
+                    };
+                    Some((key, c))
+                })();
+                match parsed {
+                    Some((key, c)) if self.add_traffic(&key, c) => (0, "ok\n".into()),
+                    Some(_) => (-1, "vppsim traffic: no such VIP\n".into()),
+                    None => (
+                        -1,
+                        "vppsim traffic: PREFIX PROTO PORT EXISTING FIRST UNTRACKED NOSERVER\n"
+                            .into(),
+                    ),
+                }
+            }
             ["show", "lb"] => (0, self.show_lb()),
             ["show", "lb", "vips"] => (0, self.show_vips()),
             ["show", "lb", "vips", "verbose"] => (0, self.show_vips_verbose()),

@@ -8,6 +8,7 @@
 //! days: a restart, a slow VPP, a connection cut mid-dump, an error reply.
 
 pub mod lb;
+pub mod stats;
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use self::lb::{Conf, LbState};
+use self::stats::SegmentWriter;
+use super::stats::{LB_COUNTERS, kind};
 use super::wire::*;
 
 /// Which message table the simulator announces.
@@ -42,6 +45,10 @@ pub struct SimOptions {
     pub flavor: Flavor,
     /// How long deleted VIPs and ASes linger before collection.
     pub gc_delay: Duration,
+    /// Serve a stats segment on this SEQPACKET socket.
+    pub stats_socket: Option<PathBuf>,
+    /// Counter rows in the stats segment (main thread + workers).
+    pub threads: usize,
 }
 
 impl SimOptions {
@@ -51,6 +58,8 @@ impl SimOptions {
             api_socket: api_socket.into(),
             flavor: Flavor::Current,
             gc_delay: Duration::from_secs(60),
+            stats_socket: None,
+            threads: 3,
         }
     }
 }
@@ -162,12 +171,80 @@ struct Inner {
     next_conn: AtomicU32,
     stopping: AtomicBool,
     restarts: AtomicU32,
+    stats: Mutex<Option<SegmentWriter>>,
+}
+
+/// Size of the simulated stats segment.
+const SEGMENT_SIZE: usize = 16 << 20;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl Inner {
+    /// Copies the lb state's counters into the stats segment.
+    fn publish_stats(&self) {
+        let mut guard = lock(&self.stats);
+        let Some(w) = guard.as_mut() else { return };
+        let (vips, routes, traffic) = {
+            let st = lock(&self.state);
+            (st.all_vips(), st.routes(), st.route_traffic())
+        };
+        let threads = w.threads();
+        if let Some(max) = vips.iter().map(|v| v.index).max() {
+            for (k, name) in LB_COUNTERS.iter().enumerate() {
+                w.ensure(name, kind::COUNTER_VECTOR_SIMPLE, max + 1);
+                for v in &vips {
+                    let c = &v.counters;
+                    let total = [
+                        c.existing_sessions,
+                        c.first_packet,
+                        c.untracked,
+                        c.no_server,
+                    ][k];
+                    w.set_simple(name, v.index, &stats::split(total, threads));
+                }
+            }
+        }
+        let max_route = routes
+            .iter()
+            .map(|(_, i)| *i)
+            .chain(traffic.keys().copied())
+            .max();
+        if let Some(max) = max_route {
+            w.ensure(
+                "/net/route/to",
+                kind::COUNTER_VECTOR_COMBINED,
+                max as usize + 1,
+            );
+            for (i, (p, b)) in &traffic {
+                let rows: Vec<(u64, u64)> = stats::split(*p, threads)
+                    .into_iter()
+                    .zip(stats::split(*b, threads))
+                    .collect();
+                w.set_combined("/net/route/to", *i as usize, &rows);
+            }
+        }
+    }
+
+    fn new_segment(&self, boottime: u64) {
+        if self.opts.stats_socket.is_none() {
+            return;
+        }
+        match SegmentWriter::new(SEGMENT_SIZE, self.opts.threads, boottime) {
+            Ok(w) => *lock(&self.stats) = Some(w),
+            Err(e) => warn!("vppsim-stats-segment-failed error={e}"),
+        }
+    }
 }
 
 /// A running simulator. Dropping it stops it and removes the socket.
 pub struct Sim {
     inner: Arc<Inner>,
     acceptor: Option<JoinHandle<()>>,
+    stats_server: Option<StatsServer>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -196,7 +273,13 @@ impl Sim {
             next_conn: AtomicU32::new(1),
             stopping: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
+            stats: Mutex::new(None),
         });
+        inner.new_segment(unix_now());
+        let stats_server = match &inner.opts.stats_socket {
+            Some(path) => Some(StatsServer::start(path, Arc::clone(&inner))?),
+            None => None,
+        };
         let i2 = Arc::clone(&inner);
         let acceptor = std::thread::Builder::new()
             .name("vppsim-accept".into())
@@ -208,6 +291,7 @@ impl Sim {
         Ok(Sim {
             inner,
             acceptor: Some(acceptor),
+            stats_server,
         })
     }
 
@@ -217,8 +301,11 @@ impl Sim {
     }
 
     /// Reads the lb state (for assertions and the stats segment).
+    /// Reads or changes the lb state (then refreshes the stats segment).
     pub fn with_state<R>(&self, f: impl FnOnce(&mut LbState) -> R) -> R {
-        f(&mut lock(&self.inner.state))
+        let r = f(&mut lock(&self.inner.state));
+        self.inner.publish_stats();
+        r
     }
 
     /// VPP restarted: every connection drops and the lb state is empty.
@@ -228,6 +315,9 @@ impl Sim {
         for (_, c) in lock(&self.inner.conns).drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
         }
+        // A restarted VPP has a new segment and a new boot time.
+        let boot = unix_now().max(self.boottime() + 1);
+        self.inner.new_segment(boot);
         info!("vppsim-restarted");
     }
 
@@ -267,6 +357,11 @@ impl Sim {
         lock(&self.inner.journal).clone()
     }
 
+    /// The boot time the stats segment reports (0 without a segment).
+    pub fn boottime(&self) -> u64 {
+        lock(&self.inner.stats).as_ref().map_or(0, |w| w.boottime())
+    }
+
     /// Connections currently open.
     pub fn connections(&self) -> usize {
         lock(&self.inner.conns).len()
@@ -284,6 +379,9 @@ impl Sim {
         }
         for (_, c) in lock(&self.inner.conns).drain(..) {
             let _ = c.shutdown(std::net::Shutdown::Both);
+        }
+        if let Some(s) = self.stats_server.take() {
+            s.stop();
         }
         let _ = std::fs::remove_file(&self.inner.opts.api_socket);
     }
@@ -321,6 +419,101 @@ fn accept_loop(inner: Arc<Inner>, listener: UnixListener) {
         if let Err(e) = spawned {
             warn!("vppsim-spawn-failed error={e}");
         }
+    }
+}
+
+/// Serves the segment on a SEQPACKET socket the way VPP does: one empty
+/// message carrying the memfd (`SCM_RIGHTS`), then close. Also ticks
+/// `/sys/heartbeat` once a second.
+struct StatsServer {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl StatsServer {
+    fn start(path: &Path, inner: Arc<Inner>) -> std::io::Result<StatsServer> {
+        use nix::sys::socket::{
+            AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
+        };
+        use std::os::fd::AsRawFd;
+        let _ = std::fs::remove_file(path);
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+        listen(&fd, Backlog::new(16).unwrap_or(Backlog::MAXCONN))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let listener = fd.try_clone()?;
+        let (i2, s2) = (Arc::clone(&inner), Arc::clone(&stop));
+        let acceptor = std::thread::Builder::new()
+            .name("vppsim-stats".into())
+            .spawn(move || {
+                while !s2.load(Ordering::SeqCst) {
+                    let Ok(c) = nix::sys::socket::accept(&listener) else {
+                        if s2.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let memfd = lock(&i2.stats).as_ref().map(|w| w.raw_fd());
+                    if let Some(m) = memfd {
+                        let fds = [m];
+                        let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+                        let iov = [std::io::IoSlice::new(&[])];
+                        let _ = nix::sys::socket::sendmsg::<()>(
+                            c.as_raw_fd(),
+                            &iov,
+                            &cmsg,
+                            nix::sys::socket::MsgFlags::empty(),
+                            None,
+                        );
+                    }
+                    drop(c);
+                }
+            })?;
+        let (i3, s3) = (inner, Arc::clone(&stop));
+        let ticker = std::thread::Builder::new()
+            .name("vppsim-heartbeat".into())
+            .spawn(move || {
+                let mut beat = 0u64;
+                while !s3.load(Ordering::SeqCst) {
+                    for _ in 0..20 {
+                        std::thread::sleep(Duration::from_millis(50));
+                        if s3.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
+                    beat += 1;
+                    if let Some(w) = lock(&i3.stats).as_mut() {
+                        w.set_scalar("/sys/heartbeat", beat);
+                    }
+                    i3.publish_stats();
+                }
+            })?;
+        info!("vppsim-stats-listening stats-socket={}", path.display());
+        Ok(StatsServer {
+            fd,
+            path: path.to_path_buf(),
+            stop,
+            threads: vec![acceptor, ticker],
+        })
+    }
+
+    fn stop(self) {
+        use std::os::fd::AsRawFd;
+        self.stop.store(true, Ordering::SeqCst);
+        // Unblocks accept().
+        let _ = nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        for t in self.threads {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -362,6 +555,7 @@ impl Conn<'_> {
                     return;
                 }
                 let answer = self.handle_payload(&payload);
+                self.inner.publish_stats();
                 let delay = lock(&self.inner.hooks).delay;
                 if !delay.is_zero() {
                     std::thread::sleep(delay);

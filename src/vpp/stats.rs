@@ -1,0 +1,465 @@
+//! VPP's stats segment: shared memory that VPP's workers write counters
+//! into and readers map read-only (STATS.md).
+//!
+//! maglevd gets the segment's file descriptor over `stats.sock`
+//! (SEQPACKET, `SCM_RIGHTS`), maps it, and reads with VPP's optimistic
+//! protocol: note the epoch, wait for no writer, copy what is needed,
+//! check the epoch again, retry on change. Every pointer in the segment is
+//! VPP's own address: it is translated by subtracting `base` and checked
+//! against the mapping before anything is read, so a corrupt or truncated
+//! segment is an error, never a crash.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::IoSliceMut;
+use std::os::fd::{FromRawFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+
+use memmap2::Mmap;
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+
+/// The only layout version this reader (and vpp_papi) accepts.
+pub const VERSION: u64 = 2;
+/// Bytes of the shared header.
+pub const HEADER_LEN: usize = 40;
+/// Bytes of one directory entry (`vlib_stats_entry_t`).
+pub const ENTRY_LEN: usize = 144;
+/// Bytes of an entry's name field.
+pub const NAME_LEN: usize = 128;
+
+/// Offsets of the header fields.
+pub mod header {
+    /// Layout version.
+    pub const VERSION: usize = 0;
+    /// VPP's address of offset 0.
+    pub const BASE: usize = 8;
+    /// Bumped after each structural change.
+    pub const EPOCH: usize = 16;
+    /// 1 while a writer changes the structure.
+    pub const IN_PROGRESS: usize = 24;
+    /// Pointer to the directory vector.
+    pub const DIRECTORY: usize = 32;
+}
+
+/// Directory entry types used here.
+pub mod kind {
+    /// A u64 in the entry.
+    pub const SCALAR_INDEX: u32 = 1;
+    /// Per-thread vectors of u64.
+    pub const COUNTER_VECTOR_SIMPLE: u32 = 2;
+    /// Per-thread vectors of (packets, bytes).
+    pub const COUNTER_VECTOR_COMBINED: u32 = 3;
+    /// A vector of strings.
+    pub const NAME_VECTOR: u32 = 4;
+    /// A deleted entry.
+    pub const EMPTY: u32 = 5;
+    /// An alias of one column of another entry.
+    pub const SYMLINK: u32 = 6;
+    /// A u64 gauge in the entry.
+    pub const GAUGE: u32 = 9;
+}
+
+/// The lb plugin's four per-VIP counters, in maglevd's order.
+pub const LB_COUNTERS: [&str; 4] = [
+    "packet from existing sessions",
+    "first session packet",
+    "untracked packet",
+    "no server configured",
+];
+
+/// Why the segment could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsError {
+    /// `stats.sock` could not be used.
+    Socket(String),
+    /// Not a segment this reader understands.
+    Incompatible(String),
+    /// A pointer or length points outside the mapping.
+    Corrupt(String),
+    /// A writer kept changing the structure through every retry.
+    Busy,
+}
+
+impl fmt::Display for StatsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StatsError::Socket(m) => write!(f, "stats socket: {m}"),
+            StatsError::Incompatible(m) => write!(f, "incompatible stats segment: {m}"),
+            StatsError::Corrupt(m) => write!(f, "corrupt stats segment: {m}"),
+            StatsError::Busy => f.write_str("stats segment kept changing during the read"),
+        }
+    }
+}
+
+impl std::error::Error for StatsError {}
+
+type Result<T> = std::result::Result<T, StatsError>;
+
+/// Bounds-checked, volatile reads of a mapping another process writes.
+#[derive(Clone, Copy)]
+struct View {
+    ptr: *const u8,
+    len: usize,
+    base: u64,
+}
+
+impl View {
+    fn u64_at(&self, off: usize) -> Result<u64> {
+        if off.checked_add(8).is_none_or(|end| end > self.len) {
+            return Err(StatsError::Corrupt(format!(
+                "read at {off:#x} beyond {:#x}",
+                self.len
+            )));
+        }
+        // SAFETY: `off + 8 <= len` is checked above and the mapping of
+        // `len` bytes outlives the view; volatile because another process
+        // writes it, unaligned-safe because the read is of a byte array.
+        let b: [u8; 8] = unsafe { std::ptr::read_volatile(self.ptr.add(off) as *const [u8; 8]) };
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn u32_at(&self, off: usize) -> Result<u32> {
+        if off.checked_add(4).is_none_or(|end| end > self.len) {
+            return Err(StatsError::Corrupt(format!(
+                "read at {off:#x} beyond {:#x}",
+                self.len
+            )));
+        }
+        // SAFETY: as in `u64_at`.
+        let b: [u8; 4] = unsafe { std::ptr::read_volatile(self.ptr.add(off) as *const [u8; 4]) };
+        Ok(u32::from_le_bytes(b))
+    }
+
+    fn bytes(&self, off: usize, n: usize) -> Result<Vec<u8>> {
+        if off.checked_add(n).is_none_or(|end| end > self.len) {
+            return Err(StatsError::Corrupt(format!(
+                "{n} bytes at {off:#x} beyond {:#x}",
+                self.len
+            )));
+        }
+        // SAFETY: the range is inside the mapping (checked above).
+        let s = unsafe { std::slice::from_raw_parts(self.ptr.add(off), n) };
+        Ok(s.to_vec())
+    }
+
+    /// A VPP pointer as an offset into our mapping (`None` for null).
+    fn offset(&self, p: u64) -> Result<Option<usize>> {
+        if p == 0 {
+            return Ok(None);
+        }
+        let off = p.wrapping_sub(self.base);
+        if off == 0 || off >= self.len as u64 || off + 8 >= self.len as u64 || off < 16 {
+            return Err(StatsError::Corrupt(format!(
+                "pointer {p:#x} outside the segment"
+            )));
+        }
+        Ok(Some(off as usize))
+    }
+
+    /// The element count of the vector at `off`, checked to fit.
+    fn vec_len(&self, off: usize, elem: usize) -> Result<usize> {
+        let n = self.u32_at(off - 8)? as usize;
+        if n.checked_mul(elem)
+            .and_then(|b| b.checked_add(off))
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(StatsError::Corrupt(format!(
+                "vector at {off:#x} of {n} elements overruns"
+            )));
+        }
+        Ok(n)
+    }
+}
+
+/// One directory entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Its type.
+    pub kind: u32,
+    /// The union: value, pointer, or index1 | index2 << 32.
+    pub value: u64,
+    /// Its name.
+    pub name: String,
+}
+
+/// What one read returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// Epoch the read was consistent at.
+    pub epoch: u64,
+    /// `/sys/heartbeat`.
+    pub heartbeat: u64,
+    /// `/sys/boottime` (Unix seconds; changes when VPP restarts).
+    pub boottime: u64,
+    /// Per VIP pool index: the four lb counters, summed over threads.
+    pub vips: BTreeMap<u32, [u64; 4]>,
+    /// Per FIB stats index: `/net/route/to` packets and bytes.
+    pub routes: BTreeMap<u32, (u64, u64)>,
+}
+
+/// A mapped stats segment.
+pub struct Segment {
+    map: Mmap,
+}
+
+/// How many times a read is retried while writers change the structure.
+const RETRIES: usize = 1000;
+
+impl Segment {
+    /// Receives the segment from VPP's `stats.sock` and maps it.
+    pub fn connect(path: &Path, timeout: Duration) -> Result<Segment> {
+        // stats.sock is SEQPACKET (std only has STREAM): connect by hand.
+        let fd = seqpacket_connect(path)?;
+        let file = recv_fd(fd, timeout);
+        let _ = nix::unistd::close(fd);
+        Segment::from_file(file?)
+    }
+
+    /// Maps an already received segment file.
+    pub fn from_file(file: File) -> Result<Segment> {
+        let size = file
+            .metadata()
+            .map_err(|e| StatsError::Socket(format!("fstat: {e}")))?
+            .len();
+        if size < HEADER_LEN as u64 {
+            return Err(StatsError::Incompatible(format!("segment of {size} bytes")));
+        }
+        // SAFETY: a read-only shared mapping of the segment file. VPP writes
+        // it concurrently; we never form references into it, only volatile,
+        // bounds-checked reads through `View`.
+        let map =
+            unsafe { Mmap::map(&file) }.map_err(|e| StatsError::Socket(format!("mmap: {e}")))?;
+        let seg = Segment { map };
+        let v = seg.view_raw();
+        let version = v.u64_at(header::VERSION)?;
+        if version != VERSION {
+            return Err(StatsError::Incompatible(format!(
+                "version {version}, expected {VERSION}"
+            )));
+        }
+        Ok(seg)
+    }
+
+    fn view_raw(&self) -> View {
+        View {
+            ptr: self.map.as_ptr(),
+            len: self.map.len(),
+            base: 0,
+        }
+    }
+
+    fn view(&self) -> Result<View> {
+        let mut v = self.view_raw();
+        v.base = v.u64_at(header::BASE)?;
+        Ok(v)
+    }
+
+    /// Runs `f` under the optimistic protocol until a consistent result.
+    fn consistent<T>(&self, f: impl Fn(&View) -> Result<T>) -> Result<(u64, T)> {
+        let v = self.view()?;
+        let mut last_err = None;
+        for attempt in 0..RETRIES {
+            let epoch = v.u64_at(header::EPOCH)?;
+            if v.u64_at(header::IN_PROGRESS)? != 0 {
+                if attempt > 10 {
+                    std::thread::sleep(Duration::from_micros(100));
+                } else {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let r = f(&v);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            if v.u64_at(header::IN_PROGRESS)? == 0 && v.u64_at(header::EPOCH)? == epoch {
+                return r.map(|x| (epoch, x));
+            }
+            if let Err(e) = r {
+                last_err = Some(e);
+            }
+        }
+        Err(last_err.unwrap_or(StatsError::Busy))
+    }
+
+    /// The whole directory.
+    pub fn directory(&self) -> Result<Vec<Entry>> {
+        self.consistent(read_directory).map(|(_, d)| d)
+    }
+
+    /// Reads the system scalars, the lb counters of `vip_indexes` and the
+    /// `/net/route/to` counters of `route_indexes`, in one consistent pass.
+    pub fn read(&self, vip_indexes: &[u32], route_indexes: &[u32]) -> Result<Reading> {
+        let (epoch, mut r) = self.consistent(|v| {
+            let dir = read_directory(v)?;
+            let find = |name: &str| dir.iter().find(|e| e.name == name && e.kind != kind::EMPTY);
+            let scalar = |name: &str| find(name).map_or(0, |e| e.value);
+            let mut out = Reading {
+                epoch: 0,
+                heartbeat: scalar("/sys/heartbeat"),
+                boottime: scalar("/sys/boottime"),
+                vips: BTreeMap::new(),
+                routes: BTreeMap::new(),
+            };
+            for &i in vip_indexes {
+                let mut c = [0u64; 4];
+                for (k, name) in LB_COUNTERS.iter().enumerate() {
+                    if let Some(e) = find(name) {
+                        c[k] = sum_simple(v, e, i as usize)?;
+                    }
+                }
+                out.vips.insert(i, c);
+            }
+            if let Some(e) = find("/net/route/to") {
+                for &i in route_indexes {
+                    out.routes.insert(i, sum_combined(v, e, i as usize)?);
+                }
+            } else {
+                for &i in route_indexes {
+                    out.routes.insert(i, (0, 0));
+                }
+            }
+            Ok(out)
+        })?;
+        r.epoch = epoch;
+        Ok(r)
+    }
+
+    /// A simple counter by name and index, summed over threads.
+    pub fn simple(&self, name: &str, index: u32) -> Result<u64> {
+        self.consistent(|v| {
+            let dir = read_directory(v)?;
+            match dir.iter().find(|e| e.name == name) {
+                Some(e) if e.kind == kind::COUNTER_VECTOR_SIMPLE => {
+                    sum_simple(v, e, index as usize)
+                }
+                Some(e) => Err(StatsError::Incompatible(format!(
+                    "{name} has type {}",
+                    e.kind
+                ))),
+                None => Ok(0),
+            }
+        })
+        .map(|(_, x)| x)
+    }
+}
+
+fn read_directory(v: &View) -> Result<Vec<Entry>> {
+    let p = v.u64_at(header::DIRECTORY)?;
+    let Some(off) = v.offset(p)? else {
+        return Ok(Vec::new());
+    };
+    let n = v.vec_len(off, ENTRY_LEN)?;
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let e = off + i * ENTRY_LEN;
+        let kind = v.u32_at(e)?;
+        let value = v.u64_at(e + 8)?;
+        let raw = v.bytes(e + 16, NAME_LEN)?;
+        let end = raw.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        out.push(Entry {
+            kind,
+            value,
+            name: String::from_utf8_lossy(&raw[..end]).into_owned(),
+        });
+    }
+    Ok(out)
+}
+
+/// The per-thread rows of a counter entry: offsets of each row's data.
+fn rows(v: &View, e: &Entry) -> Result<Vec<Option<usize>>> {
+    let Some(t) = v.offset(e.value)? else {
+        return Ok(Vec::new());
+    };
+    let n = v.vec_len(t, 8)?;
+    (0..n).map(|i| v.offset(v.u64_at(t + 8 * i)?)).collect()
+}
+
+fn sum_simple(v: &View, e: &Entry, index: usize) -> Result<u64> {
+    if e.kind != kind::COUNTER_VECTOR_SIMPLE {
+        return Err(StatsError::Incompatible(format!(
+            "{} is not a simple counter",
+            e.name
+        )));
+    }
+    let mut sum = 0u64;
+    for row in rows(v, e)?.into_iter().flatten() {
+        if index < v.vec_len(row, 8)? {
+            sum = sum.wrapping_add(v.u64_at(row + 8 * index)?);
+        }
+    }
+    Ok(sum)
+}
+
+fn sum_combined(v: &View, e: &Entry, index: usize) -> Result<(u64, u64)> {
+    if e.kind != kind::COUNTER_VECTOR_COMBINED {
+        return Err(StatsError::Incompatible(format!(
+            "{} is not a combined counter",
+            e.name
+        )));
+    }
+    let (mut p, mut b) = (0u64, 0u64);
+    for row in rows(v, e)?.into_iter().flatten() {
+        if index < v.vec_len(row, 16)? {
+            p = p.wrapping_add(v.u64_at(row + 16 * index)?);
+            b = b.wrapping_add(v.u64_at(row + 16 * index + 8)?);
+        }
+    }
+    Ok((p, b))
+}
+
+fn seqpacket_connect(path: &Path) -> Result<RawFd> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::IntoRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| StatsError::Socket(format!("socket: {e}")))?;
+    let addr =
+        UnixAddr::new(path).map_err(|e| StatsError::Socket(format!("{}: {e}", path.display())))?;
+    let raw = fd.into_raw_fd();
+    if let Err(e) = connect(raw, &addr) {
+        let _ = nix::unistd::close(raw);
+        return Err(StatsError::Socket(format!(
+            "connect {}: {e}",
+            path.display()
+        )));
+    }
+    Ok(raw)
+}
+
+fn recv_fd(fd: RawFd, timeout: Duration) -> Result<File> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    use nix::sys::time::TimeVal;
+    use std::os::fd::BorrowedFd;
+    // SAFETY: `fd` is open for the duration of this call (the caller closes it).
+    let b = unsafe { BorrowedFd::borrow_raw(fd) };
+    let tv = TimeVal::new(timeout.as_secs() as i64, timeout.subsec_micros() as i64);
+    let _ = setsockopt(&b, sockopt::ReceiveTimeout, &tv);
+    let mut buf = [0u8; 1];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!(RawFd);
+    let msg = recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .map_err(|e| StatsError::Socket(format!("recvmsg: {e}")))?;
+    let cmsgs = msg
+        .cmsgs()
+        .map_err(|e| StatsError::Socket(format!("control data: {e}")))?;
+    for c in cmsgs {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            let mut it = fds.into_iter();
+            if let Some(first) = it.next() {
+                for extra in it {
+                    let _ = nix::unistd::close(extra);
+                }
+                // SAFETY: the kernel just installed `first` in our table
+                // for us; nobody else owns it.
+                return Ok(unsafe { File::from_raw_fd(first) });
+            }
+        }
+    }
+    Err(StatsError::Socket("no file descriptor received".into()))
+}
