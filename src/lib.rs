@@ -13,6 +13,7 @@ pub mod config;
 pub mod daemon;
 pub mod health;
 pub mod logging;
+pub mod metrics;
 pub mod probe;
 pub mod snapshot;
 pub mod vpp;

@@ -131,7 +131,7 @@ fn full_conversation_with_the_simulator() {
     assert!(
         counts.iter().any(|((m, d, r), n)| *m == "lb_add_del_vip_v2"
             && *d == "send"
-            && r == "ok"
+            && r == "success"
             && *n == 3)
     );
     assert!(
@@ -139,7 +139,7 @@ fn full_conversation_with_the_simulator() {
             .iter()
             .any(|((m, d, r), n)| *m == "lb_add_del_vip_v2_reply"
                 && *d == "recv"
-                && r == "VALUE_EXIST"
+                && r == "failure"
                 && *n == 1)
     );
 

@@ -77,6 +77,39 @@ pub struct BackendView {
     pub last: Option<LastProbe>,
     /// Recent transitions, oldest first.
     pub history: Arc<[Transition]>,
+    /// Probe and transition counts since the backend was added.
+    pub counters: ProbeCounters,
+}
+
+/// Upper bounds (seconds) of the probe duration histogram buckets.
+pub const DURATION_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Probe and transition counts of one backend, for `/metrics`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeCounters {
+    /// Probes by result code.
+    pub by_code: BTreeMap<Code, u64>,
+    /// Probes per duration bucket (not cumulative; the last slot is +Inf).
+    pub duration_buckets: [u64; DURATION_BUCKETS.len() + 1],
+    /// Sum of probe durations, seconds.
+    pub duration_sum: f64,
+    /// Transitions by (from, to).
+    pub transitions: BTreeMap<(State, State), u64>,
+}
+
+impl ProbeCounters {
+    fn record(&mut self, code: Code, d: Duration) {
+        *self.by_code.entry(code).or_insert(0) += 1;
+        let secs = d.as_secs_f64();
+        let i = DURATION_BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(DURATION_BUCKETS.len());
+        self.duration_buckets[i] += 1;
+        self.duration_sum += secs;
+    }
 }
 
 /// One backend inside a frontend's pool, with its effective weight.
@@ -345,6 +378,7 @@ struct Entry {
     cadence: Cadence,
     /// The health history as readers get it; rebuilt on each transition.
     history: Arc<[Transition]>,
+    counters: ProbeCounters,
 }
 
 struct Core {
@@ -484,6 +518,7 @@ impl Core {
             quote(&r.outcome.detail),
             r.outcome.duration.as_secs_f64() * 1000.0
         );
+        e.counters.record(r.outcome.code, r.outcome.duration);
         let t = e.health.record(&r.outcome, r.at);
         let cadence = e.health.cadence();
         let retime = (cadence != e.cadence && cadence != Cadence::Stopped).then(|| {
@@ -509,6 +544,7 @@ impl Core {
         let address = match self.entry_mut(name) {
             Some(e) => {
                 e.history = e.health.history().cloned().collect();
+                *e.counters.transitions.entry((t.from, t.to)).or_insert(0) += 1;
                 e.config.address.to_string()
             }
             None => String::new(),
@@ -773,6 +809,7 @@ impl Core {
                             hc,
                             cadence: Cadence::Stopped,
                             history: Arc::from(Vec::new()),
+                            counters: ProbeCounters::default(),
                         },
                     );
                     if !initial {
@@ -851,6 +888,7 @@ impl Core {
             counter: (e.health.counter(), e.health.max()),
             last: e.health.last().cloned(),
             history: Arc::clone(&e.history),
+            counters: e.counters.clone(),
         })
     }
 

@@ -45,6 +45,8 @@ pub struct Vpp {
     pub api_socket: Option<PathBuf>,
     /// Stats segment socket; `None` (`stats-socket: ""`) disables counters.
     pub stats_socket: Option<PathBuf>,
+    /// How often the stats segment is scraped (`vpp.stats-interval`).
+    pub stats_interval: Duration,
     /// `maglev.vpp.lb`.
     pub lb: LbSettings,
 }

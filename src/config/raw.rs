@@ -49,6 +49,7 @@ pub struct RawHealthChecker {
 pub struct RawVpp {
     pub api_socket: Option<String>,
     pub stats_socket: Option<String>,
+    pub stats_interval: Option<ConfDuration>,
     #[serde(default)]
     pub lb: RawLb,
 }

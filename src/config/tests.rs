@@ -539,6 +539,22 @@ fn flow_timeout_range() {
 }
 
 #[test]
+fn stats_interval_has_a_floor() {
+    let text = with(
+        "  vpp:\n    lb:\n",
+        "  vpp:\n    stats-interval: 10ms\n    lb:\n",
+    );
+    one_problem(
+        &text,
+        "maglev.vpp.stats-interval",
+        "stats-interval",
+        "at least 1s",
+    );
+    let c = parse(BASE, Path::new("t.yaml")).unwrap();
+    assert_eq!(c.vpp.stats_interval, Duration::from_secs(5));
+}
+
+#[test]
 fn sync_interval_and_startup_delays() {
     let text = with(
         "      ipv6-src-address: 2001:db8::254\n",

@@ -27,6 +27,8 @@ pub mod defaults {
     pub const API_SOCKET: &str = "/run/vpp/api.sock";
     /// `vpp.stats-socket`.
     pub const STATS_SOCKET: &str = "/run/vpp/stats.sock";
+    /// `vpp.stats-interval`.
+    pub const STATS_INTERVAL: Duration = Duration::from_secs(5);
     /// `vpp.lb.sticky-buckets-per-core`.
     pub const STICKY_BUCKETS_PER_CORE: u64 = 65536;
     /// `vpp.lb.flow-timeout`.
@@ -651,6 +653,16 @@ fn vpp(
         };
     let api_socket = socket(c, "api-socket", &raw.api_socket, defaults::API_SOCKET);
     let stats_socket = socket(c, "stats-socket", &raw.stats_socket, defaults::STATS_SOCKET);
+    let stats_interval = raw.stats_interval.map_or(defaults::STATS_INTERVAL, |d| d.0);
+    if stats_interval < Duration::from_secs(1) {
+        c.problem(
+            "maglev.vpp.stats-interval".to_string(),
+            format!(
+                "{} is too short (at least 1s)",
+                format_duration(stats_interval)
+            ),
+        );
+    }
 
     let l = &raw.lb;
     let lp = format!("{P}.lb");
@@ -755,6 +767,7 @@ fn vpp(
     Vpp {
         api_socket,
         stats_socket,
+        stats_interval,
         lb: LbSettings {
             ipv4_src_address,
             ipv6_src_address,

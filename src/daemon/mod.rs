@@ -18,9 +18,11 @@ use log::{error, info, warn};
 use crate::checker::Checker;
 use crate::config::{self, Config, ConfigError};
 use crate::logging;
+use crate::metrics::MetricsServer;
 use crate::snapshot::Published;
 use crate::vpp::client::ApiCounters;
 use crate::vpp::reconciler::{Reconciler, ReconcilerOptions};
+use crate::vpp::scraper::Scraper;
 use crate::vpp::sim::{Sim, SimOptions};
 
 pub use options::Options;
@@ -120,7 +122,9 @@ fn start_sim() -> std::io::Result<Sim> {
     let dir = std::env::temp_dir().join(format!("maglevd-vppsim-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    let sim = Sim::start(SimOptions::new(dir.join("api.sock")))?;
+    let mut opts = SimOptions::new(dir.join("api.sock"));
+    opts.stats_socket = Some(dir.join("stats.sock"));
+    let sim = Sim::start(opts)?;
     info!("vpp-sim-started api-socket={}", sim.api_socket().display());
     Ok(sim)
 }
@@ -181,10 +185,11 @@ pub fn run(opts: Options) -> i32 {
         }
     };
     let checker_client = checker.client();
+    let api = ApiCounters::new();
     let reconciler = match Reconciler::start(
         checker.client(),
         ev_rx,
-        ApiCounters::new(),
+        Arc::clone(&api),
         ReconcilerOptions {
             started: process_start,
             api_socket_override: sim.as_ref().map(|s| s.api_socket().to_path_buf()),
@@ -197,6 +202,29 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     };
+    let stats_socket = match &sim {
+        Some(s) => s.stats_socket().map(Path::to_path_buf),
+        None => owner.published().load().vpp.stats_socket.clone(),
+    };
+    let scraper = stats_socket.and_then(|sock| {
+        let interval = owner.published().load().vpp.stats_interval;
+        Scraper::start(sock, interval, reconciler.status())
+            .map_err(|e| error!("startup-failed step=stats-thread error={e}"))
+            .ok()
+    });
+    let metrics = opts.metrics_addr.and_then(|addr| {
+        let src = crate::metrics::Sources {
+            checker: checker.published(),
+            api: Arc::clone(&api),
+            sync: reconciler.stats(),
+            status: reconciler.status(),
+            counters: scraper.as_ref().map(Scraper::latest),
+        };
+        // Health checking matters more than metrics: run on without them.
+        MetricsServer::start(addr, src)
+            .map_err(|e| error!("metrics-failed error={e:?}"))
+            .ok()
+    });
     info!("ready");
 
     let stop = loop {
@@ -213,6 +241,12 @@ pub fn run(opts: Options) -> i32 {
     };
     let started = Instant::now();
     info!("stopping reason={stop}");
+    if let Some(m) = metrics {
+        m.shutdown();
+    }
+    if let Some(s) = scraper {
+        s.shutdown();
+    }
     reconciler.shutdown();
     checker.shutdown();
     if let Some(mut s) = sim {

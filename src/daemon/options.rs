@@ -33,6 +33,8 @@ pub struct Options {
     pub log_level: LevelFilter,
     /// Run a simulated VPP in-process and program it instead of VPP.
     pub vpp_sim: bool,
+    /// Where `/metrics` listens (`None`: disabled).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Usage text for `--help` and usage errors.
@@ -50,6 +52,8 @@ Options:
                        (default info)
   --vpp-sim            run a simulated VPP in-process on a private socket and
                        program it instead of the configured api-socket
+  --metrics-addr ADDR  serve Prometheus /metrics on ADDR [env MAGLEV_METRICS_ADDR]
+                       (default :9091; empty disables)
   --version            print version and git commit, then exit
   --help               print this help, then exit
 
@@ -72,6 +76,8 @@ where
     let mut level_word = env("MAGLEV_LOG_LEVEL").filter(|s| !s.is_empty());
     let mut check = false;
     let mut vpp_sim = false;
+    let mut metrics_word =
+        env("MAGLEV_METRICS_ADDR").unwrap_or_else(|| crate::metrics::DEFAULT_ADDR.to_string());
 
     let mut args = args.into_iter().map(Into::into);
     while let Some(arg) = args.next() {
@@ -97,6 +103,7 @@ where
             "log-level" => level_word = Some(value("a level")?),
             "check" => check = parse_bool(name, inline.as_deref())?,
             "vpp-sim" => vpp_sim = parse_bool(name, inline.as_deref())?,
+            "metrics-addr" => metrics_word = value("an address (or \"\")")?,
             "version" | "V" => return Ok(Command::Version),
             "help" | "h" => return Ok(Command::Help),
             _ => return Err(format!("unknown option `{arg}`")),
@@ -108,11 +115,14 @@ where
             format!("unknown log level `{w}` (use error, warn, info, debug or trace)")
         })?,
     };
+    let metrics_addr =
+        crate::metrics::parse_addr(&metrics_word).map_err(|e| format!("--metrics-addr: {e}"))?;
     Ok(Command::Run(Options {
         config,
         check,
         log_level,
         vpp_sim,
+        metrics_addr,
     }))
 }
 

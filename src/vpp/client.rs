@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
-use super::errors::{VppError, api_error_name};
+use super::errors::VppError;
 use super::wire::*;
 
 /// The messages maglevd sends or receives after the handshake. All must be
@@ -191,7 +191,11 @@ impl Client {
         c.counters.count(
             SockclntCreateReply::NAME,
             "recv",
-            if reply.response == 0 { "ok" } else { "error" },
+            if reply.response == 0 {
+                "success"
+            } else {
+                "failure"
+            },
         );
         if reply.response != 0 {
             return Err(VppError::Protocol(format!(
@@ -254,10 +258,10 @@ impl Client {
         let r = self.stream.write_all(&frame(payload));
         if let Err(e) = r {
             self.broken = true;
-            self.counters.count(name, "send", "error");
+            self.counters.count(name, "send", "failure");
             return Err(io_err(&self.socket, name, e));
         }
-        self.counters.count(name, "send", "ok");
+        self.counters.count(name, "send", "success");
         Ok(())
     }
 
@@ -385,12 +389,12 @@ impl Client {
             VppError::Decode(e)
         })?;
         let retval = rep.retval().unwrap_or(0);
-        let result = if retval == 0 {
-            "ok".to_string()
-        } else {
-            api_error_name(retval)
-        };
-        self.counters.count(Rep::NAME, "recv", &result);
+        // The original's label values, so dashboards keep working.
+        self.counters.count(
+            Rep::NAME,
+            "recv",
+            if retval == 0 { "success" } else { "failure" },
+        );
         debug!(
             "vpp-api-recv msg={} context={context} retval={retval}",
             Rep::NAME
@@ -415,11 +419,11 @@ impl Client {
         bytes.extend_from_slice(&frame(&ping));
         if let Err(e) = self.stream.write_all(&bytes) {
             self.broken = true;
-            self.counters.count(Req::NAME, "send", "error");
+            self.counters.count(Req::NAME, "send", "failure");
             return Err(io_err(&self.socket, Req::NAME, e));
         }
-        self.counters.count(Req::NAME, "send", "ok");
-        self.counters.count(ControlPing::NAME, "send", "ok");
+        self.counters.count(Req::NAME, "send", "success");
+        self.counters.count(ControlPing::NAME, "send", "success");
         let det = self.id_of::<Det>()?;
         let ping = self.id_of::<ControlPingReply>()?;
         let deadline = Instant::now() + self.timeout;
@@ -438,7 +442,8 @@ impl Client {
                 Err(e) => return Err(e),
             };
             if id == ping {
-                self.counters.count(ControlPingReply::NAME, "recv", "ok");
+                self.counters
+                    .count(ControlPingReply::NAME, "recv", "success");
                 debug!(
                     "vpp-api-recv msg={} context={context} details={}",
                     Req::NAME,
@@ -455,7 +460,7 @@ impl Client {
             }
             match Det::decode(&p) {
                 Ok(d) => {
-                    self.counters.count(Det::NAME, "recv", "ok");
+                    self.counters.count(Det::NAME, "recv", "success");
                     out.push(d);
                 }
                 Err(e) => {
@@ -651,7 +656,9 @@ impl Client {
         )?;
         let deadline = Instant::now() + self.timeout.min(Duration::from_secs(1));
         match self.recv_for(context, deadline, SockclntDelete::NAME) {
-            Ok(_) => self.counters.count(SockclntDeleteReply::NAME, "recv", "ok"),
+            Ok(_) => self
+                .counters
+                .count(SockclntDeleteReply::NAME, "recv", "success"),
             Err(VppError::Closed(_)) => {}
             Err(e) => return Err(e),
         }

@@ -8,6 +8,7 @@ pub mod errors;
 pub mod lb;
 pub mod maglev;
 pub mod reconciler;
+pub mod scraper;
 pub mod sim;
 pub mod stats;
 pub mod wire;

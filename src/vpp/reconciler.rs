@@ -22,12 +22,15 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 use log::{debug, info, warn};
 
-use super::client::{ApiCounters, Client, ClientConfig, Connector};
+use super::client::{ApiCounters, Client, ClientConfig, Connector, VersionInfo};
 use super::errors::VppError;
 use super::lb::{self, Actual, ActualAs, ActualVip, FlushRequests, Op, Scope};
+use super::wire::{LbVip, Prefix};
 use crate::checker::events::Event;
 use crate::checker::{CheckerClient, Snapshot};
 use crate::health::state::State;
+use crate::snapshot::Published;
+use std::time::SystemTime;
 
 /// How often an idle session is checked with `control_ping`.
 const PING_EVERY: Duration = Duration::from_secs(10);
@@ -74,6 +77,35 @@ pub struct SyncReport {
     pub took: Duration,
 }
 
+/// What the reconciler knows about VPP: for `/metrics`, the stats thread
+/// and `show vpp`. Replaced, never mutated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VppStatus {
+    /// A session is up.
+    pub connected: bool,
+    /// When it came up.
+    pub connected_at: Option<SystemTime>,
+    /// `show_version` at connect.
+    pub version: Option<VersionInfo>,
+    /// VPP's pid (`control_ping_reply`).
+    pub pid: Option<u32>,
+    /// The VIPs VPP held at the last full sync.
+    pub vips: Vec<VipStatus>,
+}
+
+/// One VIP of [`VppStatus`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipStatus {
+    /// The frontend it belongs to (`None`: not ours).
+    pub frontend: Option<String>,
+    /// Prefix, protocol, port.
+    pub key: LbVip,
+    /// Pool index: its lb counters' index in the stats segment.
+    pub index: Option<u32>,
+    /// FIB stats index of its prefix: its `/net/route/to` index.
+    pub stats_index: Option<u32>,
+}
+
 enum Cmd {
     Sync {
         frontend: Option<String>,
@@ -98,6 +130,7 @@ pub struct Reconciler {
     tx: Sender<Cmd>,
     join: Option<JoinHandle<()>>,
     stats: Arc<SyncStats>,
+    status: Published<VppStatus>,
 }
 
 impl Reconciler {
@@ -110,7 +143,10 @@ impl Reconciler {
     ) -> std::io::Result<Reconciler> {
         let (tx, rx) = bounded(64);
         let stats = Arc::new(SyncStats::default());
+        let status = Published::new(VppStatus::default());
         let mut w = Worker {
+            status: status.clone(),
+            routes: BTreeMap::new(),
             checker,
             api,
             opts,
@@ -134,7 +170,13 @@ impl Reconciler {
             tx,
             join: Some(join),
             stats,
+            status,
         })
+    }
+
+    /// VPP as the reconciler last saw it.
+    pub fn status(&self) -> Published<VppStatus> {
+        self.status.clone()
     }
 
     /// Counters.
@@ -175,6 +217,9 @@ impl Drop for Reconciler {
 }
 
 struct Worker {
+    status: Published<VppStatus>,
+    /// FIB stats index per VIP prefix, for this session.
+    routes: BTreeMap<Prefix, u32>,
     checker: CheckerClient,
     api: Arc<ApiCounters>,
     opts: ReconcilerOptions,
@@ -394,6 +439,9 @@ impl Worker {
                 Err(_) => {
                     self.stats.connected.store(false, Ordering::Relaxed);
                     self.syncer.cache = None;
+                    if self.status.load().connected {
+                        self.status.store(Arc::new(VppStatus::default()));
+                    }
                     return;
                 }
             }
@@ -401,6 +449,27 @@ impl Worker {
         self.stats.connected.store(true, Ordering::Relaxed);
         if generation != self.gen_seen {
             self.gen_seen = generation;
+            self.routes.clear();
+            let conn = self.conn.as_mut().expect("checked");
+            if let Ok(c) = conn.get() {
+                let version = c.show_version().ok();
+                let pid = c.ping().ok();
+                if let Some(v) = &version {
+                    info!(
+                        "vpp-version version={} build-date={} pid={}",
+                        v.version,
+                        v.build_date,
+                        pid.unwrap_or(0)
+                    );
+                }
+                self.status.store(Arc::new(VppStatus {
+                    connected: true,
+                    connected_at: Some(SystemTime::now()),
+                    version,
+                    pid,
+                    vips: Vec::new(),
+                }));
+            }
             self.syncer.cache = None;
             if warming {
                 // A new session during warmup: redo what was released.
@@ -412,6 +481,7 @@ impl Worker {
         }
         if self.full_pending && !warming {
             self.run_sync(Scope::All, &snap);
+            self.publish_vips(&snap);
         } else if !allowed.is_empty() {
             self.run_sync(Scope::Frontends(allowed), &snap);
         } else if ping_due {
@@ -423,6 +493,48 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Publishes the VIPs of the last full read, with their counter
+    /// indexes (route stats indexes looked up once per session and prefix).
+    fn publish_vips(&mut self, snap: &Snapshot) {
+        let Some(actual) = self.syncer.cache.clone() else {
+            return;
+        };
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        let Ok(client) = conn.get() else {
+            return;
+        };
+        let owners: BTreeMap<LbVip, String> = snap
+            .config
+            .frontends
+            .iter()
+            .map(|(n, fe)| (lb::vip_key(fe), n.clone()))
+            .collect();
+        let mut vips = Vec::with_capacity(actual.vips.len());
+        for (key, v) in &actual.vips {
+            let pfx = key.pfx.normalized();
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.routes.entry(pfx) {
+                match client.route_lookup(pfx) {
+                    Ok(r) => {
+                        slot.insert(r.stats_index);
+                    }
+                    Err(e) if e.is_connection_error() => return,
+                    Err(e) => debug!("vpp-route-lookup-failed prefix={pfx} error={e}"),
+                }
+            }
+            vips.push(VipStatus {
+                frontend: owners.get(key).cloned(),
+                key: *key,
+                index: v.index,
+                stats_index: self.routes.get(&pfx).copied(),
+            });
+        }
+        let mut st = (*self.status.load()).clone();
+        st.vips = vips;
+        self.status.store(Arc::new(st));
     }
 
     fn operator_sync(&mut self, frontend: Option<String>) -> Result<SyncReport, String> {

@@ -300,6 +300,11 @@ impl Sim {
         &self.inner.opts.api_socket
     }
 
+    /// The stats socket path, if the simulator serves a segment.
+    pub fn stats_socket(&self) -> Option<&Path> {
+        self.inner.opts.stats_socket.as_deref()
+    }
+
     /// Reads the lb state (for assertions and the stats segment).
     /// Reads or changes the lb state (then refreshes the stats segment).
     pub fn with_state<R>(&self, f: impl FnOnce(&mut LbState) -> R) -> R {

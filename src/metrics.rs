@@ -1,0 +1,566 @@
+//! Prometheus exposition on `/metrics` (text format 0.0.4) over
+//! `tiny_http`, from the snapshots the other threads publish.
+//!
+//! Metric and label names follow the original maglevd so existing
+//! dashboards keep working. Rendering reads immutable snapshots only: a
+//! scrape never takes a lock another thread holds across I/O.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use log::{info, warn};
+
+use crate::checker::{DURATION_BUCKETS, Snapshot};
+use crate::health::state::State;
+use crate::health::weights::FrontendState;
+use crate::snapshot::Published;
+use crate::vpp::client::ApiCounters;
+use crate::vpp::reconciler::{SyncStats, VppStatus};
+use crate::vpp::scraper::LbCounters;
+
+/// Default `--metrics-addr`.
+pub const DEFAULT_ADDR: &str = ":9091";
+
+/// Where the numbers come from.
+#[derive(Clone)]
+pub struct Sources {
+    /// Health state.
+    pub checker: Published<Snapshot>,
+    /// VPP API calls.
+    pub api: Arc<ApiCounters>,
+    /// LB sync operations.
+    pub sync: Arc<SyncStats>,
+    /// VPP session.
+    pub status: Published<VppStatus>,
+    /// Stats-segment counters, when a stats socket is configured.
+    pub counters: Option<Published<LbCounters>>,
+}
+
+/// `:9091` → `0.0.0.0:9091`; `""` → `None` (disabled).
+pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let full = if s.starts_with(':') {
+        format!("0.0.0.0{s}")
+    } else {
+        s.to_string()
+    };
+    full.parse()
+        .map(Some)
+        .map_err(|_| format!("`{s}` is not HOST:PORT (e.g. :9091, 127.0.0.1:9091, [::1]:9091)"))
+}
+
+/// Escapes a label value (`\`, `"`, newline).
+pub fn escape(v: &str) -> String {
+    let mut o = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' => o.push_str("\\n"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+struct Out<'a>(&'a mut String);
+
+impl Out<'_> {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+        self.0.push_str(name);
+        if !labels.is_empty() {
+            self.0.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.0.push(',');
+                }
+                let _ = write!(self.0, "{k}=\"{}\"", escape(v));
+            }
+            self.0.push('}');
+        }
+        let _ = writeln!(self.0, " {value}");
+    }
+}
+
+const BACKEND_STATES: [State; 5] = [
+    State::Unknown,
+    State::Up,
+    State::Down,
+    State::Paused,
+    State::Disabled,
+];
+
+const FRONTEND_STATES: [FrontendState; 3] = [
+    FrontendState::Unknown,
+    FrontendState::Up,
+    FrontendState::Down,
+];
+
+/// Renders every metric family into `out`.
+pub fn render(src: &Sources, out: &mut String) {
+    let snap = src.checker.load();
+    let mut o = Out(out);
+    o.family(
+        "maglev_build_info",
+        "gauge",
+        "maglevd version and git commit.",
+    );
+    o.sample(
+        "maglev_build_info",
+        &[("version", crate::VERSION), ("commit", crate::GIT_COMMIT)],
+        1,
+    );
+
+    o.family(
+        "maglev_backend_state",
+        "gauge",
+        "1 for the backend's current health state, 0 for the others.",
+    );
+    for (name, b) in &snap.backends {
+        for st in BACKEND_STATES {
+            o.sample(
+                "maglev_backend_state",
+                &[("backend", name), ("state", st.as_str())],
+                u8::from(b.state == st),
+            );
+        }
+    }
+    o.family(
+        "maglev_backend_health",
+        "gauge",
+        "The backend's rise/fall counter (0 = fully down, rise+fall-1 = fully up).",
+    );
+    for (name, b) in &snap.backends {
+        o.sample("maglev_backend_health", &[("backend", name)], b.counter.0);
+    }
+    o.family(
+        "maglev_backend_enabled",
+        "gauge",
+        "1 if the backend is enabled.",
+    );
+    for (name, b) in &snap.backends {
+        o.sample(
+            "maglev_backend_enabled",
+            &[("backend", name)],
+            u8::from(b.enabled),
+        );
+    }
+    o.family(
+        "maglev_backend_transitions_total",
+        "counter",
+        "Backend state transitions.",
+    );
+    for (name, b) in &snap.backends {
+        for ((from, to), n) in &b.counters.transitions {
+            o.sample(
+                "maglev_backend_transitions_total",
+                &[
+                    ("backend", name),
+                    ("from", from.as_str()),
+                    ("to", to.as_str()),
+                ],
+                n,
+            );
+        }
+    }
+    let kind_of = |hc: &str| {
+        snap.config
+            .healthchecks
+            .get(hc)
+            .map_or("unknown", |h| h.probe.check_type().as_str())
+    };
+    o.family(
+        "maglev_probe_total",
+        "counter",
+        "Probes by result (success/failure) and HAProxy-style code.",
+    );
+    for (name, b) in &snap.backends {
+        let ty = kind_of(&b.config.healthcheck);
+        for (code, n) in &b.counters.by_code {
+            let result = if code.passed() { "success" } else { "failure" };
+            o.sample(
+                "maglev_probe_total",
+                &[
+                    ("backend", name),
+                    ("type", ty),
+                    ("result", result),
+                    ("code", code.as_str()),
+                ],
+                n,
+            );
+        }
+    }
+    o.family(
+        "maglev_probe_duration_seconds",
+        "histogram",
+        "Probe duration, from start to verdict.",
+    );
+    for (name, b) in &snap.backends {
+        let ty = kind_of(&b.config.healthcheck);
+        let mut cum = 0u64;
+        for (i, le) in DURATION_BUCKETS.iter().enumerate() {
+            cum += b.counters.duration_buckets[i];
+            o.sample(
+                "maglev_probe_duration_seconds_bucket",
+                &[("backend", name), ("type", ty), ("le", &le.to_string())],
+                cum,
+            );
+        }
+        cum += b.counters.duration_buckets[DURATION_BUCKETS.len()];
+        o.sample(
+            "maglev_probe_duration_seconds_bucket",
+            &[("backend", name), ("type", ty), ("le", "+Inf")],
+            cum,
+        );
+        o.sample(
+            "maglev_probe_duration_seconds_sum",
+            &[("backend", name), ("type", ty)],
+            b.counters.duration_sum,
+        );
+        o.sample(
+            "maglev_probe_duration_seconds_count",
+            &[("backend", name), ("type", ty)],
+            cum,
+        );
+    }
+
+    o.family(
+        "maglev_frontend_state",
+        "gauge",
+        "1 for the frontend's current state, 0 for the others.",
+    );
+    for (name, f) in &snap.frontends {
+        for st in FRONTEND_STATES {
+            o.sample(
+                "maglev_frontend_state",
+                &[("frontend", name), ("state", st.as_str())],
+                u8::from(f.state == st),
+            );
+        }
+    }
+    o.family(
+        "maglev_frontend_pool_backend_weight",
+        "gauge",
+        "Configured weight of a backend in a frontend's pool (runtime changes included).",
+    );
+    for (name, f) in &snap.frontends {
+        for p in &f.pools {
+            for m in &p.members {
+                o.sample(
+                    "maglev_frontend_pool_backend_weight",
+                    &[
+                        ("frontend", name),
+                        ("pool", &p.name),
+                        ("backend", &m.backend),
+                    ],
+                    m.configured,
+                );
+            }
+        }
+    }
+    o.family(
+        "maglev_frontend_pool_backend_effective_weight",
+        "gauge",
+        "Weight VPP gets for the backend (0 when down, standby, paused or disabled).",
+    );
+    for (name, f) in &snap.frontends {
+        for p in &f.pools {
+            for m in &p.members {
+                o.sample(
+                    "maglev_frontend_pool_backend_effective_weight",
+                    &[
+                        ("frontend", name),
+                        ("pool", &p.name),
+                        ("backend", &m.backend),
+                    ],
+                    m.effective.weight,
+                );
+            }
+        }
+    }
+
+    let status = src.status.load();
+    o.family(
+        "maglev_vpp_connected",
+        "gauge",
+        "1 while a VPP API session is up.",
+    );
+    o.sample("maglev_vpp_connected", &[], u8::from(status.connected));
+    o.family(
+        "maglev_vpp_api_total",
+        "counter",
+        "VPP binary API messages by message, direction and result.",
+    );
+    for ((msg, dir, result), n) in src.api.snapshot() {
+        o.sample(
+            "maglev_vpp_api_total",
+            &[("msg", msg), ("direction", dir), ("result", &result)],
+            n,
+        );
+    }
+    o.family(
+        "maglev_vpp_lbsync_total",
+        "counter",
+        "LB sync operations sent to VPP, by sync scope (all, vip) and kind.",
+    );
+    for ((scope, kind), n) in src.sync.ops() {
+        o.sample(
+            "maglev_vpp_lbsync_total",
+            &[("scope", scope), ("kind", kind)],
+            n,
+        );
+    }
+    o.family(
+        "maglev_vpp_lbsync_drift_mismatches_total",
+        "counter",
+        "ASes whose VPP bucket count differed from maglevd's Maglev prediction.",
+    );
+    o.sample(
+        "maglev_vpp_lbsync_drift_mismatches_total",
+        &[],
+        src.sync
+            .drift_mismatches
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
+    if !status.connected {
+        return;
+    }
+    let now = SystemTime::now();
+    if let Some(t) = status.connected_at {
+        o.family(
+            "maglev_vpp_connected_seconds",
+            "gauge",
+            "Seconds since maglevd connected to VPP.",
+        );
+        o.sample(
+            "maglev_vpp_connected_seconds",
+            &[],
+            now.duration_since(t).map_or(0, |d| d.as_secs()),
+        );
+    }
+    if let Some(v) = &status.version {
+        o.family(
+            "maglev_vpp_info",
+            "gauge",
+            "VPP version, build date and pid.",
+        );
+        o.sample(
+            "maglev_vpp_info",
+            &[
+                ("version", &v.version),
+                ("build_date", &v.build_date),
+                ("pid", &status.pid.unwrap_or(0).to_string()),
+            ],
+            1,
+        );
+    }
+    let Some(counters) = &src.counters else {
+        return;
+    };
+    let c = counters.load();
+    if c.at.is_none() {
+        return;
+    }
+    if c.boottime > 0 {
+        let unix = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        o.family(
+            "maglev_vpp_uptime_seconds",
+            "gauge",
+            "Seconds since VPP started (stats segment /sys/boottime).",
+        );
+        o.sample(
+            "maglev_vpp_uptime_seconds",
+            &[],
+            unix.saturating_sub(c.boottime),
+        );
+    }
+    o.family(
+        "maglev_vip_packets_total",
+        "counter",
+        "Packets per VIP from VPP's lb counters: next (established flows), first (new flows), untracked, no-server (dropped).",
+    );
+    for v in &c.vips {
+        let fe = v.frontend.as_deref().unwrap_or("");
+        let pfx = v.key.pfx.to_string();
+        let proto = v.key.protocol.to_string();
+        let port = v.key.port.to_string();
+        for (kind, n) in [
+            ("next", v.next),
+            ("first", v.first),
+            ("untracked", v.untracked),
+            ("no-server", v.no_server),
+        ] {
+            o.sample(
+                "maglev_vip_packets_total",
+                &[
+                    ("frontend", fe),
+                    ("vip", &pfx),
+                    ("protocol", &proto),
+                    ("port", &port),
+                    ("kind", kind),
+                ],
+                n,
+            );
+        }
+    }
+    o.family(
+        "maglev_vip_route_packets_total",
+        "counter",
+        "Packets routed to the VIP's prefix (/net/route/to).",
+    );
+    for v in &c.vips {
+        if let Some((p, _)) = v.route {
+            o.sample(
+                "maglev_vip_route_packets_total",
+                &[
+                    ("frontend", v.frontend.as_deref().unwrap_or("")),
+                    ("vip", &v.key.pfx.to_string()),
+                ],
+                p,
+            );
+        }
+    }
+    o.family(
+        "maglev_vip_route_bytes_total",
+        "counter",
+        "Bytes routed to the VIP's prefix (/net/route/to).",
+    );
+    for v in &c.vips {
+        if let Some((_, b)) = v.route {
+            o.sample(
+                "maglev_vip_route_bytes_total",
+                &[
+                    ("frontend", v.frontend.as_deref().unwrap_or("")),
+                    ("vip", &v.key.pfx.to_string()),
+                ],
+                b,
+            );
+        }
+    }
+    o.family(
+        "maglev_vpp_stats_scrape_seconds",
+        "gauge",
+        "Duration of the last stats-segment read.",
+    );
+    o.sample("maglev_vpp_stats_scrape_seconds", &[], c.took.as_secs_f64());
+}
+
+/// The `/metrics` HTTP server thread.
+pub struct MetricsServer {
+    server: Arc<tiny_http::Server>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl MetricsServer {
+    /// Binds `addr` and serves until [`MetricsServer::shutdown`].
+    pub fn start(addr: SocketAddr, src: Sources) -> Result<MetricsServer, String> {
+        let server = Arc::new(
+            tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?,
+        );
+        let s2 = Arc::clone(&server);
+        let join = std::thread::Builder::new()
+            .name("metrics".into())
+            .spawn(move || serve(&s2, &src))
+            .map_err(|e| e.to_string())?;
+        info!("metrics-listening addr={addr}");
+        Ok(MetricsServer {
+            server,
+            join: Some(join),
+        })
+    }
+
+    /// Stops serving.
+    pub fn shutdown(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.server.unblock();
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+const INDEX: &str = "<html><head><title>maglevd</title></head><body><h1>maglevd</h1>\
+<p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
+
+fn header(k: &str, v: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
+}
+
+fn serve(server: &tiny_http::Server, src: &Sources) {
+    let mut buf = String::with_capacity(64 * 1024);
+    for req in server.incoming_requests() {
+        let get = matches!(
+            req.method(),
+            tiny_http::Method::Get | tiny_http::Method::Head
+        );
+        let path = req.url().split('?').next().unwrap_or("").to_string();
+        let resp = match (get, path.as_str()) {
+            (true, "/metrics") => {
+                buf.clear();
+                render(src, &mut buf);
+                // tiny_http sends headers only for HEAD.
+                tiny_http::Response::from_data(buf.clone().into_bytes()).with_header(header(
+                    "Content-Type",
+                    "text/plain; version=0.0.4; charset=utf-8",
+                ))
+            }
+            (true, "/") => tiny_http::Response::from_data(INDEX.as_bytes().to_vec())
+                .with_header(header("Content-Type", "text/html; charset=utf-8")),
+            (true, _) => tiny_http::Response::from_data(b"404 not found\n".to_vec())
+                .with_status_code(404)
+                .with_header(header("Content-Type", "text/plain")),
+            (false, _) => tiny_http::Response::from_data(b"405 method not allowed\n".to_vec())
+                .with_status_code(405)
+                .with_header(header("Allow", "GET, HEAD")),
+        };
+        if let Err(e) = req.respond(resp) {
+            warn!("metrics-respond-failed error={e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_addr(":9091").unwrap(),
+            Some("0.0.0.0:9091".parse().unwrap())
+        );
+        assert_eq!(parse_addr("").unwrap(), None);
+        assert_eq!(
+            parse_addr("[::1]:9").unwrap(),
+            Some("[::1]:9".parse().unwrap())
+        );
+        assert!(parse_addr("9091").is_err());
+    }
+
+    #[test]
+    fn label_escaping() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

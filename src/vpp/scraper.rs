@@ -1,0 +1,210 @@
+//! The stats thread: every `vpp.stats-interval` it reads the lb counters
+//! of every VIP and the route counters of their prefixes from the stats
+//! segment into an immutable snapshot for `/metrics` and the CLI.
+//!
+//! It follows the reconciler's view of VPP (which VIPs exist, their pool
+//! and FIB stats indexes); while VPP is disconnected the snapshot is empty.
+//! A changed boot time, a heartbeat that stopped, or a read error drops
+//! the mapping and maps the segment again.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use crossbeam_channel::{Sender, bounded};
+use log::{info, warn};
+
+use super::reconciler::VppStatus;
+use super::stats::Segment;
+use super::wire::LbVip;
+use crate::snapshot::Published;
+
+/// VPP's heartbeat ticks every 10 s by default; three missed ticks mean
+/// the segment belongs to a VPP that is gone.
+const HEARTBEAT_STALE: Duration = Duration::from_secs(30);
+
+/// Counters of one VIP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipCounters {
+    /// The frontend it belongs to.
+    pub frontend: Option<String>,
+    /// The VIP.
+    pub key: LbVip,
+    /// Packets of established flows (`next`).
+    pub next: u64,
+    /// First packets of new flows.
+    pub first: u64,
+    /// New-flow packets not stored in the sticky table.
+    pub untracked: u64,
+    /// New-flow packets dropped for lack of a server.
+    pub no_server: u64,
+    /// `/net/route/to` packets and bytes of its prefix, if known.
+    pub route: Option<(u64, u64)>,
+}
+
+/// One scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LbCounters {
+    /// `/sys/boottime`: when VPP started (Unix seconds).
+    pub boottime: u64,
+    /// Per VIP.
+    pub vips: Vec<VipCounters>,
+    /// When it was taken.
+    pub at: Option<SystemTime>,
+    /// How long the read took.
+    pub took: Duration,
+}
+
+/// Handle to the stats thread.
+pub struct Scraper {
+    stop: Sender<()>,
+    join: Option<JoinHandle<()>>,
+    latest: Published<LbCounters>,
+}
+
+impl Scraper {
+    /// Starts scraping `socket` every `interval`, following `status`.
+    pub fn start(
+        socket: PathBuf,
+        interval: Duration,
+        status: Published<VppStatus>,
+    ) -> std::io::Result<Scraper> {
+        let (stop, rx) = bounded::<()>(1);
+        let latest = Published::new(LbCounters::default());
+        let out = latest.clone();
+        let join = std::thread::Builder::new()
+            .name("stats".into())
+            .spawn(move || {
+                let mut w = Worker {
+                    socket,
+                    status,
+                    out,
+                    seg: None,
+                    boottime: 0,
+                    heartbeat: (0, Instant::now()),
+                };
+                loop {
+                    w.scrape();
+                    match rx.recv_timeout(interval) {
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+                        _ => break,
+                    }
+                }
+            })?;
+        Ok(Scraper {
+            stop,
+            join: Some(join),
+            latest,
+        })
+    }
+
+    /// The latest scrape (empty while VPP is disconnected).
+    pub fn latest(&self) -> Published<LbCounters> {
+        self.latest.clone()
+    }
+
+    /// Stops the thread.
+    pub fn shutdown(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        let _ = self.stop.try_send(());
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
+
+impl Drop for Scraper {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+struct Worker {
+    socket: PathBuf,
+    status: Published<VppStatus>,
+    out: Published<LbCounters>,
+    seg: Option<Segment>,
+    boottime: u64,
+    heartbeat: (u64, Instant),
+}
+
+impl Worker {
+    fn clear(&mut self) {
+        self.seg = None;
+        if *self.out.load() != LbCounters::default() {
+            self.out.store(Arc::new(LbCounters::default()));
+        }
+    }
+
+    fn scrape(&mut self) {
+        let status = self.status.load();
+        if !status.connected {
+            return self.clear();
+        }
+        if self.seg.is_none() {
+            match Segment::connect(&self.socket, Duration::from_secs(1)) {
+                Ok(s) => {
+                    info!("vpp-stats-mapped socket={}", self.socket.display());
+                    self.seg = Some(s);
+                    self.heartbeat = (0, Instant::now());
+                }
+                Err(e) => {
+                    warn!("vpp-stats-unavailable error={:?}", e.to_string());
+                    return self.clear();
+                }
+            }
+        }
+        let seg = self.seg.as_ref().expect("mapped above");
+        let indexes: Vec<u32> = status.vips.iter().filter_map(|v| v.index).collect();
+        let routes: Vec<u32> = status.vips.iter().filter_map(|v| v.stats_index).collect();
+        let t0 = Instant::now();
+        let r = match seg.read(&indexes, &routes) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!("vpp-stats-read-failed error={:?}", e.to_string());
+                return self.clear();
+            }
+        };
+        let took = t0.elapsed();
+        if self.boottime != 0 && r.boottime != self.boottime {
+            info!("vpp-stats-restart-detected boottime={}", r.boottime);
+        }
+        self.boottime = r.boottime;
+        if r.heartbeat != self.heartbeat.0 {
+            self.heartbeat = (r.heartbeat, Instant::now());
+        } else if self.heartbeat.1.elapsed() > HEARTBEAT_STALE {
+            warn!("vpp-stats-stale heartbeat={} remapping", r.heartbeat);
+            return self.clear();
+        }
+        let vips = status
+            .vips
+            .iter()
+            .map(|v| {
+                let c = v
+                    .index
+                    .and_then(|i| r.vips.get(&i))
+                    .copied()
+                    .unwrap_or([0; 4]);
+                VipCounters {
+                    frontend: v.frontend.clone(),
+                    key: v.key,
+                    next: c[0],
+                    first: c[1],
+                    untracked: c[2],
+                    no_server: c[3],
+                    route: v.stats_index.and_then(|i| r.routes.get(&i)).copied(),
+                }
+            })
+            .collect();
+        self.out.store(Arc::new(LbCounters {
+            boottime: r.boottime,
+            vips,
+            at: Some(SystemTime::now()),
+            took,
+        }));
+    }
+}
