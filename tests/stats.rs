@@ -171,3 +171,77 @@ fn nothing_listening_is_a_socket_error() {
         .unwrap();
     assert!(matches!(err, StatsError::Socket(_)), "{err}");
 }
+
+#[test]
+fn the_stats_thread_follows_a_vpp_restart() {
+    use vpp_maglev::snapshot::Published;
+    use vpp_maglev::vpp::reconciler::{VipStatus, VppStatus};
+    use vpp_maglev::vpp::scraper::Scraper;
+
+    let dir = TempDir::new("scraper");
+    let mut opts = SimOptions::new(dir.path("api.sock"));
+    opts.stats_socket = Some(dir.path("stats.sock"));
+    let sim = Sim::start(opts).unwrap();
+    let key = LbVip {
+        pfx: Prefix::host("192.0.2.1".parse().unwrap()),
+        protocol: 6,
+        port: 80,
+    };
+    let traffic = |n: u64| VipCounters {
+        existing_sessions: n,
+        first_packet: 1,
+        untracked: 0,
+        no_server: 0,
+    };
+    let now = Instant::now();
+    sim.with_state(|s| {
+        s.add_del_vip(key.pfx, 6, 80, 0, 0, 1024, false, false, now);
+        s.add_traffic(&key, traffic(10))
+    });
+    let session = |t: u64| VppStatus {
+        connected: true,
+        connected_at: Some(std::time::UNIX_EPOCH + Duration::from_secs(t)),
+        version: None,
+        pid: None,
+        vips: vec![VipStatus {
+            frontend: Some("web".into()),
+            key,
+            index: Some(1),
+            stats_index: Some(40),
+        }],
+    };
+    let status = Published::new(session(1));
+    let scraper = Scraper::start(
+        dir.path("stats.sock"),
+        Duration::from_millis(50),
+        status.clone(),
+    )
+    .unwrap();
+    let latest = scraper.latest();
+    let wait = |pred: &dyn Fn(&vpp_maglev::vpp::scraper::LbCounters) -> bool| {
+        let t = Instant::now();
+        while !pred(&latest.load()) {
+            assert!(t.elapsed() < Duration::from_secs(3), "{:?}", latest.load());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait(&|c| {
+        c.vips
+            .first()
+            .is_some_and(|v| v.next == 10 && v.route == Some((11, 1100)))
+    });
+    let boot1 = latest.load().boottime;
+    // VPP restarts; the reconciler reconnects (a new session) and re-adds
+    // the VIP; traffic starts from zero in the new segment.
+    sim.restart();
+    sim.with_state(|s| {
+        s.add_del_vip(key.pfx, 6, 80, 0, 0, 1024, false, false, now);
+        s.add_traffic(&key, traffic(3))
+    });
+    status.store(Arc::new(session(2)));
+    wait(&|c| c.boottime > boot1 && c.vips.first().is_some_and(|v| v.next == 3));
+    // Disconnected: the snapshot is cleared.
+    status.store(Arc::new(VppStatus::default()));
+    wait(&|c| c.vips.is_empty() && c.at.is_none());
+    scraper.shutdown();
+}

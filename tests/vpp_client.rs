@@ -128,12 +128,10 @@ fn full_conversation_with_the_simulator() {
     assert_eq!(st[0].1, route.stats_index);
 
     let counts = counters.snapshot();
-    assert!(
-        counts.iter().any(|((m, d, r), n)| *m == "lb_add_del_vip_v2"
-            && *d == "send"
-            && r == "success"
-            && *n == 3)
-    );
+    assert!(counts.iter().any(|((m, d, r), n)| *m == "lb_add_del_vip_v2"
+        && *d == "send"
+        && r == "success"
+        && *n == 3));
     assert!(
         counts
             .iter()

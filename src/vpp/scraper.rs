@@ -81,6 +81,7 @@ impl Scraper {
                     status,
                     out,
                     seg: None,
+                    session: None,
                     boottime: 0,
                     heartbeat: (0, Instant::now()),
                 };
@@ -128,6 +129,9 @@ struct Worker {
     status: Published<VppStatus>,
     out: Published<LbCounters>,
     seg: Option<Segment>,
+    /// The API session the mapping belongs to: a new session may mean a
+    /// restarted VPP with a new segment.
+    session: Option<SystemTime>,
     boottime: u64,
     heartbeat: (u64, Instant),
 }
@@ -144,6 +148,10 @@ impl Worker {
         let status = self.status.load();
         if !status.connected {
             return self.clear();
+        }
+        if self.session != status.connected_at {
+            self.seg = None;
+            self.session = status.connected_at;
         }
         if self.seg.is_none() {
             match Segment::connect(&self.socket, Duration::from_secs(1)) {
