@@ -10,6 +10,7 @@
 
 pub mod checker;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod health;
 pub mod logging;

@@ -54,6 +54,36 @@ pub fn stderr_is_journal() -> bool {
     }
 }
 
+/// Log lines offered to `watch events log` subscribers: (level, message).
+/// Never blocks logging: a full subscriber queue loses lines.
+static TAPS: std::sync::Mutex<Vec<crossbeam_channel::Sender<(Level, String)>>> =
+    std::sync::Mutex::new(Vec::new());
+static TAPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Subscribes to log lines (at the logger's level) with a queue of `cap`.
+pub fn tap(cap: usize) -> crossbeam_channel::Receiver<(Level, String)> {
+    let (tx, rx) = crossbeam_channel::bounded(cap.max(1));
+    let mut t = TAPS.lock().unwrap_or_else(|e| e.into_inner());
+    t.push(tx);
+    TAPPED.store(true, std::sync::atomic::Ordering::Relaxed);
+    rx
+}
+
+fn offer(level: Level, args: &std::fmt::Arguments<'_>) {
+    if !TAPPED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let mut t = TAPS.lock().unwrap_or_else(|e| e.into_inner());
+    let msg = args.to_string();
+    t.retain(|tx| {
+        !matches!(
+            tx.try_send((level, msg.clone())),
+            Err(crossbeam_channel::TrySendError::Disconnected(_))
+        )
+    });
+    TAPPED.store(!t.is_empty(), std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Installs the global logger at `level`; later calls are ignored.
 pub fn init(level: LevelFilter) {
     let journal = stderr_is_journal();
@@ -61,6 +91,7 @@ pub fn init(level: LevelFilter) {
     b.filter_level(level);
     b.target(env_logger::Target::Stderr);
     b.format(move |buf, record| {
+        offer(record.level(), record.args());
         if journal {
             writeln!(
                 buf,

@@ -17,6 +17,7 @@ use log::{error, info, warn};
 
 use crate::checker::Checker;
 use crate::config::{self, Config, ConfigError};
+use crate::control::server::{ConfigRequest, Context as ControlContext, ControlServer};
 use crate::logging;
 use crate::metrics::MetricsServer;
 use crate::snapshot::Published;
@@ -225,22 +226,80 @@ pub fn run(opts: Options) -> i32 {
             .map_err(|e| error!("metrics-failed error={e:?}"))
             .ok()
     });
+    let (cfg_tx, cfg_rx) = bounded::<ConfigRequest>(16);
+    let control = match &opts.control_socket {
+        None => None,
+        Some(path) => {
+            let admin = nix::unistd::Group::from_name(&opts.admin_group)
+                .ok()
+                .flatten()
+                .map(|g| (opts.admin_group.clone(), g.gid.as_raw()));
+            if admin.is_none() {
+                warn!(
+                    "control-admin-group-missing group={} only-root-may-change-state",
+                    opts.admin_group
+                );
+            }
+            let ctx = ControlContext {
+                checker: checker.client(),
+                reconciler: Some(reconciler.client()),
+                counters: scraper.as_ref().map(Scraper::latest),
+                config: cfg_tx,
+                admin_group: admin,
+                started: std::time::SystemTime::now(),
+            };
+            match ControlServer::start(path, ctx) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    error!("startup-failed step=control-socket error={e:?}");
+                    return 1;
+                }
+            }
+        }
+    };
     info!("ready");
 
     let stop = loop {
-        match sig_rx.recv() {
-            Ok(signals::Signal::Reload) => {
-                info!("config-reload-requested source=SIGHUP");
-                if let Ok(new) = owner.reload() {
-                    checker_client.reload(new);
+        crossbeam_channel::select! {
+            recv(sig_rx) -> s => match s {
+                Ok(signals::Signal::Reload) => {
+                    info!("config-reload-requested source=SIGHUP");
+                    if let Ok(new) = owner.reload() {
+                        checker_client.reload(new);
+                    }
                 }
-            }
-            Ok(signals::Signal::Stop(name)) => break name,
-            Err(_) => break "signal-thread-exit",
+                Ok(signals::Signal::Stop(name)) => break name,
+                Err(_) => break "signal-thread-exit",
+            },
+            recv(cfg_rx) -> r => match r {
+                Ok(ConfigRequest::Check(reply)) => {
+                    let r = match config::load(&opts.config) {
+                        Ok(c) => Ok(format!("{}: configuration OK ({})", opts.config.display(), summary(&c))),
+                        Err(e) => Err(e.lines()),
+                    };
+                    let _ = reply.send(r);
+                }
+                Ok(ConfigRequest::Reload(reply)) => {
+                    info!("config-reload-requested source=control-socket");
+                    let r = match owner.reload() {
+                        Ok(new) => {
+                            let s = summary(&new);
+                            checker_client.reload(new);
+                            Ok(format!("configuration reloaded ({s})"))
+                        }
+                        Err(e) => Err(e.lines()),
+                    };
+                    let _ = reply.send(r);
+                }
+                Err(_) => {}
+            },
         }
     };
     let started = Instant::now();
     info!("stopping reason={stop}");
+    if let Some(c) = control {
+        c.shutdown();
+    }
     if let Some(m) = metrics {
         m.shutdown();
     }

@@ -35,7 +35,16 @@ pub struct Options {
     pub vpp_sim: bool,
     /// Where `/metrics` listens (`None`: disabled).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// The control socket (`None`: disabled).
+    pub control_socket: Option<PathBuf>,
+    /// Group whose members may run mutating commands.
+    pub admin_group: String,
 }
+
+/// Default `--control-socket`.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vpp-maglev/maglevd.sock";
+/// Default `--admin-group`.
+pub const DEFAULT_ADMIN_GROUP: &str = "maglevd";
 
 /// Usage text for `--help` and usage errors.
 pub const USAGE: &str = "\
@@ -54,6 +63,11 @@ Options:
                        program it instead of the configured api-socket
   --metrics-addr ADDR  serve Prometheus /metrics on ADDR [env MAGLEV_METRICS_ADDR]
                        (default :9091; empty disables)
+  --control-socket PATH
+                       maglevc's Unix socket [env MAGLEV_CONTROL_SOCKET]
+                       (default /run/vpp-maglev/maglevd.sock; empty disables)
+  --admin-group NAME   group allowed to run set/sync/config reload besides root
+                       [env MAGLEV_ADMIN_GROUP] (default maglevd)
   --version            print version and git commit, then exit
   --help               print this help, then exit
 
@@ -76,6 +90,11 @@ where
     let mut level_word = env("MAGLEV_LOG_LEVEL").filter(|s| !s.is_empty());
     let mut check = false;
     let mut vpp_sim = false;
+    let mut control_word =
+        env("MAGLEV_CONTROL_SOCKET").unwrap_or_else(|| DEFAULT_CONTROL_SOCKET.to_string());
+    let mut admin_group = env("MAGLEV_ADMIN_GROUP")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_ADMIN_GROUP.to_string());
     let mut metrics_word =
         env("MAGLEV_METRICS_ADDR").unwrap_or_else(|| crate::metrics::DEFAULT_ADDR.to_string());
 
@@ -104,6 +123,8 @@ where
             "check" => check = parse_bool(name, inline.as_deref())?,
             "vpp-sim" => vpp_sim = parse_bool(name, inline.as_deref())?,
             "metrics-addr" => metrics_word = value("an address (or \"\")")?,
+            "control-socket" => control_word = value("a socket path (or \"\")")?,
+            "admin-group" => admin_group = value("a group name")?,
             "version" | "V" => return Ok(Command::Version),
             "help" | "h" => return Ok(Command::Help),
             _ => return Err(format!("unknown option `{arg}`")),
@@ -123,6 +144,8 @@ where
         log_level,
         vpp_sim,
         metrics_addr,
+        control_socket: (!control_word.trim().is_empty()).then(|| PathBuf::from(control_word)),
+        admin_group,
     }))
 }
 

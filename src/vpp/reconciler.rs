@@ -111,7 +111,53 @@ enum Cmd {
         frontend: Option<String>,
         reply: Sender<Result<SyncReport, String>>,
     },
+    Read {
+        reply: Sender<Result<Actual, String>>,
+    },
     Stop,
+}
+
+/// A cloneable handle for other threads (the control socket).
+#[derive(Clone)]
+pub struct ReconcilerClient {
+    tx: Sender<Cmd>,
+    status: Published<VppStatus>,
+    stats: Arc<SyncStats>,
+}
+
+impl ReconcilerClient {
+    /// A sync now (full, or of one frontend), waiting up to `timeout`.
+    pub fn sync(&self, frontend: Option<&str>, timeout: Duration) -> Result<SyncReport, String> {
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Cmd::Sync {
+                frontend: frontend.map(str::to_string),
+                reply,
+            })
+            .map_err(|_| "reconciler is not running".to_string())?;
+        rx.recv_timeout(timeout)
+            .map_err(|_| "reconciler did not answer in time".to_string())?
+    }
+
+    /// VPP's lb state, read now.
+    pub fn read(&self, timeout: Duration) -> Result<Actual, String> {
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Cmd::Read { reply })
+            .map_err(|_| "reconciler is not running".to_string())?;
+        rx.recv_timeout(timeout)
+            .map_err(|_| "reconciler did not answer in time".to_string())?
+    }
+
+    /// VPP as last seen.
+    pub fn status(&self) -> Arc<VppStatus> {
+        self.status.load()
+    }
+
+    /// Sync counters.
+    pub fn stats(&self) -> Arc<SyncStats> {
+        Arc::clone(&self.stats)
+    }
 }
 
 /// How to start the reconciler.
@@ -172,6 +218,15 @@ impl Reconciler {
             stats,
             status,
         })
+    }
+
+    /// A handle for other threads.
+    pub fn client(&self) -> ReconcilerClient {
+        ReconcilerClient {
+            tx: self.tx.clone(),
+            status: self.status.clone(),
+            stats: Arc::clone(&self.stats),
+        }
     }
 
     /// VPP as the reconciler last saw it.
@@ -257,7 +312,19 @@ impl Worker {
                 },
                 recv(cmds) -> c => match c {
                     Ok(Cmd::Sync { frontend, reply }) => {
+                        self.note_session();
                         let r = self.operator_sync(frontend);
+                        let _ = reply.send(r);
+                    }
+                    Ok(Cmd::Read { reply }) => {
+                        self.note_session();
+                        let r = match self.conn.as_mut() {
+                            None => Err("VPP integration is disabled (vpp.api-socket is empty)".into()),
+                            Some(c) => c
+                                .get()
+                                .and_then(Syncer::read)
+                                .map_err(|e| e.to_string()),
+                        };
                         let _ = reply.send(r);
                     }
                     Ok(Cmd::Stop) | Err(_) => break,
@@ -449,27 +516,7 @@ impl Worker {
         self.stats.connected.store(true, Ordering::Relaxed);
         if generation != self.gen_seen {
             self.gen_seen = generation;
-            self.routes.clear();
-            let conn = self.conn.as_mut().expect("checked");
-            if let Ok(c) = conn.get() {
-                let version = c.show_version().ok();
-                let pid = c.ping().ok();
-                if let Some(v) = &version {
-                    info!(
-                        "vpp-version version={} build-date={} pid={}",
-                        v.version,
-                        v.build_date,
-                        pid.unwrap_or(0)
-                    );
-                }
-                self.status.store(Arc::new(VppStatus {
-                    connected: true,
-                    connected_at: Some(SystemTime::now()),
-                    version,
-                    pid,
-                    vips: Vec::new(),
-                }));
-            }
+            self.new_session();
             self.syncer.cache = None;
             if warming {
                 // A new session during warmup: redo what was released.
@@ -492,6 +539,47 @@ impl Worker {
                     warn!("vpp-ping-failed error={:?}", e.to_string());
                 }
             }
+        }
+    }
+
+    /// Connects if needed (operator commands may come before the first
+    /// sync) and notices a new session.
+    fn note_session(&mut self) {
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if conn.get().is_ok() && conn.generation != self.gen_seen {
+            self.gen_seen = conn.generation;
+            self.syncer.cache = None;
+            self.full_pending = true;
+            self.new_session();
+        }
+    }
+
+    /// A new VPP session: forget per-session facts, learn VPP's version.
+    fn new_session(&mut self) {
+        self.routes.clear();
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if let Ok(c) = conn.get() {
+            let version = c.show_version().ok();
+            let pid = c.ping().ok();
+            if let Some(v) = &version {
+                info!(
+                    "vpp-version version={} build-date={} pid={}",
+                    v.version,
+                    v.build_date,
+                    pid.unwrap_or(0)
+                );
+            }
+            self.status.store(Arc::new(VppStatus {
+                connected: true,
+                connected_at: Some(SystemTime::now()),
+                version,
+                pid,
+                vips: Vec::new(),
+            }));
         }
     }
 

@@ -59,7 +59,15 @@ impl Daemon {
     }
 
     pub fn start_with(cmd: &mut Command) -> Daemon {
+        // Each daemon gets its own control socket and no metrics port
+        // unless the test asks (flags win over these).
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let sock =
+            std::env::temp_dir().join(format!("maglev-test-ctl-{}-{n}.sock", std::process::id()));
         let mut child = cmd
+            .env("MAGLEV_CONTROL_SOCKET", &sock)
+            .env("MAGLEV_METRICS_ADDR", "")
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

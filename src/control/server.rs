@@ -1,0 +1,415 @@
+//! The control socket server: one thread per client (bounded), each
+//! reading request lines of at most 4 KiB and writing one JSON object per
+//! line. A slow or stuck client only ever holds its own thread, and every
+//! write has a timeout. Mutating commands need uid 0 or the admin group,
+//! decided from the peer's `SO_PEERCRED`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Sender, bounded};
+use log::{debug, info, warn};
+use serde_json::{Value, json};
+
+use super::grammar::{self, Command, WatchSpec};
+use super::handlers;
+use crate::checker::CheckerClient;
+use crate::checker::events::Event;
+use crate::snapshot::Published;
+use crate::vpp::reconciler::ReconcilerClient;
+use crate::vpp::scraper::LbCounters;
+
+/// Longest request line accepted.
+pub const MAX_LINE: usize = 4096;
+/// Most clients served at once; more get an error and are closed.
+pub const MAX_CLIENTS: usize = 512;
+/// A client that does not take its output within this is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A configuration request the main thread (which owns the file) answers.
+pub enum ConfigRequest {
+    /// Validate the file on disk.
+    Check(Sender<Result<String, Vec<String>>>),
+    /// Load it (like SIGHUP).
+    Reload(Sender<Result<String, Vec<String>>>),
+}
+
+/// Everything the commands need.
+#[derive(Clone)]
+pub struct Context {
+    /// Health state and actions.
+    pub checker: CheckerClient,
+    /// VPP sync and state, when VPP integration is on.
+    pub reconciler: Option<ReconcilerClient>,
+    /// Stats-segment counters, when a stats socket is configured.
+    pub counters: Option<Published<LbCounters>>,
+    /// To the main thread.
+    pub config: Sender<ConfigRequest>,
+    /// Members may run mutating commands (besides uid 0).
+    pub admin_group: Option<(String, u32)>,
+    /// When maglevd started.
+    pub started: SystemTime,
+}
+
+/// The running server.
+pub struct ControlServer {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+/// Creates the socket: a stale file from a crash is replaced, a live one
+/// (another maglevd) is refused.
+fn bind(path: &Path) -> Result<UnixListener, String> {
+    if path.exists() {
+        match UnixStream::connect(path) {
+            Ok(_) => {
+                return Err(format!(
+                    "{} is in use: another maglevd is running",
+                    path.display()
+                ));
+            }
+            Err(_) => {
+                info!("control-socket-stale path={} replacing", path.display());
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let l = UnixListener::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
+    Ok(l)
+}
+
+impl ControlServer {
+    /// Binds `path` (mode 0660, group = the admin group when it exists)
+    /// and serves.
+    pub fn start(path: &Path, ctx: Context) -> Result<ControlServer, String> {
+        let listener = bind(path)?;
+        if let Some((_, gid)) = &ctx.admin_group {
+            let _ = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(*gid)));
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = Arc::clone(&stop);
+        let active = Arc::new(AtomicUsize::new(0));
+        let join = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    if s2.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = conn else { continue };
+                    if active.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                        let mut s = stream;
+                        let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
+                        let _ = reply(&mut s, &err("too many clients; try again"));
+                        continue;
+                    }
+                    active.fetch_add(1, Ordering::SeqCst);
+                    let (ctx, a2, s3) = (ctx.clone(), Arc::clone(&active), Arc::clone(&s2));
+                    let spawned = std::thread::Builder::new()
+                        .name("control-client".into())
+                        .stack_size(256 * 1024)
+                        .spawn(move || {
+                            serve_client(stream, &ctx, &s3);
+                            a2.fetch_sub(1, Ordering::SeqCst);
+                        });
+                    if spawned.is_err() {
+                        active.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        info!("control-listening path={}", path.display());
+        Ok(ControlServer {
+            path: path.to_path_buf(),
+            stop,
+            join: Some(join),
+        })
+    }
+
+    /// Stops accepting and removes the socket (clients in progress end
+    /// with the process).
+    pub fn shutdown(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = UnixStream::connect(&self.path);
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// `{"ok":false,"error":msg}`.
+pub fn err(msg: impl Into<String>) -> Value {
+    json!({"ok": false, "error": msg.into()})
+}
+
+fn reply(s: &mut UnixStream, v: &Value) -> std::io::Result<()> {
+    let mut line = v.to_string();
+    line.push('\n');
+    s.write_all(line.as_bytes())
+}
+
+enum Line {
+    Text(String),
+    TooLong,
+    NotUtf8,
+    Eof,
+}
+
+fn read_line(r: &mut BufReader<UnixStream>) -> Line {
+    let mut buf = Vec::new();
+    let mut too_long = false;
+    loop {
+        let avail = match r.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return Line::Eof,
+        };
+        if avail.is_empty() {
+            return Line::Eof;
+        }
+        let (chunk, done) = match avail.iter().position(|&b| b == b'\n') {
+            Some(i) => (&avail[..i], Some(i + 1)),
+            None => (avail, None),
+        };
+        if !too_long {
+            if buf.len() + chunk.len() > MAX_LINE {
+                too_long = true;
+                buf.clear();
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+        }
+        let used = done.unwrap_or(avail.len());
+        r.consume(used);
+        if done.is_some() {
+            break;
+        }
+    }
+    if too_long {
+        return Line::TooLong;
+    }
+    match String::from_utf8(buf) {
+        Ok(s) => Line::Text(s.trim_end_matches('\r').to_string()),
+        Err(_) => Line::NotUtf8,
+    }
+}
+
+/// Whether the peer may run mutating commands; `Err` names who it is.
+fn authorised(s: &UnixStream, ctx: &Context) -> Result<(), String> {
+    let cred = nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(|e| format!("cannot read peer credentials: {e}"))?;
+    let uid = cred.uid();
+    if uid == 0 {
+        return Ok(());
+    }
+    if let Some((name, gid)) = &ctx.admin_group {
+        if cred.gid() == *gid {
+            return Ok(());
+        }
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+            .ok()
+            .flatten();
+        if let Some(u) = &user {
+            if u.gid.as_raw() == *gid {
+                return Ok(());
+            }
+            if let Ok(Some(g)) = nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(*gid)) {
+                if g.mem.contains(&u.name) {
+                    return Ok(());
+                }
+            }
+        }
+        return Err(format!("uid {uid} is neither root nor in group {name}"));
+    }
+    Err(format!("uid {uid} is not root"))
+}
+
+fn serve_client(stream: UnixStream, ctx: &Context, stop: &AtomicBool) {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let Ok(mut out) = stream.try_clone() else {
+        return;
+    };
+    let mut rd = BufReader::with_capacity(MAX_LINE + 1, stream);
+    while !stop.load(Ordering::SeqCst) {
+        let line = match read_line(&mut rd) {
+            Line::Eof => return,
+            Line::TooLong => {
+                if reply(
+                    &mut out,
+                    &err(format!("request longer than {MAX_LINE} bytes")),
+                )
+                .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            Line::NotUtf8 => {
+                if reply(&mut out, &err("request is not valid UTF-8")).is_err() {
+                    return;
+                }
+                continue;
+            }
+            Line::Text(t) => t,
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let answer = match grammar::parse(&line) {
+            Err(e) => err(e.0),
+            Ok(cmd) if cmd.mutates() => match authorised(&out, ctx) {
+                Ok(()) => {
+                    info!("control-command command={:?}", line.trim());
+                    handlers::run(&cmd, ctx)
+                }
+                Err(who) => err(format!(
+                    "permission denied: `{}` changes state and needs root or group {} ({who})",
+                    line.trim(),
+                    ctx.admin_group.as_ref().map_or("-", |g| g.0.as_str())
+                )),
+            },
+            Ok(Command::Watch(spec)) => {
+                watch(&mut out, rd.get_ref(), ctx, &spec);
+                return;
+            }
+            Ok(cmd) => handlers::run(&cmd, ctx),
+        };
+        if reply(&mut out, &answer).is_err() {
+            debug!("control-client-gone");
+            return;
+        }
+    }
+}
+
+fn event_json(ev: &Event) -> Option<Value> {
+    Some(match ev {
+        Event::Backend(e) => json!({
+            "type": "backend", "backend": e.backend, "from": e.from.as_str(), "to": e.to.as_str(),
+            "code": e.code.map(|c| c.as_str()), "detail": e.detail,
+            "at": crate::logging::rfc3339_utc(e.at),
+        }),
+        Event::Frontend(e) => json!({
+            "type": "frontend", "frontend": e.frontend, "from": e.from.as_str(), "to": e.to.as_str(),
+            "at": crate::logging::rfc3339_utc(e.at),
+        }),
+        Event::Lagged { missed } => json!({"type": "lagged", "missed": missed}),
+        _ => return None,
+    })
+}
+
+/// Whether the watcher should stop: the client hung up, or sent
+/// something (a keypress ends `watch`). A client that only shut down its
+/// sending side (`socat`, `nc -N` after the request) keeps watching.
+fn client_spoke(input: &UnixStream, half_closed: &mut bool) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let want = if *half_closed {
+        PollFlags::empty()
+    } else {
+        PollFlags::POLLIN
+    };
+    let mut fds = [PollFd::new(input.as_fd(), want)];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(0) => false,
+        Ok(_) => {
+            let ev = fds[0].revents().unwrap_or(PollFlags::POLLHUP);
+            if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
+                return true;
+            }
+            let mut b = [0u8; 64];
+            match (&*input).read(&mut b) {
+                Ok(0) => {
+                    *half_closed = true;
+                    false
+                }
+                _ => true,
+            }
+        }
+        Err(_) => true,
+    }
+}
+
+/// Streams events until the client leaves or `num` were sent.
+fn watch(out: &mut UnixStream, input: &UnixStream, ctx: &Context, spec: &WatchSpec) {
+    let events = ctx.checker.subscribe(1024, spec.frontend);
+    let logs = spec.log.as_ref().map(|_| crate::logging::tap(1024));
+    let level = spec
+        .log
+        .as_deref()
+        .and_then(crate::logging::parse_level)
+        .unwrap_or(log::LevelFilter::Info);
+    if reply(
+        out,
+        &json!({"ok": true, "watching": {
+        "backend": spec.backend, "frontend": spec.frontend, "log": spec.log, "num": spec.num}}),
+    )
+    .is_err()
+    {
+        return;
+    }
+    let never = bounded::<(log::Level, String)>(0).1;
+    let logs_rx = logs.as_ref().unwrap_or(&never);
+    let mut sent = 0u64;
+    let mut half_closed = false;
+    loop {
+        let v = crossbeam_channel::select! {
+            recv(events) -> ev => match ev {
+                Ok(ev) => {
+                    let keep = match &ev {
+                        Event::Backend(_) => spec.backend,
+                        Event::Frontend(_) => spec.frontend,
+                        Event::Lagged { .. } => true,
+                        _ => false,
+                    };
+                    if keep { event_json(&ev) } else { None }
+                }
+                Err(_) => return,
+            },
+            recv(logs_rx) -> l => match l {
+                Ok((lvl, msg)) if lvl <= level => Some(json!({
+                    "type": "log", "level": lvl.as_str().to_lowercase(), "message": msg,
+                    "at": crate::logging::rfc3339_utc(SystemTime::now()),
+                })),
+                _ => None,
+            },
+            default(Duration::from_millis(500)) => None,
+        };
+        // A client that closed (or sent anything) ends the stream.
+        if client_spoke(input, &mut half_closed) {
+            return;
+        }
+        if let Some(v) = v {
+            if reply(out, &v).is_err() {
+                warn!("control-watch-dropped reason=slow-or-gone");
+                return;
+            }
+            sent += 1;
+            if spec.num.is_some_and(|n| sent >= n) {
+                return;
+            }
+        }
+    }
+}
