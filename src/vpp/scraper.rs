@@ -84,6 +84,7 @@ impl Scraper {
                     session: None,
                     boottime: 0,
                     heartbeat: (0, Instant::now()),
+                    last_error: None,
                 };
                 loop {
                     w.scrape();
@@ -134,6 +135,7 @@ struct Worker {
     session: Option<SystemTime>,
     boottime: u64,
     heartbeat: (u64, Instant),
+    last_error: Option<String>,
 }
 
 impl Worker {
@@ -156,12 +158,18 @@ impl Worker {
         if self.seg.is_none() {
             match Segment::connect(&self.socket, Duration::from_secs(1)) {
                 Ok(s) => {
+                    self.last_error = None;
                     info!("vpp-stats-mapped socket={}", self.socket.display());
                     self.seg = Some(s);
                     self.heartbeat = (0, Instant::now());
                 }
                 Err(e) => {
-                    warn!("vpp-stats-unavailable error={:?}", e.to_string());
+                    // Once per outage, not every interval.
+                    let msg = e.to_string();
+                    if self.last_error.as_deref() != Some(&msg) {
+                        warn!("vpp-stats-unavailable error={msg:?}");
+                        self.last_error = Some(msg);
+                    }
                     return self.clear();
                 }
             }
