@@ -5,6 +5,7 @@
 //! subscribed thread; a configuration that fails validation is logged with
 //! its lines and changes nothing.
 
+pub mod notify;
 pub mod options;
 pub mod signals;
 
@@ -257,16 +258,24 @@ pub fn run(opts: Options) -> i32 {
             }
         }
     };
+    let notify = notify::Notifier::from_env();
+    notify.ready(&format!("running: {}", summary(&owner.published().load())));
     info!("ready");
+    // WATCHDOG=1 at half the period systemd expects it.
+    let tick = notify
+        .watchdog()
+        .map_or(Duration::from_secs(3600), |w| w / 2);
 
     let stop = loop {
         crossbeam_channel::select! {
             recv(sig_rx) -> s => match s {
                 Ok(signals::Signal::Reload) => {
                     info!("config-reload-requested source=SIGHUP");
+                    notify.reloading();
                     if let Ok(new) = owner.reload() {
                         checker_client.reload(new);
                     }
+                    notify.ready(&format!("running: {}", summary(&owner.published().load())));
                 }
                 Ok(signals::Signal::Stop(name)) => break name,
                 Err(_) => break "signal-thread-exit",
@@ -281,6 +290,7 @@ pub fn run(opts: Options) -> i32 {
                 }
                 Ok(ConfigRequest::Reload(reply)) => {
                     info!("config-reload-requested source=control-socket");
+                    notify.reloading();
                     let r = match owner.reload() {
                         Ok(new) => {
                             let s = summary(&new);
@@ -289,14 +299,20 @@ pub fn run(opts: Options) -> i32 {
                         }
                         Err(e) => Err(e.lines()),
                     };
+                    notify.ready(&format!("running: {}", summary(&owner.published().load())));
                     let _ = reply.send(r);
                 }
                 Err(_) => {}
             },
+            default(tick) => {}
+        }
+        if notify.watchdog().is_some() {
+            notify.watchdog_ping();
         }
     };
     let started = Instant::now();
     info!("stopping reason={stop}");
+    notify.stopping();
     if let Some(c) = control {
         c.shutdown();
     }
