@@ -44,6 +44,8 @@ struct Opts {
     json: bool,
     color: Option<bool>,
     words: Vec<String>,
+    /// `--complete LINE`: print completions (bash completion uses it).
+    complete: Option<String>,
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
@@ -55,6 +57,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
         json: false,
         color: None,
         words: Vec::new(),
+        complete: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -72,6 +75,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
                 o.socket = val.or_else(|| args.next()).ok_or("--socket needs a path")?
             }
             "json" => o.json = true,
+            "complete" => o.complete = Some(val.or_else(|| args.next()).unwrap_or_default()),
             "color" | "colour" => {
                 o.color = Some(match val.as_deref() {
                     None | Some("true") | Some("1") => true,
@@ -127,6 +131,12 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Some(line) = &o.complete {
+        for c in shell::complete(&o.socket, line) {
+            println!("{c}");
+        }
+        return ExitCode::SUCCESS;
+    }
     if o.words.is_empty() {
         let color = o.color.unwrap_or_else(|| std::io::stdout().is_terminal());
         return ExitCode::from(shell::run(&o.socket, Style { color }, o.json));
