@@ -4,13 +4,10 @@
 //! shell without arguments. Exit codes: 0 ok, 1 maglevd answered with an
 //! error, 2 usage error, 3 cannot connect.
 
-use std::io::{BufRead, BufReader, IsTerminal, Write};
-use std::os::unix::net::UnixStream;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use serde_json::Value;
-use vpp_maglev::control::format::{Style, render};
-use vpp_maglev::control::grammar::{self, Command};
+use vpp_maglev::control::format::Style;
 use vpp_maglev::control::shell;
 
 const USAGE: &str = "\
@@ -34,10 +31,6 @@ Commands: show version|frontends|frontend <f>|backends|backend <b>|
   config check|reload; watch events [num <n>] [log [level <l>]] [backend] [frontend].
 Exit status: 0 ok, 1 error from maglevd, 2 usage error, 3 cannot connect.
 See maglevc(1).";
-
-const EXIT_ERROR: u8 = 1;
-const EXIT_USAGE: u8 = 2;
-const EXIT_CONNECT: u8 = 3;
 
 struct Opts {
     socket: String,
@@ -101,34 +94,13 @@ fn parse_args() -> Result<Option<Opts>, String> {
     Ok(Some(o))
 }
 
-/// Why the socket could not be used, in the operator's terms.
-pub fn connect_error(path: &str, e: &std::io::Error) -> String {
-    let why = match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            "no such socket: is maglevd running? (see --control-socket)"
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            "permission denied: run as root or as a member of group maglevd"
-        }
-        std::io::ErrorKind::ConnectionRefused => {
-            "connection refused: maglevd is not running (stale socket)"
-        }
-        _ => "",
-    };
-    if why.is_empty() {
-        format!("cannot connect to {path}: {e}")
-    } else {
-        format!("cannot connect to {path}: {why}")
-    }
-}
-
 fn main() -> ExitCode {
     let o = match parse_args() {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("maglevc: {e}\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
+            return ExitCode::from(shell::EXIT_USAGE);
         }
     };
     if let Some(line) = &o.complete {
@@ -141,96 +113,14 @@ fn main() -> ExitCode {
         let color = o.color.unwrap_or_else(|| std::io::stdout().is_terminal());
         return ExitCode::from(shell::run(&o.socket, Style { color }, o.json));
     }
-    let line = o.words.join(" ");
     let st = Style {
         color: o.color.unwrap_or(false),
     };
-    let cmd = match grammar::parse(&line) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("maglevc: {}", st.error(&e.0));
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    ExitCode::from(one_shot(&o.socket, &line, &cmd, st, o.json))
-}
-
-/// Sends one command and prints the answer; returns the exit code.
-pub fn one_shot(socket: &str, line: &str, cmd: &Command, st: Style, json: bool) -> u8 {
-    let stream = match UnixStream::connect(socket) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("maglevc: {}", st.error(&connect_error(socket, &e)));
-            return EXIT_CONNECT;
-        }
-    };
-    let mut w = match stream.try_clone() {
-        Ok(w) => w,
-        Err(e) => {
-            eprintln!("maglevc: {e}");
-            return EXIT_CONNECT;
-        }
-    };
-    if writeln!(w, "{line}").is_err() {
-        eprintln!("maglevc: maglevd closed the connection");
-        return EXIT_CONNECT;
-    }
-    let words: Vec<&str> = canonical(line);
-    let mut rd = BufReader::new(stream);
-    let mut first = true;
-    let mut buf = String::new();
-    loop {
-        buf.clear();
-        match rd.read_line(&mut buf) {
-            Ok(0) | Err(_) => return if first { EXIT_CONNECT } else { 0 },
-            Ok(_) => {}
-        }
-        let v: Value = match serde_json::from_str(buf.trim_end()) {
-            Ok(v) => v,
-            Err(_) => {
-                eprintln!("maglevc: unexpected reply: {}", buf.trim_end());
-                return EXIT_ERROR;
-            }
-        };
-        if json {
-            println!("{}", buf.trim_end());
-        } else if v["ok"] == Value::Bool(false) {
-            eprintln!(
-                "maglevc: {}",
-                st.error(v["error"].as_str().unwrap_or("error"))
-            );
-        } else if !matches!(cmd, Command::Watch(_)) {
-            print!("{}", render(&words, &v, st));
-        } else if v.get("type").is_some() {
-            println!("{v}");
-        }
-        let _ = std::io::stdout().flush();
-        if v["ok"] == Value::Bool(false) {
-            return EXIT_ERROR;
-        }
-        first = false;
-        if !matches!(cmd, Command::Watch(_)) {
-            return 0;
-        }
-    }
-}
-
-/// The command's full keywords (for picking the output layout).
-fn canonical(line: &str) -> Vec<&'static str> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let mut nodes = grammar::TREE;
-    let mut out = Vec::new();
-    for w in words {
-        match grammar::match_keyword(nodes, w) {
-            Ok(Some(n)) => {
-                out.push(n.word.unwrap_or(""));
-                nodes = n.next;
-            }
-            _ => match nodes.iter().find(|n| n.slot.is_some()) {
-                Some(n) => nodes = n.next,
-                None => break,
-            },
-        }
-    }
-    out
+    ExitCode::from(shell::run_command(
+        &o.socket,
+        &o.words.join(" "),
+        st,
+        o.json,
+        "maglevc: ",
+    ))
 }

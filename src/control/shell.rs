@@ -13,31 +13,34 @@ use super::grammar::{self, Command, Slot};
 
 const PROMPT: &str = "maglev> ";
 
-/// Sends `line` and returns the replies (one for commands, until EOF or
-/// `num` for `watch`).
-fn ask(socket: &str, line: &str) -> Result<Vec<Value>, String> {
-    let s = UnixStream::connect(socket)
-        .map_err(|e| format!("cannot connect to {socket}: {e} (is maglevd running? --socket?)"))?;
-    let mut w = s.try_clone().map_err(|e| e.to_string())?;
-    writeln!(w, "{line}").map_err(|e| e.to_string())?;
-    let mut out = Vec::new();
-    for l in BufReader::new(s).lines() {
-        let Ok(l) = l else { break };
-        out.push(serde_json::from_str(&l).map_err(|_| format!("unexpected reply: {l}"))?);
-        if !line.trim_start().starts_with('w') {
-            break;
-        }
-    }
-    Ok(out)
+/// The `name` fields of the array `key` in maglevd's answer to `cmd`
+/// (empty when maglevd cannot be asked: completion just offers less).
+fn ask_names(socket: &str, cmd: &str, pick: impl Fn(&Value) -> Option<&Value>) -> Vec<String> {
+    let answer = UnixStream::connect(socket).ok().and_then(|s| {
+        writeln!(s.try_clone().ok()?, "{cmd}").ok()?;
+        let mut l = String::new();
+        BufReader::new(s).read_line(&mut l).ok()?;
+        serde_json::from_str::<Value>(&l).ok()
+    });
+    answer
+        .as_ref()
+        .and_then(&pick)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x["name"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Names for a slot, fetched live from maglevd (`words` gives context:
 /// the frontend whose pools to list).
 fn names(socket: &str, slot: Slot, words: &[&str]) -> Vec<String> {
-    let (cmd, key) = match slot {
-        Slot::Frontend => ("show frontends", "frontends"),
-        Slot::Backend => ("show backends", "backends"),
-        Slot::Healthcheck => ("show healthchecks", "healthchecks"),
+    match slot {
+        Slot::Frontend => ask_names(socket, "show frontends", |v| v.get("frontends")),
+        Slot::Backend => ask_names(socket, "show backends", |v| v.get("backends")),
+        Slot::Healthcheck => ask_names(socket, "show healthchecks", |v| v.get("healthchecks")),
         Slot::Pool => {
             let fe = words
                 .iter()
@@ -45,28 +48,12 @@ fn names(socket: &str, slot: Slot, words: &[&str]) -> Vec<String> {
                 .and_then(|i| words.get(i + 1))
                 .copied()
                 .unwrap_or("");
-            let Ok(v) = ask(socket, &format!("show frontend {fe}")) else {
-                return Vec::new();
-            };
-            return v
-                .first()
-                .and_then(|v| v["frontend"]["pools"].as_array().cloned())
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|p| p["name"].as_str().map(str::to_string))
-                .collect();
+            ask_names(socket, &format!("show frontend {fe}"), |v| {
+                v.get("frontend").and_then(|f| f.get("pools"))
+            })
         }
-        _ => return Vec::new(),
-    };
-    let Ok(v) = ask(socket, cmd) else {
-        return Vec::new();
-    };
-    v.first()
-        .and_then(|v| v[key].as_array().cloned())
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|x| x["name"].as_str().map(str::to_string))
-        .collect()
+        _ => Vec::new(),
+    }
 }
 
 /// Completions of the last (partial) word of `line`.
@@ -119,86 +106,96 @@ pub fn help(line: &str) -> Vec<String> {
     out
 }
 
-/// Runs a command line and prints the result; false on error.
-fn execute(socket: &str, line: &str, st: Style, json: bool) -> bool {
+/// Exit code: maglevd answered with an error.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: the command does not parse.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: the socket cannot be used.
+pub const EXIT_CONNECT: u8 = 3;
+
+/// Why the socket could not be used, in the operator's terms.
+pub fn connect_error(path: &str, e: &std::io::Error) -> String {
+    let why = match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            "no such socket: is maglevd running? (see --control-socket)"
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            "permission denied: run as root or as a member of group maglevd"
+        }
+        std::io::ErrorKind::ConnectionRefused => {
+            "connection refused: maglevd is not running (stale socket)"
+        }
+        _ => "",
+    };
+    if why.is_empty() {
+        format!("cannot connect to {path}: {e}")
+    } else {
+        format!("cannot connect to {path}: {why}")
+    }
+}
+
+/// Runs one command line and prints the answer (a stream for `watch`);
+/// errors go to stderr after `prefix`. Returns maglevc's exit code: 0, or
+/// [`EXIT_ERROR`], [`EXIT_USAGE`], [`EXIT_CONNECT`]. One-shot mode and the
+/// shell both come here.
+pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str) -> u8 {
     let cmd = match grammar::parse(line) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{}", st.error(&e.0));
-            return false;
+            eprintln!("{prefix}{}", st.error(&e.0));
+            return EXIT_USAGE;
         }
     };
-    let words: Vec<&str> = canonical(line);
-    if let Command::Watch(_) = cmd {
-        return watch(socket, line, json, st);
-    }
-    match ask(socket, line) {
-        Ok(v) => {
-            let Some(v) = v.first() else {
-                eprintln!("{}", st.error("no answer"));
-                return false;
-            };
-            if json {
-                println!("{v}");
-            } else if v["ok"] == Value::Bool(false) {
-                eprintln!("{}", st.error(v["error"].as_str().unwrap_or("error")));
-                return false;
-            } else {
-                print!("{}", render(&words, v, st));
-            }
-            true
-        }
-        Err(e) => {
-            eprintln!("{}", st.error(&e));
-            false
-        }
-    }
-}
-
-fn watch(socket: &str, line: &str, json: bool, st: Style) -> bool {
-    let s = match UnixStream::connect(socket) {
+    let watching = matches!(cmd, Command::Watch(_));
+    let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{}", st.error(&format!("cannot connect to {socket}: {e}")));
-            return false;
+            eprintln!("{prefix}{}", st.error(&connect_error(socket, &e)));
+            return EXIT_CONNECT;
         }
     };
-    let Ok(mut w) = s.try_clone() else {
-        return false;
-    };
-    if writeln!(w, "{line}").is_err() {
-        return false;
+    let sent = stream.try_clone().and_then(|mut w| writeln!(w, "{line}"));
+    if sent.is_err() {
+        eprintln!("{prefix}{}", st.error("maglevd closed the connection"));
+        return EXIT_CONNECT;
     }
-    for l in BufReader::new(s).lines() {
-        let Ok(l) = l else { break };
-        let v: Value = serde_json::from_str(&l).unwrap_or(Value::Null);
-        if v["ok"] == Value::Bool(false) {
-            eprintln!("{}", st.error(v["error"].as_str().unwrap_or("error")));
-            return false;
+    let words = grammar::keywords(line);
+    let mut rd = BufReader::new(stream);
+    let mut first = true;
+    let mut buf = String::new();
+    loop {
+        buf.clear();
+        match rd.read_line(&mut buf) {
+            Ok(0) | Err(_) => return if first { EXIT_CONNECT } else { 0 },
+            Ok(_) => {}
         }
-        if json || v.get("type").is_some() {
-            println!("{l}");
+        let raw = buf.trim_end();
+        let Ok(v) = serde_json::from_str::<Value>(raw) else {
+            eprintln!("{prefix}unexpected reply: {raw}");
+            return EXIT_ERROR;
+        };
+        let failed = v["ok"] == Value::Bool(false);
+        if json {
+            println!("{raw}");
+        } else if failed {
+            eprintln!(
+                "{prefix}{}",
+                st.error(v["error"].as_str().unwrap_or("error"))
+            );
+        } else if !watching {
+            print!("{}", render(&words, &v, st));
+        } else if v.get("type").is_some() {
+            println!("{raw}");
+        }
+        let _ = std::io::stdout().flush();
+        if failed {
+            return EXIT_ERROR;
+        }
+        first = false;
+        if !watching {
+            return 0;
         }
     }
-    true
-}
-
-fn canonical(line: &str) -> Vec<&'static str> {
-    let mut nodes = grammar::TREE;
-    let mut out = Vec::new();
-    for w in line.split_whitespace() {
-        match grammar::match_keyword(nodes, w) {
-            Ok(Some(n)) => {
-                out.push(n.word.unwrap_or(""));
-                nodes = n.next;
-            }
-            _ => match nodes.iter().find(|n| n.slot.is_some()) {
-                Some(n) => nodes = n.next,
-                None => break,
-            },
-        }
-    }
-    out
 }
 
 /// Runs the shell; returns the exit code.
@@ -214,7 +211,7 @@ pub fn run(socket: &str, st: Style, json: bool) -> u8 {
             if l == "quit" || l == "exit" {
                 break;
             }
-            failed |= !execute(socket, l, st, json);
+            failed |= run_command(socket, l, st, json, "") != 0;
         }
         return u8::from(failed);
     }
@@ -235,7 +232,7 @@ pub fn run(socket: &str, st: Style, json: bool) -> u8 {
         if l == "quit" || l == "exit" {
             return 0;
         }
-        execute(socket, l, st, json);
+        run_command(socket, l, st, json, "");
     }
 }
 

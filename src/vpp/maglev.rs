@@ -37,8 +37,9 @@ pub struct Member {
     pub weight: u8,
 }
 
-/// VPP's 16-byte internal form: IPv4 as `::a.b.c.d`.
-fn internal(addr: IpAddr) -> [u8; 16] {
+/// VPP's 16-byte internal address form (IPv4 as `::a.b.c.d`): what the
+/// table sorts by, and what lb dump filters compare against.
+pub fn internal(addr: IpAddr) -> [u8; 16] {
     match addr {
         IpAddr::V4(a) => {
             let mut b = [0u8; 16];

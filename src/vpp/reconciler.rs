@@ -241,15 +241,7 @@ impl Reconciler {
 
     /// A sync now (full, or of one frontend), waiting up to `timeout`.
     pub fn sync(&self, frontend: Option<&str>, timeout: Duration) -> Result<SyncReport, String> {
-        let (reply, rx) = bounded(1);
-        self.tx
-            .send(Cmd::Sync {
-                frontend: frontend.map(str::to_string),
-                reply,
-            })
-            .map_err(|_| "reconciler is not running".to_string())?;
-        rx.recv_timeout(timeout)
-            .map_err(|_| "reconciler did not answer in time".to_string())?
+        self.client().sync(frontend, timeout)
     }
 
     /// Stops the thread (closing the VPP session politely).

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-use crate::vpp::maglev::{self, Member};
+use crate::vpp::maglev::{self, Member, internal};
 use crate::vpp::wire::{Encap, FibPath, IpRoute, LbVip, Prefix};
 
 /// Bytes the simulator counts per packet of injected traffic.
@@ -259,18 +259,6 @@ pub struct AsView {
     pub buckets: u32,
 }
 
-/// VPP's 16-byte internal address form (IPv4 as `::a.b.c.d`).
-fn internal(addr: IpAddr) -> [u8; 16] {
-    match addr {
-        IpAddr::V4(a) => {
-            let mut b = [0u8; 16];
-            b[12..].copy_from_slice(&a.octets());
-            b
-        }
-        IpAddr::V6(a) => a.octets(),
-    }
-}
-
 /// The raw 16-byte union of an address as a request carries it.
 fn raw_union(addr: IpAddr) -> [u8; 16] {
     match addr {
@@ -455,7 +443,7 @@ impl LbState {
                 self.routes.remove(&vp);
             }
             // The VIP itself goes when its AS slots are gone.
-            self.deleted_vips_touch(i, now);
+            self.collect(now);
             return 0;
         }
         let (npfx, protocol, port) = Self::key(pfx, protocol, port);
@@ -509,10 +497,6 @@ impl LbState {
             self.next_stats_index += 1;
         }
         0
-    }
-
-    fn deleted_vips_touch(&mut self, _vip: usize, now: Instant) {
-        self.collect(now);
     }
 
     fn uptime(&self, now: Instant) -> u32 {
