@@ -560,7 +560,6 @@ impl Conn<'_> {
                     return;
                 }
                 let answer = self.handle_payload(&payload);
-                self.inner.publish_stats();
                 let delay = lock(&self.inner.hooks).delay;
                 if !delay.is_zero() {
                     std::thread::sleep(delay);
@@ -635,7 +634,14 @@ impl Conn<'_> {
                 .position(|(m, _)| *m == name)
                 .map(|i| h.fail_next.remove(i).1)
         };
-        match self.dispatch(&name, p, injected) {
+        let answer = self.dispatch(&name, p, injected);
+        // Only VIP changes (new counter indexes, zeroed counters, routes)
+        // and the traffic hook touch the segment; AS changes do not, and
+        // publishing after each of 30,000 AS adds made big syncs quadratic.
+        if name.starts_with("lb_add_del_vip") || name == "cli_inband" {
+            self.inner.publish_stats();
+        }
+        match answer {
             Ok(a) => a,
             Err(e) => {
                 // VPP drops truncated messages silently.
