@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use common::servers::{Behaviour, Server, http};
@@ -25,14 +25,6 @@ fn get(port: u16, method: &str, path: &str) -> (u16, String, String) {
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split(' ').nth(1).unwrap_or("0").parse().unwrap_or(0);
     (status, head.to_string(), body.to_string())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]
@@ -70,7 +62,7 @@ fn metrics_of_a_running_daemon_pass_promtool() {
             web.port()
         ),
     );
-    let port = free_port();
+    let port = common::free_port("127.0.0.1");
     let mut d = Daemon::start(&[
         "--vpp-sim",
         "--metrics-addr",

@@ -5,11 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, TcpListener};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::servers::{Behaviour, Server, http};
-use common::{Daemon, TempDir};
+use common::{Daemon, TempDir, wait_until};
 use vpp_maglev::vpp::sim::{Sim, SimOptions, is_mutation};
 use vpp_maglev::vpp::wire::{LbVip, Prefix};
 
@@ -36,29 +36,13 @@ fn weights(sim: &Sim, vip: LbVip) -> BTreeMap<IpAddr, u8> {
     })
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    t.elapsed()
-}
-
 fn want(pairs: &[(&str, u8)]) -> BTreeMap<IpAddr, u8> {
     pairs.iter().map(|(a, w)| (ip(a), *w)).collect()
 }
 
 /// A free port on 127.79.0.1 (the other backends bind the same number).
 fn free_port() -> u16 {
-    TcpListener::bind("127.79.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::free_port("127.79.0.1")
 }
 
 fn up(addr: &str, port: u16) -> Server {

@@ -219,11 +219,9 @@ fn the_stats_thread_follows_a_vpp_restart() {
     .unwrap();
     let latest = scraper.latest();
     let wait = |pred: &dyn Fn(&vpp_maglev::vpp::scraper::LbCounters) -> bool| {
-        let t = Instant::now();
-        while !pred(&latest.load()) {
-            assert!(t.elapsed() < Duration::from_secs(3), "{:?}", latest.load());
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        common::wait_until("stats thread", Duration::from_secs(3), || {
+            pred(&latest.load())
+        });
     };
     wait(&|c| {
         c.vips

@@ -140,6 +140,31 @@ impl Drop for Daemon {
 pub mod netns;
 pub mod servers;
 
+/// A TCP port free on `ip` right now (tests bind several addresses to it).
+#[allow(dead_code)]
+pub fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` every 5 ms until it holds; panics naming `what` after
+/// `timeout`. Returns how long it took.
+#[allow(dead_code)]
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    t.elapsed()
+}
+
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
