@@ -509,7 +509,8 @@ fn header(k: &str, v: &str) -> tiny_http::Header {
 }
 
 fn serve(server: &tiny_http::Server, src: &Sources) {
-    let mut buf = String::with_capacity(64 * 1024);
+    // Size the next body like the last one: no regrowth, no copy.
+    let mut last_len = 64 * 1024;
     for req in server.incoming_requests() {
         let get = matches!(
             req.method(),
@@ -518,10 +519,11 @@ fn serve(server: &tiny_http::Server, src: &Sources) {
         let path = req.url().split('?').next().unwrap_or("").to_string();
         let resp = match (get, path.as_str()) {
             (true, "/metrics") => {
-                buf.clear();
+                let mut buf = String::with_capacity(last_len);
                 render(src, &mut buf);
+                last_len = buf.len() + buf.len() / 8;
                 // tiny_http sends headers only for HEAD.
-                tiny_http::Response::from_data(buf.clone().into_bytes()).with_header(header(
+                tiny_http::Response::from_data(buf.into_bytes()).with_header(header(
                     "Content-Type",
                     "text/plain; version=0.0.4; charset=utf-8",
                 ))
