@@ -13,11 +13,13 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod health;
+pub mod heartbeat;
 pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod snapshot;
 pub mod vpp;
+pub mod wake;
 
 /// Package version, for `--version` and the `starting` log line.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

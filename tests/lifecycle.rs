@@ -103,6 +103,7 @@ fn journal_stream_gets_syslog_priorities() {
     let mut child = std::process::Command::new(common::maglevd_bin())
         .args(["--config", file.to_str().unwrap()])
         .env("JOURNAL_STREAM", format!("{meta}:{ino}"))
+        .env("MAGLEV_LOCK_DIR", common::lock_dir())
         .stderr(out)
         .spawn()
         .unwrap();

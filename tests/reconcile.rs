@@ -160,7 +160,8 @@ fn health_drives_vpp_failover_recovery_restart_and_drift() {
         Duration::from_secs(5),
         || weights(&sim, web_vip()) == primary,
     );
-    d.wait_for(&["vpp-connected"], Duration::from_secs(1));
+    d.wait_for(&["vpp-disconnect"], Duration::from_secs(1));
+    d.wait_for(&["vpp-connect "], Duration::from_secs(1));
 
     // Drift: someone changes VPP behind our back.
     let now = Instant::now();

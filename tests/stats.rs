@@ -212,7 +212,7 @@ fn the_stats_thread_follows_a_vpp_restart() {
     };
     let status = Published::new(session(1));
     let scraper = Scraper::start(
-        dir.path("stats.sock"),
+        Some(dir.path("stats.sock")),
         Duration::from_millis(50),
         status.clone(),
     )

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
-use vpp_maglev::vpp::client::{ApiCounters, Client, ClientConfig, Connector, LbConfig, VipSpec};
+use vpp_maglev::vpp::client::{ApiCounters, Client, ClientConfig, LbConfig, VipSpec};
 use vpp_maglev::vpp::errors::VppError;
 use vpp_maglev::vpp::sim::{Flavor, Sim, SimOptions};
 use vpp_maglev::vpp::wire::{Encap, LbVip, Prefix};
@@ -159,25 +159,32 @@ fn full_conversation_with_the_simulator() {
 fn reconnects_after_a_vpp_restart_with_empty_state() {
     let dir = TempDir::new("vpprestart");
     let (sim, cfg) = sim(&dir);
-    let mut conn = Connector::new(cfg, ApiCounters::new());
-    conn.get()
-        .unwrap()
-        .vip_add_del(&vip("192.0.2.1", 6, 80), false)
-        .unwrap();
-    assert_eq!(conn.generation, 1);
+    let mut c = Client::connect(&cfg, ApiCounters::new()).unwrap();
+    c.vip_add_del(&vip("192.0.2.1", 6, 80), false).unwrap();
     sim.restart();
-    let err = conn.get().unwrap().vip_dump().unwrap_err();
+    let err = c.vip_dump().unwrap_err();
     assert!(err.is_connection_error(), "{err}");
-    // Backoff: not immediately.
-    assert!(conn.get().is_err());
-    assert!(!conn.is_connected());
-    std::thread::sleep(Duration::from_millis(600));
-    let c = conn.get().expect("reconnected after backoff");
+    assert!(!c.is_healthy(), "a failed session is spent");
+    // Between calls, a hang-up is seen without blocking.
+    let mut idle = Client::connect(&cfg, ApiCounters::new()).unwrap();
+    assert!(idle.poll_unsolicited().is_ok(), "nothing to read yet");
+    sim.restart();
+    let t = Instant::now();
+    let mut seen = false;
+    while t.elapsed() < Duration::from_secs(1) {
+        if idle.poll_unsolicited().is_err() {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(seen, "poll_unsolicited reports the closed session");
+    // A new session sees the restarted, empty VPP.
+    let mut c = Client::connect(&cfg, ApiCounters::new()).unwrap();
     assert!(
         c.vip_dump().unwrap().is_empty(),
         "restarted VPP has no VIPs"
     );
-    assert_eq!(conn.generation, 2, "a new session: the caller resyncs");
 }
 
 #[test]

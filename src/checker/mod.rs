@@ -7,10 +7,11 @@
 //! reconciler). Operator actions and configuration reloads arrive as
 //! requests on a channel; nothing else mutates health.
 
+pub mod cadence;
 pub mod events;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,10 +21,12 @@ use log::{debug, error, info, warn};
 use crate::config::{Backend, Config, HealthCheck};
 use crate::health::state::{Cadence, Health, LastProbe, State, Transition};
 use crate::health::weights::{self, AsWeight, FrontendState};
+use crate::heartbeat::Beat;
 use crate::logging::quote;
 use crate::probe::engine::{BackendId, Command, Engine, Report, ReportBatch, Stats};
 use crate::probe::{Code, ProbeSpec};
 use crate::snapshot::Published;
+use cadence::PublishCadence;
 use events::{BackendEvent, Broadcaster, Event, FrontendEvent};
 
 /// An operator action on one backend.
@@ -181,6 +184,7 @@ enum Request {
         reply: Sender<Result<FrontendView, String>>,
     },
     Reload(Arc<Config>),
+    Heartbeat(u64),
     Subscribe {
         tx: Sender<Event>,
         replay_frontends: bool,
@@ -190,6 +194,8 @@ enum Request {
 
 /// Handle to the running checker thread.
 pub struct Checker {
+    beat: Beat,
+    prober_beats: Arc<Mutex<Vec<(String, Beat)>>>,
     tx: Sender<Request>,
     snapshot: Published<Snapshot>,
     stats: Arc<Stats>,
@@ -214,6 +220,7 @@ impl Checker {
             rep_tx.clone(),
             Arc::clone(&stats),
         )?;
+        let engine_beats = engine.beats();
         let snapshot = Published::new(Snapshot {
             config: Arc::clone(&config),
             backends: BTreeMap::new(),
@@ -232,9 +239,9 @@ impl Checker {
             stats: Arc::clone(&stats),
             broadcaster: Broadcaster::default(),
             snapshot: snapshot.clone(),
-            dirty: true,
-            urgent: true,
-            last_publish: Instant::now(),
+            cadence: PublishCadence::new(PUBLISH_EVERY, Instant::now()),
+            beat: Beat::new(),
+            prober_beats: Arc::new(Mutex::new(engine_beats)),
             rng: seed(),
             pending: Vec::new(),
         };
@@ -242,15 +249,38 @@ impl Checker {
             core.broadcaster.add(tx);
         }
         core.apply_config(config, true);
+        let beat = core.beat.clone();
+        let prober_beats = Arc::clone(&core.prober_beats);
         let join = std::thread::Builder::new()
             .name("checker".into())
             .spawn(move || core.run(req_rx, rep_rx))?;
         Ok(Checker {
+            beat,
+            prober_beats,
             tx: req_tx,
             snapshot,
             stats,
             join: Some(join),
         })
+    }
+
+    /// Asks the checker and every prober to answer `seq` on their beats
+    /// (the watchdog's question; see [`crate::heartbeat`]).
+    pub fn heartbeat(&self, seq: u64) {
+        let _ = self.tx.send(Request::Heartbeat(seq));
+    }
+
+    /// The checker's beat; the probers' come through it (see
+    /// [`Checker::heartbeat`]) and are listed by [`Checker::beats`].
+    pub fn beats(&self) -> Vec<(String, Beat)> {
+        let mut v = vec![("checker".to_string(), self.beat.clone())];
+        v.extend(
+            self.prober_beats
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        );
+        v
     }
 
     /// Probe engine counters (probes started/finished, scheduling lateness).
@@ -396,9 +426,11 @@ struct Core {
     stats: Arc<Stats>,
     broadcaster: Broadcaster,
     snapshot: Published<Snapshot>,
-    dirty: bool,
-    urgent: bool,
-    last_publish: Instant,
+    /// When to publish the snapshot (the thread's only timer).
+    cadence: PublishCadence,
+    beat: Beat,
+    /// The probers' beats (replaced when the engine restarts).
+    prober_beats: Arc<Mutex<Vec<(String, Beat)>>>,
     rng: u64,
     /// Events held until the snapshot that reflects them is published, so
     /// a subscriber reacting to an event never reads an older snapshot.
@@ -431,7 +463,12 @@ impl Core {
 
     fn run(&mut self, req_rx: Receiver<Request>, rep_rx: Receiver<ReportBatch>) {
         loop {
-            let wait = PUBLISH_EVERY.saturating_sub(self.last_publish.elapsed());
+            // Block until input, or until a stale snapshot is due: an idle
+            // checker (nothing stale) waits for input alone.
+            let wake = self
+                .cadence
+                .next_wakeup(Instant::now())
+                .map_or(crossbeam_channel::never(), crossbeam_channel::at);
             select! {
                 recv(rep_rx) -> batch => {
                     if let Ok(batch) = batch {
@@ -447,9 +484,9 @@ impl Core {
                     Ok(Request::Shutdown) | Err(_) => break,
                     Ok(req) => self.on_request(req),
                 },
-                default(wait) => {}
+                recv(wake) -> _ => {}
             }
-            if self.dirty && (self.urgent || self.last_publish.elapsed() >= PUBLISH_EVERY) {
+            if self.cadence.due(Instant::now()) {
                 self.publish();
             }
             self.flush_events();
@@ -530,7 +567,7 @@ impl Core {
             }
         });
         let name = t.as_ref().map(|_| Arc::clone(&e.name));
-        self.dirty = true;
+        self.cadence.changed();
         if let Some(cmd) = retime {
             self.engine(cmd);
         }
@@ -564,8 +601,8 @@ impl Core {
             detail: t.detail.clone(),
             at: t.at,
         }));
-        self.dirty = true;
-        self.urgent = true;
+        self.cadence.changed();
+        self.cadence.urgent();
         let users = self.users.get(name).cloned().unwrap_or_default();
         for fe in users {
             self.refresh_frontend(&fe);
@@ -574,7 +611,7 @@ impl Core {
 
     fn emit(&mut self, ev: Event) {
         self.pending.push(ev);
-        self.urgent = true;
+        self.cadence.urgent();
     }
 
     /// Publishes the snapshot if events wait for it, then the events.
@@ -582,7 +619,7 @@ impl Core {
         if self.pending.is_empty() {
             return;
         }
-        if self.dirty {
+        if self.cadence.is_stale() {
             self.publish();
         }
         for ev in std::mem::take(&mut self.pending) {
@@ -608,9 +645,9 @@ impl Core {
                 to: new,
                 at: SystemTime::now(),
             }));
-            self.urgent = true;
+            self.cadence.urgent();
         }
-        self.dirty = true;
+        self.cadence.changed();
     }
 
     fn on_request(&mut self, req: Request) {
@@ -633,6 +670,12 @@ impl Core {
             } => {
                 let r = self.set_weight(&frontend, &pool, &backend, weight, flush);
                 let _ = reply.send(r);
+            }
+            Request::Heartbeat(seq) => {
+                self.beat.answer(seq);
+                if let Some(e) = &self.engine {
+                    e.heartbeat(seq);
+                }
             }
             Request::Reload(cfg) => {
                 self.apply_config(cfg, false);
@@ -839,7 +882,7 @@ impl Core {
             }
             self.refresh_frontend(&fe);
         }
-        self.urgent = true;
+        self.cadence.urgent();
         self.publish();
     }
 
@@ -859,8 +902,15 @@ impl Core {
             self.report_tx.clone(),
             Arc::clone(&self.stats),
         ) {
-            Ok(e) => self.engine = Some(e),
+            Ok(e) => {
+                *self.prober_beats.lock().unwrap_or_else(|e| e.into_inner()) = e.beats();
+                self.engine = Some(e);
+            }
             Err(err) => {
+                self.prober_beats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clear();
                 error!("prober-restart-failed error={err}");
                 return;
             }
@@ -948,8 +998,6 @@ impl Core {
             frontends,
             at: SystemTime::now(),
         }));
-        self.dirty = false;
-        self.urgent = false;
-        self.last_publish = Instant::now();
+        self.cadence.published(Instant::now());
     }
 }

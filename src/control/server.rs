@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
@@ -24,6 +24,7 @@ use crate::checker::events::Event;
 use crate::snapshot::Published;
 use crate::vpp::reconciler::ReconcilerClient;
 use crate::vpp::scraper::LbCounters;
+use crate::wake::{Ready, StopFd};
 
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 4096;
@@ -60,7 +61,7 @@ pub struct Context {
 /// The running server.
 pub struct ControlServer {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopFd>,
     join: Option<JoinHandle<()>>,
 }
 
@@ -97,17 +98,25 @@ impl ControlServer {
         if let Some((_, gid)) = &ctx.admin_group {
             let _ = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(*gid)));
         }
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(StopFd::new().map_err(|e| format!("stop pipe: {e}"))?);
         let s2 = Arc::clone(&stop);
         let active = Arc::new(AtomicUsize::new(0));
         let join = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
-                for conn in listener.incoming() {
-                    if s2.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = conn else { continue };
+                loop {
+                    // Blocks in one poll(2) on the listener and the stop
+                    // pipe: no wake-up without a client or a stop.
+                    let stream = match s2.accept(&listener) {
+                        Ok(Some(s)) => s,
+                        Ok(None) => break,
+                        Err(e) => {
+                            debug!("control-accept-failed error={e}");
+                            // EMFILE and friends: do not spin on them.
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        }
+                    };
                     if active.load(Ordering::SeqCst) >= MAX_CLIENTS {
                         let mut s = stream;
                         let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
@@ -137,19 +146,24 @@ impl ControlServer {
         })
     }
 
-    /// Stops accepting and removes the socket (clients in progress end
-    /// with the process).
+    /// Stops accepting, ends every watcher and removes the socket (other
+    /// clients in progress end with the process). Never depends on the
+    /// socket file still being there.
     pub fn shutdown(mut self) {
         self.halt();
     }
 
     fn halt(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = UnixStream::connect(&self.path);
+        self.stop.trigger();
         if let Some(j) = self.join.take() {
             let _ = j.join();
         }
-        let _ = std::fs::remove_file(&self.path);
+        // Only our own socket: a file someone put there since is left alone.
+        if std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -246,13 +260,13 @@ fn authorised(s: &UnixStream, ctx: &Context) -> Result<(), String> {
     Err(format!("uid {uid} is not root"))
 }
 
-fn serve_client(stream: UnixStream, ctx: &Context, stop: &AtomicBool) {
+fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
     let mut rd = BufReader::with_capacity(MAX_LINE + 1, stream);
-    while !stop.load(Ordering::SeqCst) {
+    while !stop.is_set() {
         let line = match read_line(&mut rd) {
             Line::Eof => return,
             Line::TooLong => {
@@ -291,7 +305,7 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &AtomicBool) {
                 )),
             },
             Ok(Command::Watch(spec)) => {
-                watch(&mut out, rd.get_ref(), ctx, &spec);
+                watch(&mut out, rd.get_ref(), ctx, &spec, stop);
                 return;
             }
             Ok(cmd) => handlers::run(&cmd, ctx),
@@ -319,41 +333,47 @@ fn event_json(ev: &Event) -> Option<Value> {
     })
 }
 
-/// Whether the watcher should stop: the client hung up, or sent
-/// something (a keypress ends `watch`). A client that only shut down its
-/// sending side (`socat`, `nc -N` after the request) keeps watching.
-fn client_spoke(input: &UnixStream, half_closed: &mut bool) -> bool {
-    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+/// Blocks until the client hung up or sent something (a keypress ends
+/// `watch`), or the server stops; then says so on `tx`. A client that only
+/// shut down its sending side (`socat`, `nc -N` after the request) keeps
+/// watching: after its EOF only a full hang-up counts. One poll(2) at a
+/// time, no timeout: an idle watcher costs nothing.
+fn watch_input(input: UnixStream, stop: &StopFd, tx: Sender<()>) {
+    use nix::poll::PollFlags;
     use std::io::Read;
     use std::os::fd::AsFd;
-    let want = if *half_closed {
-        PollFlags::empty()
-    } else {
-        PollFlags::POLLIN
-    };
-    let mut fds = [PollFd::new(input.as_fd(), want)];
-    match poll(&mut fds, PollTimeout::ZERO) {
-        Ok(0) => false,
-        Ok(_) => {
-            let ev = fds[0].revents().unwrap_or(PollFlags::POLLHUP);
-            if ev.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL) {
-                return true;
-            }
-            let mut b = [0u8; 64];
-            match (&*input).read(&mut b) {
-                Ok(0) => {
-                    *half_closed = true;
-                    false
+    let mut half_closed = false;
+    loop {
+        let want = if half_closed {
+            PollFlags::empty()
+        } else {
+            PollFlags::POLLIN
+        };
+        match stop.wait(input.as_fd(), want, None) {
+            Ok(Ready::Fd) if !half_closed => {
+                let mut b = [0u8; 64];
+                match (&input).read(&mut b) {
+                    Ok(0) => half_closed = true,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    _ => break,
                 }
-                _ => true,
             }
+            _ => break,
         }
-        Err(_) => true,
     }
+    let _ = tx.send(());
 }
 
-/// Streams events until the client leaves or `num` were sent.
-fn watch(out: &mut UnixStream, input: &UnixStream, ctx: &Context, spec: &WatchSpec) {
+/// Streams events until the client leaves or `num` were sent. Blocks in
+/// one `select` on the event queue, the log tap (if asked for) and the
+/// client's input; wakes only for one of them.
+fn watch(
+    out: &mut UnixStream,
+    input: &UnixStream,
+    ctx: &Context,
+    spec: &WatchSpec,
+    stop: &Arc<StopFd>,
+) {
     let events = ctx.checker.subscribe(1024, spec.frontend);
     let logs = spec.log.as_ref().map(|_| crate::logging::tap(1024));
     let level = spec
@@ -370,10 +390,21 @@ fn watch(out: &mut UnixStream, input: &UnixStream, ctx: &Context, spec: &WatchSp
     {
         return;
     }
-    let never = bounded::<(log::Level, String)>(0).1;
+    let (gone_tx, gone) = bounded::<()>(1);
+    let spawned = input.try_clone().and_then(|input| {
+        let stop = Arc::clone(stop);
+        std::thread::Builder::new()
+            .name("control-watch-input".into())
+            .stack_size(64 * 1024)
+            .spawn(move || watch_input(input, &stop, gone_tx))
+    });
+    if spawned.is_err() {
+        let _ = reply(out, &err("cannot watch: out of threads"));
+        return;
+    }
+    let never = crossbeam_channel::never::<(log::Level, String)>();
     let logs_rx = logs.as_ref().unwrap_or(&never);
     let mut sent = 0u64;
-    let mut half_closed = false;
     loop {
         let v = crossbeam_channel::select! {
             recv(events) -> ev => match ev {
@@ -386,30 +417,30 @@ fn watch(out: &mut UnixStream, input: &UnixStream, ctx: &Context, spec: &WatchSp
                     };
                     if keep { event_json(&ev) } else { None }
                 }
-                Err(_) => return,
+                Err(_) => break,
             },
             recv(logs_rx) -> l => match l {
                 Ok((lvl, msg)) if lvl <= level => Some(json!({
                     "type": "log", "level": lvl.as_str().to_lowercase(), "message": msg,
                     "at": crate::logging::rfc3339_utc(SystemTime::now()),
                 })),
-                _ => None,
+                Ok(_) => None,
+                Err(_) => break,
             },
-            default(Duration::from_millis(500)) => None,
+            // The client closed, sent anything, or the server stops.
+            recv(gone) -> _ => break,
         };
-        // A client that closed (or sent anything) ends the stream.
-        if client_spoke(input, &mut half_closed) {
-            return;
-        }
         if let Some(v) = v {
             if reply(out, &v).is_err() {
                 warn!("control-watch-dropped reason=slow-or-gone");
-                return;
+                break;
             }
             sent += 1;
             if spec.num.is_some_and(|n| sent >= n) {
-                return;
+                break;
             }
         }
     }
+    // Ends the input thread too (its poll sees the hang-up).
+    let _ = out.shutdown(std::net::Shutdown::Both);
 }

@@ -5,6 +5,7 @@
 //! subscribed thread; a configuration that fails validation is logged with
 //! its lines and changes nothing.
 
+pub mod lock;
 pub mod notify;
 pub mod options;
 pub mod signals;
@@ -28,6 +29,8 @@ use crate::vpp::scraper::Scraper;
 use crate::vpp::sim::{Sim, SimOptions};
 
 pub use options::Options;
+
+use crate::heartbeat::Beats;
 
 /// Prints the verdict of `maglevd --check` and returns its exit status.
 pub fn check(path: &Path) -> i32 {
@@ -131,6 +134,29 @@ fn start_sim() -> std::io::Result<Sim> {
     Ok(sim)
 }
 
+/// The longest a stop may take before the process exits regardless.
+pub const STOP_DEADLINE: Duration = Duration::from_millis(1800);
+
+/// Guarantees the stop promise (exit within 2 s of SIGTERM) whatever a
+/// thread is blocked in: every stop path is bounded on its own, and this
+/// is the net under them. Exiting here is logged as an error, since it
+/// means one of those bounds failed.
+fn stop_deadline(started: Instant) {
+    let spawned = std::thread::Builder::new()
+        .name("stop-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(STOP_DEADLINE);
+            error!(
+                "stop-forced after_ms={} reason=threads-still-running",
+                started.elapsed().as_millis()
+            );
+            std::process::exit(0);
+        });
+    if let Err(e) = spawned {
+        warn!("stop-deadline-unavailable error={e}");
+    }
+}
+
 /// Runs the daemon until SIGTERM/SIGINT; returns the process exit status.
 pub fn run(opts: Options) -> i32 {
     let process_start = Instant::now();
@@ -157,6 +183,22 @@ pub fn run(opts: Options) -> i32 {
         summary(&cfg)
     );
 
+    // One daemon per VPP, decided before any side effect: a second one
+    // must not send VPP a single message (nor bind sockets, nor probe).
+    let _instance = match (&cfg.vpp.api_socket, opts.vpp_sim) {
+        (Some(api), false) => match lock::acquire(&opts.lock_dir, api) {
+            Ok(l) => {
+                info!("instance-locked lock={}", l.path().display());
+                Some(l)
+            }
+            Err(e) => {
+                error!("startup-failed step=instance-lock error={e:?}");
+                return 1;
+            }
+        },
+        // --vpp-sim programs a private simulator; no VPP, no lock.
+        _ => None,
+    };
     if let Err(e) = signals::block() {
         error!("startup-failed step=block-signals error={e}");
         return 1;
@@ -204,23 +246,32 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     };
-    let stats_socket = match &sim {
-        Some(s) => s.stats_socket().map(Path::to_path_buf),
-        None => owner.published().load().vpp.stats_socket.clone(),
+    let sim_stats = sim
+        .as_ref()
+        .map(|s| s.stats_socket().map(Path::to_path_buf));
+    // The stats socket of a configuration (the simulator's own under
+    // --vpp-sim); a reload may change it.
+    let stats_of = |c: &Config| match &sim_stats {
+        Some(s) => s.clone(),
+        None => c.vpp.stats_socket.clone(),
     };
-    let scraper = stats_socket.and_then(|sock| {
-        let interval = owner.published().load().vpp.stats_interval;
-        Scraper::start(sock, interval, reconciler.status())
-            .map_err(|e| error!("startup-failed step=stats-thread error={e}"))
-            .ok()
-    });
+    let scraper = {
+        let c = owner.published().load();
+        match Scraper::start(stats_of(&c), c.vpp.stats_interval, reconciler.status()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("startup-failed step=stats-thread error={e}");
+                return 1;
+            }
+        }
+    };
     let metrics = opts.metrics_addr.and_then(|addr| {
         let src = crate::metrics::Sources {
             checker: checker.published(),
             api: Arc::clone(&api),
             sync: reconciler.stats(),
             status: reconciler.status(),
-            counters: scraper.as_ref().map(Scraper::latest),
+            counters: Some(scraper.latest()),
         };
         // Health checking matters more than metrics: run on without them.
         MetricsServer::start(addr, src)
@@ -244,7 +295,7 @@ pub fn run(opts: Options) -> i32 {
             let ctx = ControlContext {
                 checker: checker.client(),
                 reconciler: Some(reconciler.client()),
-                counters: scraper.as_ref().map(Scraper::latest),
+                counters: Some(scraper.latest()),
                 config: cfg_tx,
                 admin_group: admin,
                 started: std::time::SystemTime::now(),
@@ -261,19 +312,25 @@ pub fn run(opts: Options) -> i32 {
     let notify = notify::Notifier::from_env();
     notify.ready(&format!("running: {}", summary(&owner.published().load())));
     info!("ready");
-    // WATCHDOG=1 at half the period systemd expects it.
-    let tick = notify
-        .watchdog()
-        .map_or(Duration::from_secs(3600), |w| w / 2);
+    // The watchdog is fed only while every working thread answers (see
+    // crate::heartbeat); asked at half the period systemd expects.
+    let mut beats = Beats::default();
+    let mut seq = 0u64;
+    let watchdog_tick = notify.watchdog().map(|w| w / 2);
+    let apply = |new: Arc<Config>| {
+        scraper.configure(stats_of(&new), new.vpp.stats_interval);
+        checker_client.reload(new);
+    };
 
     let stop = loop {
+        let tick = watchdog_tick.map_or(crossbeam_channel::never(), crossbeam_channel::after);
         crossbeam_channel::select! {
             recv(sig_rx) -> s => match s {
                 Ok(signals::Signal::Reload) => {
                     info!("config-reload-requested source=SIGHUP");
                     notify.reloading();
                     if let Ok(new) = owner.reload() {
-                        checker_client.reload(new);
+                        apply(new);
                     }
                     notify.ready(&format!("running: {}", summary(&owner.published().load())));
                 }
@@ -294,7 +351,7 @@ pub fn run(opts: Options) -> i32 {
                     let r = match owner.reload() {
                         Ok(new) => {
                             let s = summary(&new);
-                            checker_client.reload(new);
+                            apply(new);
                             Ok(format!("configuration reloaded ({s})"))
                         }
                         Err(e) => Err(e.lines()),
@@ -304,24 +361,38 @@ pub fn run(opts: Options) -> i32 {
                 }
                 Err(_) => {}
             },
-            default(tick) => {}
-        }
-        if notify.watchdog().is_some() {
-            notify.watchdog_ping();
+            recv(tick) -> _ => {
+                // The probers may have been restarted by a reload: ask
+                // the current set each time.
+                beats = Beats::default();
+                for (name, b) in checker.beats() {
+                    beats.add(name, b);
+                }
+                beats.add("reconciler", reconciler.beat());
+                let missing = beats.missing(seq);
+                if missing.is_empty() {
+                    notify.watchdog_ping();
+                } else {
+                    warn!("watchdog-withheld threads={}", missing.join(","));
+                }
+                seq += 1;
+                checker.heartbeat(seq);
+                reconciler.heartbeat(seq);
+            },
         }
     };
+    drop(beats);
     let started = Instant::now();
     info!("stopping reason={stop}");
     notify.stopping();
+    stop_deadline(started);
     if let Some(c) = control {
         c.shutdown();
     }
     if let Some(m) = metrics {
         m.shutdown();
     }
-    if let Some(s) = scraper {
-        s.shutdown();
-    }
+    scraper.shutdown();
     reconciler.shutdown();
     checker.shutdown();
     if let Some(mut s) = sim {

@@ -39,7 +39,12 @@ pub struct Options {
     pub control_socket: Option<PathBuf>,
     /// Group whose members may run mutating commands.
     pub admin_group: String,
+    /// Where the one-daemon-per-VPP lock files live.
+    pub lock_dir: PathBuf,
 }
+
+/// Default `--lock-dir`.
+pub const DEFAULT_LOCK_DIR: &str = "/run/vpp-maglev";
 
 /// Default `--control-socket`.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vpp-maglev/maglevd.sock";
@@ -68,6 +73,8 @@ Options:
                        (default /run/vpp-maglev/maglevd.sock; empty disables)
   --admin-group NAME   group allowed to run set/sync/config reload besides root
                        [env MAGLEV_ADMIN_GROUP] (default maglevd)
+  --lock-dir DIR       where the lock that allows one maglevd per VPP API
+                       socket lives [env MAGLEV_LOCK_DIR] (default /run/vpp-maglev)
   --version            print version and git commit, then exit
   --help               print this help, then exit
 
@@ -95,6 +102,9 @@ where
     let mut admin_group = env("MAGLEV_ADMIN_GROUP")
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_ADMIN_GROUP.to_string());
+    let mut lock_dir = env("MAGLEV_LOCK_DIR")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_LOCK_DIR.to_string());
     let mut metrics_word =
         env("MAGLEV_METRICS_ADDR").unwrap_or_else(|| crate::metrics::DEFAULT_ADDR.to_string());
 
@@ -125,6 +135,7 @@ where
             "metrics-addr" => metrics_word = value("an address (or \"\")")?,
             "control-socket" => control_word = value("a socket path (or \"\")")?,
             "admin-group" => admin_group = value("a group name")?,
+            "lock-dir" => lock_dir = value("a directory")?,
             "version" | "V" => return Ok(Command::Version),
             "help" | "h" => return Ok(Command::Help),
             _ => return Err(format!("unknown option `{arg}`")),
@@ -146,6 +157,7 @@ where
         metrics_addr,
         control_socket: (!control_word.trim().is_empty()).then(|| PathBuf::from(control_word)),
         admin_group,
+        lock_dir: PathBuf::from(lock_dir),
     }))
 }
 

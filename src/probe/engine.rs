@@ -27,6 +27,7 @@ use super::icmp::{IcmpSocket, Reply};
 use super::{Code, Outcome, ProbeSpec, errno_detail, timeout_detail};
 use crate::config::Probe;
 use crate::health::state::jittered;
+use crate::heartbeat::Beat;
 
 /// Identifies a backend to the engine (assigned by the checker).
 pub type BackendId = u32;
@@ -162,6 +163,8 @@ impl Stats {
 
 enum Msg {
     Cmd(Command),
+    /// Answer this watchdog question on the thread's [`Beat`].
+    Heartbeat(u64),
     Shutdown,
 }
 
@@ -182,6 +185,7 @@ struct Worker {
     tx: Sender<Msg>,
     waker: Waker,
     join: Option<JoinHandle<()>>,
+    beat: Beat,
 }
 
 /// The prober threads.
@@ -204,7 +208,9 @@ impl Engine {
         for index in 0..threads.max(1) {
             let (tx, rx) = unbounded();
             let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+            let beat = Beat::new();
             let mut prober = Prober::new(index, rx, read, reports.clone(), Arc::clone(&stats));
+            prober.beat = beat.clone();
             let ns = netns.clone();
             let join = std::thread::Builder::new()
                 .name(format!("prober-{index}"))
@@ -218,6 +224,7 @@ impl Engine {
                 tx,
                 waker: Waker { write },
                 join: Some(join),
+                beat,
             });
         }
         Ok(Engine { workers, stats })
@@ -234,6 +241,24 @@ impl Engine {
         if w.tx.send(Msg::Cmd(cmd)).is_ok() {
             w.waker.wake();
         }
+    }
+
+    /// Asks every prober thread to answer `seq` on its beat (watchdog).
+    pub fn heartbeat(&self, seq: u64) {
+        for w in &self.workers {
+            if w.tx.send(Msg::Heartbeat(seq)).is_ok() {
+                w.waker.wake();
+            }
+        }
+    }
+
+    /// Each prober thread's beat, named `prober-N`.
+    pub fn beats(&self) -> Vec<(String, Beat)> {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (format!("prober-{i}"), w.beat.clone()))
+            .collect()
     }
 
     /// Shared counters.
@@ -329,6 +354,7 @@ struct Prober {
     outbox: ReportBatch,
     epoch: Instant,
     stats: Arc<Stats>,
+    beat: Beat,
     jobs: HashMap<BackendId, Job>,
     timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
     /// Probe deadlines, one FIFO per distinct timeout: probes start in
@@ -371,6 +397,7 @@ impl Prober {
             outbox: Vec::new(),
             epoch: Instant::now(),
             stats,
+            beat: Beat::new(),
             jobs: HashMap::new(),
             timers: BinaryHeap::new(),
             deadlines: Vec::new(),
@@ -424,6 +451,7 @@ impl Prober {
             loop {
                 match self.rx.try_recv() {
                     Ok(Msg::Cmd(c)) => self.apply(c),
+                    Ok(Msg::Heartbeat(seq)) => self.beat.answer(seq),
                     Ok(Msg::Shutdown) | Err(TryRecvError::Disconnected) => return,
                     Err(TryRecvError::Empty) => break,
                 }

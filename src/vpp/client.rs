@@ -3,10 +3,11 @@
 //! One [`Client`] is one session: connect, `sockclnt_create`, resolve every
 //! message id maglevd needs by `name_crc`, then strictly one request at a
 //! time (VPP answers a connection's messages in order). Every socket
-//! operation has a timeout, so a hung VPP costs at most that long. After any
-//! I/O or protocol error the session is spent: [`Connector`] drops it and
-//! reconnects with backoff, re-reading the message table because ids change
-//! when VPP restarts.
+//! operation has a timeout, so a hung VPP costs at most that long, and an
+//! [`Interrupt`] ends any call at once (stop must not wait for VPP). After
+//! any I/O or protocol error the session is spent: the owner drops it and
+//! connects anew (when is the reconciler core's decision), re-reading the
+//! message table because ids change when VPP restarts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::debug;
 
 use super::errors::VppError;
 use super::wire::*;
@@ -89,6 +90,8 @@ pub struct ClientConfig {
     pub name: String,
     /// Bound on every connect, read and write, and on each whole call.
     pub timeout: Duration,
+    /// Ends the session's blocking calls from another thread (stop).
+    pub interrupt: Option<Arc<Interrupt>>,
 }
 
 impl ClientConfig {
@@ -98,8 +101,77 @@ impl ClientConfig {
             socket: socket.into(),
             name: "maglevd".into(),
             timeout: Duration::from_secs(5),
+            interrupt: None,
         }
     }
+}
+
+/// Ends a session's blocking calls from another thread: `shutdown(2)` on
+/// its socket wakes a blocked read or write at once, whatever VPP does.
+/// Once triggered, every later session of the same config is shut down as
+/// soon as it is created.
+#[derive(Debug, Default)]
+pub struct Interrupt {
+    state: Mutex<(bool, Option<UnixStream>)>,
+}
+
+impl Interrupt {
+    /// A new, untriggered interrupt.
+    pub fn new() -> Arc<Interrupt> {
+        Arc::new(Interrupt::default())
+    }
+
+    /// Shuts the current session down, and every later one.
+    pub fn trigger(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.0 = true;
+        if let Some(s) = st.1.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Whether [`Interrupt::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Makes `stream` the one to shut down; false if already triggered.
+    fn register(&self, stream: &UnixStream) -> bool {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.0 {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+            return false;
+        }
+        st.1 = stream.try_clone().ok();
+        true
+    }
+}
+
+/// Connects without ever blocking on a VPP that does not accept: a Unix
+/// socket whose backlog is full answers EAGAIN to a non-blocking connect
+/// instead of parking the caller.
+fn connect_stream(path: &Path) -> std::io::Result<UnixStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+    use std::os::fd::AsRawFd;
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    match connect(fd.as_raw_fd(), &UnixAddr::new(path)?) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EAGAIN) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionRefused,
+                "not accepting connections (listen backlog full)",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
 }
 
 /// What `show_version` says.
@@ -158,8 +230,12 @@ impl Client {
     /// Connects, performs the handshake and checks that VPP has every
     /// message of [`REQUIRED`] with the expected layout.
     pub fn connect(cfg: &ClientConfig, counters: Arc<ApiCounters>) -> Result<Client, VppError> {
-        let stream =
-            UnixStream::connect(&cfg.socket).map_err(|e| io_err(&cfg.socket, "connect", e))?;
+        let stream = connect_stream(&cfg.socket).map_err(|e| io_err(&cfg.socket, "connect", e))?;
+        if let Some(i) = &cfg.interrupt {
+            if !i.register(&stream) {
+                return Err(VppError::Closed("stopping".into()));
+            }
+        }
         stream
             .set_read_timeout(Some(cfg.timeout))
             .and_then(|_| stream.set_write_timeout(Some(cfg.timeout)))
@@ -322,6 +398,75 @@ impl Client {
         self.write_payload(M::NAME, &payload)
     }
 
+    /// Answers `p` if it is a keepalive (true: handled, not a reply).
+    fn keepalive(&mut self, id: u16, p: &[u8]) -> Result<bool, VppError> {
+        let name = self.names.get(&id).map(String::as_str).unwrap_or("?");
+        let is_keepalive = name.starts_with("memclnt_keepalive_") && !name.contains("reply");
+        if !is_keepalive {
+            return Ok(false);
+        }
+        let ka = MemclntKeepalive::decode_lenient(p).map_err(VppError::Decode)?;
+        if let Ok(rid) = self.id_of::<MemclntKeepaliveReply>() {
+            let r = MemclntKeepaliveReply {
+                context: ka.context,
+                retval: 0,
+            };
+            self.write_payload(MemclntKeepaliveReply::NAME, &r.encode(rid))?;
+        }
+        Ok(true)
+    }
+
+    /// Handles what VPP sent while no call was in flight, without
+    /// blocking: answers keepalives, drops stray replies, and reports a
+    /// closed or reset connection as an error (the session is then spent).
+    /// Called when the socket turns readable between calls.
+    pub fn poll_unsolicited(&mut self) -> Result<(), VppError> {
+        use nix::sys::socket::{MsgFlags, recv};
+        use std::os::fd::AsRawFd;
+        if self.broken {
+            return Err(VppError::Closed("session already failed".into()));
+        }
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match recv(self.stream.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => {
+                    self.broken = true;
+                    return Err(VppError::Closed(format!(
+                        "VPP closed {}",
+                        self.socket.display()
+                    )));
+                }
+                Ok(n) => self.frames.push(&buf[..n]),
+                Err(nix::errno::Errno::EAGAIN) => break,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    self.broken = true;
+                    return Err(io_err(&self.socket, "read", e.into()));
+                }
+            }
+        }
+        loop {
+            let p = match self.frames.next_payload() {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    self.broken = true;
+                    return Err(VppError::Decode(e));
+                }
+            };
+            let id = msg_id(&p).map_err(VppError::Decode)?;
+            if !self.keepalive(id, &p)? {
+                debug!("vpp-api-skip msg-id={id} unsolicited");
+            }
+        }
+    }
+
+    /// A second handle on the session's socket, for a thread that waits
+    /// for it to turn readable or hang up (it must never read from it).
+    pub fn watch_handle(&self) -> std::io::Result<UnixStream> {
+        self.stream.try_clone()
+    }
+
     /// Reads until a message with `context`, answering keepalives and
     /// skipping late replies to earlier (timed-out) requests.
     fn recv_for(
@@ -333,18 +478,10 @@ impl Client {
         loop {
             let p = self.read_payload(deadline, during)?;
             let id = msg_id(&p).map_err(VppError::Decode)?;
-            let name = self.names.get(&id).map(String::as_str).unwrap_or("?");
-            if name.starts_with("memclnt_keepalive_") && !name.contains("reply") {
-                let ka = MemclntKeepalive::decode_lenient(&p).map_err(VppError::Decode)?;
-                if let Ok(rid) = self.id_of::<MemclntKeepaliveReply>() {
-                    let r = MemclntKeepaliveReply {
-                        context: ka.context,
-                        retval: 0,
-                    };
-                    self.write_payload(MemclntKeepaliveReply::NAME, &r.encode(rid))?;
-                }
+            if self.keepalive(id, &p)? {
                 continue;
             }
+            let name = self.names.get(&id).map(String::as_str).unwrap_or("?");
             // Context is at offset 2 in replies and details.
             let ctx = Reader::new(&p, "context")
                 .take(6)
@@ -724,99 +861,11 @@ impl Backoff {
     }
 }
 
-/// Owns the current session and replaces it after failures, with backoff.
-pub struct Connector {
-    cfg: ClientConfig,
-    counters: Arc<ApiCounters>,
-    client: Option<Client>,
-    backoff: Backoff,
-    last_error: Option<String>,
-    /// Sessions established so far (a change means: resync everything).
-    pub generation: u64,
-}
-
-impl Connector {
-    /// Not connected yet; the first [`Connector::get`] connects.
-    pub fn new(cfg: ClientConfig, counters: Arc<ApiCounters>) -> Connector {
-        Connector {
-            cfg,
-            counters,
-            client: None,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
-            last_error: None,
-            generation: 0,
-        }
-    }
-
-    /// The live session, connecting first if needed and allowed by the
-    /// backoff. `Err` says why there is none.
-    pub fn get(&mut self) -> Result<&mut Client, VppError> {
-        if self.client.as_ref().is_some_and(|c| !c.is_healthy()) {
-            self.client = None;
-            warn!("vpp-disconnected socket={}", self.cfg.socket.display());
-            self.backoff.failed(Instant::now());
-        }
-        if self.client.is_none() {
-            let now = Instant::now();
-            if !self.backoff.ready(now) {
-                return Err(VppError::Closed(format!(
-                    "not connected (next attempt in {} ms; last error: {})",
-                    self.backoff
-                        .next_try()
-                        .map_or(0, |t| t.saturating_duration_since(now).as_millis()),
-                    self.last_error.as_deref().unwrap_or("none")
-                )));
-            }
-            match Client::connect(&self.cfg, Arc::clone(&self.counters)) {
-                Ok(c) => {
-                    self.backoff.succeeded();
-                    self.generation += 1;
-                    self.last_error = None;
-                    info!(
-                        "vpp-connected socket={} handle={:#x}",
-                        self.cfg.socket.display(),
-                        c.handle()
-                    );
-                    self.client = Some(c);
-                }
-                Err(e) => {
-                    let wait = self.backoff.failed(now);
-                    let msg = e.to_string();
-                    if self.last_error.as_deref() != Some(&msg) {
-                        warn!(
-                            "vpp-connect-failed socket={} error={:?} retry-in-ms={}",
-                            self.cfg.socket.display(),
-                            msg,
-                            wait.as_millis()
-                        );
-                    }
-                    self.last_error = Some(msg);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(self.client.as_mut().expect("connected above"))
-    }
-
-    /// Whether a healthy session exists right now.
-    pub fn is_connected(&self) -> bool {
-        self.client.as_ref().is_some_and(Client::is_healthy)
-    }
-
-    /// When the next connect attempt is allowed (None = now).
-    pub fn next_attempt(&self) -> Option<Instant> {
-        if self.client.is_some() {
-            None
-        } else {
-            self.backoff.next_try()
-        }
-    }
-
-    /// Closes the session (`sockclnt_delete`).
-    pub fn disconnect(&mut self) {
-        if let Some(c) = self.client.take() {
-            let _ = c.close();
-        }
+impl Drop for Client {
+    /// Shuts the socket down, so a thread watching it for hang-up (the
+    /// reconciler's liveness watch) wakes and ends with the session.
+    fn drop(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Both);
     }
 }
 

@@ -519,15 +519,21 @@ pub fn diff(desired: &Desired, actual: &Actual, scope: &Scope, flushes: &FlushRe
             add_vip_ops(&mut ops, d);
             continue;
         }
+        // Make before break: everything that gives the VIP capacity (new
+        // ASes, higher weights) goes out before anything that takes it
+        // away, so a VIP that had a serving AS never has none, not even
+        // between two messages. Each group stays in address order.
+        let mut raise = Vec::new();
+        let mut lower = Vec::new();
         let addrs: BTreeSet<IpAddr> = d.ases.keys().chain(a.ases.keys()).copied().collect();
         for addr in addrs {
             match (d.ases.get(&addr), a.ases.get(&addr)) {
-                (Some(w), None) => ops.push(Op::AddAs {
+                (Some(w), None) => raise.push(Op::AddAs {
                     vip: *key,
                     addr,
                     weight: w.weight,
                 }),
-                (Some(w), Some(x)) if !x.in_use => ops.push(Op::AddAs {
+                (Some(w), Some(x)) if !x.in_use => raise.push(Op::AddAs {
                     vip: *key,
                     addr,
                     weight: w.weight,
@@ -537,15 +543,20 @@ pub fn diff(desired: &Desired, actual: &Actual, scope: &Scope, flushes: &FlushRe
                     let explicit = flushes.explicit.contains(&k);
                     let forced = w.flush && flushes.transitions.contains(&k);
                     if x.weight != w.weight || forced || explicit {
-                        ops.push(Op::SetWeight {
+                        let op = Op::SetWeight {
                             vip: *key,
                             addr,
                             weight: w.weight,
                             flush: w.flush || explicit,
-                        });
+                        };
+                        if w.weight > x.weight {
+                            raise.push(op);
+                        } else {
+                            lower.push(op);
+                        }
                     }
                 }
-                (None, Some(x)) if x.in_use => ops.push(Op::DelAs {
+                (None, Some(x)) if x.in_use => lower.push(Op::DelAs {
                     vip: *key,
                     addr,
                     flush: true,
@@ -553,6 +564,8 @@ pub fn diff(desired: &Desired, actual: &Actual, scope: &Scope, flushes: &FlushRe
                 _ => {}
             }
         }
+        ops.append(&mut raise);
+        ops.append(&mut lower);
     }
     ops
 }
@@ -699,6 +712,104 @@ mod tests {
         );
     }
 
+    /// Applies `ops` one by one to `a` and asserts that after every
+    /// message each VIP that had a serving AS (weight > 0) still has one.
+    fn assert_never_empty(a: &Actual, ops: &[Op]) {
+        let serving = |a: &Actual, k: &LbVip| {
+            a.vips
+                .get(k)
+                .is_some_and(|v| v.ases.values().any(|x| x.in_use && x.weight > 0))
+        };
+        let had: Vec<LbVip> = a.vips.keys().filter(|k| serving(a, k)).copied().collect();
+        let mut now = a.clone();
+        for (i, op) in ops.iter().enumerate() {
+            match *op {
+                Op::AddAs { vip, addr, weight } => {
+                    now.vips.get_mut(&vip).unwrap().ases.insert(
+                        addr,
+                        ActualAs {
+                            weight,
+                            in_use: true,
+                            buckets: 0,
+                        },
+                    );
+                }
+                Op::SetWeight {
+                    vip, addr, weight, ..
+                } => {
+                    now.vips
+                        .get_mut(&vip)
+                        .unwrap()
+                        .ases
+                        .get_mut(&addr)
+                        .unwrap()
+                        .weight = weight
+                }
+                Op::DelAs { vip, addr, .. } => {
+                    now.vips.get_mut(&vip).unwrap().ases.remove(&addr);
+                }
+                _ => {}
+            }
+            for k in &had {
+                assert!(
+                    serving(&now, k),
+                    "after op {i} ({op}) {k:?} has no serving AS"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn failover_raises_the_fallback_before_lowering_the_primary() {
+        let k = key("192.0.2.1", 6, 80);
+        // Primary pool (low addresses) serving, fallback (high) at 0.
+        let before = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[
+                ("10.0.0.1", 100, false),
+                ("10.0.0.2", 100, false),
+                ("10.0.0.21", 0, false),
+                ("10.0.0.22", 0, false),
+            ],
+        )]);
+        // The primary failed: its ASes go to 0, the fallback's to 100,
+        // one fallback AS is new and one primary AS leaves the config.
+        let after = desired(vec![dvip(
+            "web",
+            k,
+            false,
+            &[
+                ("10.0.0.1", 0, true),
+                ("10.0.0.21", 100, false),
+                ("10.0.0.22", 100, false),
+                ("10.0.0.23", 100, false),
+            ],
+        )]);
+        let a = mirror(&before);
+        let ops = diff(&after, &a, &Scope::All, &none());
+        let s: Vec<String> = ops.iter().map(Op::to_string).collect();
+        assert_eq!(
+            s,
+            vec![
+                "as-weight vip=192.0.2.1/32:6/80 as=10.0.0.21 weight=100 flush=false",
+                "as-weight vip=192.0.2.1/32:6/80 as=10.0.0.22 weight=100 flush=false",
+                "as-add vip=192.0.2.1/32:6/80 as=10.0.0.23 weight=100",
+                "as-weight vip=192.0.2.1/32:6/80 as=10.0.0.1 weight=0 flush=true",
+                "as-del vip=192.0.2.1/32:6/80 as=10.0.0.2 flush=true",
+            ]
+        );
+        assert_never_empty(&a, &ops);
+        // And back: the primary returns before the fallback steps down.
+        let back = diff(&before, &mirror(&after), &Scope::All, &none());
+        assert_never_empty(&mirror(&after), &back);
+        assert!(matches!(
+            back[0],
+            Op::AddAs { .. } | Op::SetWeight { weight: 100, .. }
+        ));
+    }
+
     #[test]
     fn nothing_to_change_means_no_operation() {
         let d = desired(vec![
@@ -821,16 +932,17 @@ mod tests {
         let ops = diff(&d, &a, &Scope::All, &none());
         assert_eq!(
             ops,
+            // Make before break: the revived AS before the deletion.
             vec![
-                Op::DelAs {
-                    vip: k,
-                    addr: ip("10.0.0.2"),
-                    flush: true
-                },
                 Op::AddAs {
                     vip: k,
                     addr: ip("10.0.0.3"),
                     weight: 70
+                },
+                Op::DelAs {
+                    vip: k,
+                    addr: ip("10.0.0.2"),
+                    flush: true
                 },
             ]
         );

@@ -20,6 +20,9 @@ use super::stats::Segment;
 use super::wire::LbVip;
 use crate::snapshot::Published;
 
+/// The longest a stop waits for the stats thread.
+const STOP_WAIT: Duration = Duration::from_millis(300);
+
 /// VPP's heartbeat ticks every 10 s by default; three missed ticks mean
 /// the segment belongs to a VPP that is gone.
 const HEARTBEAT_STALE: Duration = Duration::from_secs(30);
@@ -56,21 +59,31 @@ pub struct LbCounters {
     pub took: Duration,
 }
 
+/// What the stats thread is told.
+enum Msg {
+    /// Follow this socket (`None`: no segment) at this interval.
+    Configure(Option<PathBuf>, Duration),
+    Stop,
+}
+
 /// Handle to the stats thread.
 pub struct Scraper {
-    stop: Sender<()>,
+    tx: Sender<Msg>,
+    done: crossbeam_channel::Receiver<()>,
     join: Option<JoinHandle<()>>,
     latest: Published<LbCounters>,
 }
 
 impl Scraper {
-    /// Starts scraping `socket` every `interval`, following `status`.
+    /// Starts scraping `socket` (if any) every `interval`, following
+    /// `status`. Without a socket the thread sleeps until reconfigured.
     pub fn start(
-        socket: PathBuf,
+        socket: Option<PathBuf>,
         interval: Duration,
         status: Published<VppStatus>,
     ) -> std::io::Result<Scraper> {
-        let (stop, rx) = bounded::<()>(1);
+        let (tx, rx) = bounded::<Msg>(4);
+        let (done_tx, done) = bounded::<()>(0);
         let latest = Published::new(LbCounters::default());
         let out = latest.clone();
         let join = std::thread::Builder::new()
@@ -86,19 +99,48 @@ impl Scraper {
                     heartbeat: (0, Instant::now()),
                     last_error: None,
                 };
+                let mut interval = interval;
                 loop {
-                    w.scrape();
-                    match rx.recv_timeout(interval) {
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-                        _ => break,
+                    let timer = if w.socket.is_some() {
+                        w.scrape();
+                        crossbeam_channel::after(interval)
+                    } else {
+                        w.clear();
+                        crossbeam_channel::never()
+                    };
+                    crossbeam_channel::select! {
+                        recv(rx) -> m => match m {
+                            Ok(Msg::Configure(socket, every)) => {
+                                if socket != w.socket {
+                                    info!(
+                                        "vpp-stats-socket-changed socket={}",
+                                        socket.as_deref().map_or("-".into(), |p| p.display().to_string())
+                                    );
+                                    w.socket = socket;
+                                    w.seg = None;
+                                    w.last_error = None;
+                                }
+                                interval = every;
+                            }
+                            Ok(Msg::Stop) | Err(_) => break,
+                        },
+                        recv(timer) -> _ => {}
                     }
                 }
+                drop(done_tx);
             })?;
         Ok(Scraper {
-            stop,
+            tx,
+            done,
             join: Some(join),
             latest,
         })
+    }
+
+    /// Follows a reload: another socket (or none) and interval; takes
+    /// effect at once.
+    pub fn configure(&self, socket: Option<PathBuf>, interval: Duration) {
+        let _ = self.tx.send(Msg::Configure(socket, interval));
     }
 
     /// The latest scrape (empty while VPP is disconnected).
@@ -111,10 +153,15 @@ impl Scraper {
         self.halt();
     }
 
+    /// Waits for the thread at most [`STOP_WAIT`]: a stats socket that
+    /// accepts and never sends holds it in a read for up to a second, and
+    /// a stop must not wait for that (the thread only reads).
     fn halt(&mut self) {
-        let _ = self.stop.try_send(());
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
+        let _ = self.tx.try_send(Msg::Stop);
+        if self.done.recv_timeout(STOP_WAIT).is_ok() {
+            if let Some(j) = self.join.take() {
+                let _ = j.join();
+            }
         }
     }
 }
@@ -126,7 +173,7 @@ impl Drop for Scraper {
 }
 
 struct Worker {
-    socket: PathBuf,
+    socket: Option<PathBuf>,
     status: Published<VppStatus>,
     out: Published<LbCounters>,
     seg: Option<Segment>,
@@ -156,10 +203,13 @@ impl Worker {
             self.session = status.connected_at;
         }
         if self.seg.is_none() {
-            match Segment::connect(&self.socket, Duration::from_secs(1)) {
+            let Some(socket) = self.socket.clone() else {
+                return self.clear();
+            };
+            match Segment::connect(&socket, Duration::from_secs(1)) {
                 Ok(s) => {
                     self.last_error = None;
-                    info!("vpp-stats-mapped socket={}", self.socket.display());
+                    info!("vpp-stats-mapped socket={}", socket.display());
                     self.seg = Some(s);
                     self.heartbeat = (0, Instant::now());
                 }

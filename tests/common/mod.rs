@@ -47,6 +47,12 @@ pub fn maglevd_bin() -> &'static str {
 }
 
 /// A running maglevd whose stderr lines arrive on a channel.
+/// The one-daemon-per-VPP lock directory of this test process (every
+/// daemon a test starts shares it, as on one router).
+pub fn lock_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("maglev-test-locks-{}", std::process::id()))
+}
+
 pub struct Daemon {
     pub child: Child,
     lines: Receiver<String>,
@@ -67,6 +73,7 @@ impl Daemon {
             std::env::temp_dir().join(format!("maglev-test-ctl-{}-{n}.sock", std::process::id()));
         let mut child = cmd
             .env("MAGLEV_CONTROL_SOCKET", &sock)
+            .env("MAGLEV_LOCK_DIR", lock_dir())
             .env("MAGLEV_METRICS_ADDR", "")
             .env_remove("JOURNAL_STREAM")
             .stdout(Stdio::null())

@@ -12,28 +12,29 @@
 //! events, and events that arrive while VPP is unreachable just mark
 //! frontends dirty; the next sync uses the state of that moment.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded, select};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
 use log::{debug, info, warn};
 
-use super::client::{ApiCounters, Client, ClientConfig, Connector, VersionInfo};
+pub mod core;
+
+use self::core::{Action, Core, Phase, Timing};
+use super::client::{ApiCounters, Client, ClientConfig, Interrupt, VersionInfo};
 use super::errors::VppError;
 use super::lb::{self, Actual, ActualAs, ActualVip, FlushRequests, Op, Scope};
 use super::wire::{LbVip, Prefix};
 use crate::checker::events::Event;
 use crate::checker::{CheckerClient, Snapshot};
 use crate::health::state::State;
+use crate::heartbeat::Beat;
 use crate::snapshot::Published;
 use std::time::SystemTime;
-
-/// How often an idle session is checked with `control_ping`.
-const PING_EVERY: Duration = Duration::from_secs(10);
 
 /// Counters for `/metrics` and `show vpp lb state`.
 #[derive(Debug, Default)]
@@ -114,6 +115,7 @@ enum Cmd {
     Read {
         reply: Sender<Result<Actual, String>>,
     },
+    Heartbeat(u64),
     Stop,
 }
 
@@ -171,12 +173,19 @@ pub struct ReconcilerOptions {
     pub timeout: Duration,
 }
 
+/// How long [`Reconciler::shutdown`] lets a sync in progress finish (and
+/// the session close politely) before it cuts the session.
+const STOP_GRACE: Duration = Duration::from_millis(300);
+
 /// Handle to the reconciler thread.
 pub struct Reconciler {
     tx: Sender<Cmd>,
     join: Option<JoinHandle<()>>,
+    done: Receiver<()>,
+    interrupt: Arc<Interrupt>,
     stats: Arc<SyncStats>,
     status: Published<VppStatus>,
+    beat: Beat,
 }
 
 impl Reconciler {
@@ -188,35 +197,46 @@ impl Reconciler {
         opts: ReconcilerOptions,
     ) -> std::io::Result<Reconciler> {
         let (tx, rx) = bounded(64);
+        let (done_tx, done) = bounded::<()>(0);
         let stats = Arc::new(SyncStats::default());
         let status = Published::new(VppStatus::default());
+        let interrupt = Interrupt::new();
+        let beat = Beat::new();
+        let snap = checker.snapshot();
+        let (watch_tx, watch_rx) = unbounded();
         let mut w = Worker {
+            core: Core::new(Timing::of(&snap.config), opts.started, false),
             status: status.clone(),
             routes: BTreeMap::new(),
             checker,
             api,
             opts,
-            conn: None,
-            socket: None,
-            gen_seen: 0,
+            interrupt: Arc::clone(&interrupt),
+            cfg: None,
+            client: None,
+            session: 0,
+            watch: None,
+            watch_tx,
+            last_error: None,
             syncer: Syncer::default(),
-            dirty: BTreeSet::new(),
             flushes: FlushRequests::default(),
-            full_pending: false,
-            next_full: None,
-            warm_done: false,
-            released: BTreeSet::new(),
-            last_call: Instant::now(),
             stats: Arc::clone(&stats),
+            beat: beat.clone(),
         };
         let join = std::thread::Builder::new()
             .name("reconciler".into())
-            .spawn(move || w.run(events, rx))?;
+            .spawn(move || {
+                w.run(events, rx, watch_rx);
+                drop(done_tx);
+            })?;
         Ok(Reconciler {
             tx,
             join: Some(join),
+            done,
+            interrupt,
             stats,
             status,
+            beat,
         })
     }
 
@@ -239,18 +259,36 @@ impl Reconciler {
         Arc::clone(&self.stats)
     }
 
+    /// The thread's answers to [`Reconciler::heartbeat`].
+    pub fn beat(&self) -> Beat {
+        self.beat.clone()
+    }
+
+    /// Asks the thread to answer `seq` on its [`Beat`] (watchdog).
+    pub fn heartbeat(&self, seq: u64) {
+        let _ = self.tx.try_send(Cmd::Heartbeat(seq));
+    }
+
     /// A sync now (full, or of one frontend), waiting up to `timeout`.
     pub fn sync(&self, frontend: Option<&str>, timeout: Duration) -> Result<SyncReport, String> {
         self.client().sync(frontend, timeout)
     }
 
-    /// Stops the thread (closing the VPP session politely).
+    /// Stops the thread: the session is closed politely if VPP answers
+    /// within [`STOP_GRACE`], else cut (a hung VPP never delays a stop).
     pub fn shutdown(mut self) {
         self.stop();
     }
 
     fn stop(&mut self) {
-        let _ = self.tx.send(Cmd::Stop);
+        let _ = self.tx.try_send(Cmd::Stop);
+        if self.done.recv_timeout(STOP_GRACE).is_err() {
+            // Still busy (a sync, a VPP that does not answer): cut it.
+            self.interrupt.trigger();
+            // The queue may have been full: the thread notices the
+            // interrupt when its call fails, then needs the Stop.
+            let _ = self.tx.send_timeout(Cmd::Stop, Duration::from_millis(200));
+        }
         if let Some(j) = self.join.take() {
             let _ = j.join();
         }
@@ -263,96 +301,394 @@ impl Drop for Reconciler {
     }
 }
 
+/// The thread side of the liveness watch of one session: a helper thread
+/// that blocks in `poll(2)` on the API socket and says when it turns
+/// readable or hangs up, so a VPP death is seen at once, not at the next
+/// ping. It waits for `resume` before polling again (the reconciler reads
+/// the socket in between), and ends with the session.
+struct SessionWatch {
+    resume: Sender<()>,
+}
+
+fn spawn_watch(
+    stream: std::os::unix::net::UnixStream,
+    session: u64,
+    tx: Sender<u64>,
+) -> std::io::Result<SessionWatch> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let (resume, resume_rx) = bounded::<()>(1);
+    std::thread::Builder::new()
+        .name("vpp-watch".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            loop {
+                // A peer that closes makes the socket readable (EOF) and
+                // raises POLLHUP; either wakes this poll.
+                let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) => {}
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(_) => return,
+                }
+                if tx.send(session).is_err() || resume_rx.recv().is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok(SessionWatch { resume })
+}
+
 struct Worker {
+    core: Core,
     status: Published<VppStatus>,
     /// FIB stats index per VIP prefix, for this session.
     routes: BTreeMap<Prefix, u32>,
     checker: CheckerClient,
     api: Arc<ApiCounters>,
     opts: ReconcilerOptions,
-    conn: Option<Connector>,
-    socket: Option<PathBuf>,
-    gen_seen: u64,
+    interrupt: Arc<Interrupt>,
+    /// How to reach VPP (`None`: integration disabled).
+    cfg: Option<ClientConfig>,
+    client: Option<Client>,
+    /// Sessions opened so far; the current one's number.
+    session: u64,
+    watch: Option<SessionWatch>,
+    watch_tx: Sender<u64>,
+    last_error: Option<String>,
     syncer: Syncer,
-    dirty: BTreeSet<String>,
     flushes: FlushRequests,
-    full_pending: bool,
-    next_full: Option<Instant>,
-    warm_done: bool,
-    released: BTreeSet<String>,
-    last_call: Instant,
     stats: Arc<SyncStats>,
+    beat: Beat,
+}
+
+/// What a full stop of the loop looks like.
+enum Flow {
+    Go,
+    Stop,
 }
 
 impl Worker {
-    fn run(&mut self, events: Receiver<Event>, cmds: Receiver<Cmd>) {
+    fn run(&mut self, events: Receiver<Event>, cmds: Receiver<Cmd>, watch: Receiver<u64>) {
         self.configure(&self.checker.snapshot());
         loop {
-            let wait = self
-                .next_wake()
-                .map(|t| t.saturating_duration_since(Instant::now()))
-                .unwrap_or(Duration::from_secs(3600));
-            select! {
+            self.act();
+            // Sleep until input or the core's next deadline; never a
+            // deadline in the past (the core's tests guarantee it).
+            let timer = self
+                .core
+                .next_wakeup(Instant::now())
+                .map_or(crossbeam_channel::never(), crossbeam_channel::at);
+            let flow = select! {
                 recv(events) -> ev => match ev {
                     Ok(ev) => {
                         self.on_event(ev);
                         for ev in events.try_iter() {
                             self.on_event(ev);
                         }
+                        self.release_known(&self.checker.snapshot());
+                        Flow::Go
                     }
-                    Err(_) => break,
+                    Err(_) => Flow::Stop,
                 },
                 recv(cmds) -> c => match c {
                     Ok(Cmd::Sync { frontend, reply }) => {
-                        self.note_session();
                         let r = self.operator_sync(frontend);
                         let _ = reply.send(r);
+                        Flow::Go
                     }
                     Ok(Cmd::Read { reply }) => {
-                        self.note_session();
-                        let r = match self.conn.as_mut() {
-                            None => Err("VPP integration is disabled (vpp.api-socket is empty)".into()),
-                            Some(c) => c
-                                .get()
-                                .and_then(Syncer::read)
-                                .map_err(|e| e.to_string()),
-                        };
+                        let r = self.operator_read();
                         let _ = reply.send(r);
+                        Flow::Go
                     }
-                    Ok(Cmd::Stop) | Err(_) => break,
+                    Ok(Cmd::Heartbeat(seq)) => {
+                        self.beat.answer(seq);
+                        Flow::Go
+                    }
+                    Ok(Cmd::Stop) | Err(_) => Flow::Stop,
                 },
-                default(wait) => {}
+                recv(watch) -> s => {
+                    if let Ok(s) = s {
+                        self.on_socket_activity(s);
+                    }
+                    Flow::Go
+                },
+                recv(timer) -> _ => Flow::Go,
+            };
+            if matches!(flow, Flow::Stop) || self.interrupt.is_triggered() {
+                break;
             }
-            self.tick();
         }
-        if let Some(mut c) = self.conn.take() {
-            c.disconnect();
+        self.watch = None;
+        if let Some(c) = self.client.take() {
+            if !self.interrupt.is_triggered() {
+                let _ = c.close();
+            }
         }
         info!("reconciler-stopped");
     }
 
+    /// Performs what the core asks for until it asks for nothing.
+    fn act(&mut self) {
+        // Bounded: each action changes the core's state; the cap is a
+        // guard against a bug turning into a spin.
+        for _ in 0..64 {
+            let now = Instant::now();
+            if self.core.phase(now) == Phase::Warming {
+                self.release_known(&self.checker.snapshot());
+            }
+            let Some(action) = self.core.poll(now) else {
+                return;
+            };
+            match action {
+                Action::Connect => self.connect(),
+                Action::WarmupDone => info!("vpp-warmup-done"),
+                Action::Ping => match self.client.as_mut().map(Client::ping) {
+                    Some(Ok(_)) => self.core.called(Instant::now()),
+                    Some(Err(e)) => {
+                        warn!("vpp-ping-failed error={:?}", e.to_string());
+                        self.lost(&e.to_string());
+                    }
+                    None => self.lost("no session"),
+                },
+                Action::Sync(scope) => {
+                    let snap = self.checker.snapshot();
+                    let full = scope == Scope::All;
+                    match self.sync_once(scope.clone(), &snap, false) {
+                        Ok(_) => {
+                            self.core.synced(Instant::now(), &scope);
+                            if full {
+                                self.publish_vips(&snap);
+                            }
+                        }
+                        Err(e) => {
+                            warn!("vpp-lbsync-failed error={e:?}");
+                            if self.client.is_none() {
+                                // sync_once found the session dead.
+                            } else {
+                                self.core.sync_failed(Instant::now());
+                            }
+                        }
+                    }
+                }
+            }
+            if self.interrupt.is_triggered() {
+                return;
+            }
+        }
+        warn!("reconciler-busy actions=64 yielding");
+    }
+
+    /// Releases, during warmup, the frontends whose backends all have a
+    /// known state.
+    fn release_known(&mut self, snap: &Snapshot) {
+        let now = Instant::now();
+        if self.core.phase(now) != Phase::Warming {
+            return;
+        }
+        let known = snap
+            .config
+            .frontends
+            .iter()
+            .filter(|(_, fe)| {
+                fe.backend_names()
+                    .iter()
+                    .all(|b| snap.state_of(b) != State::Unknown)
+            })
+            .map(|(name, _)| name.clone());
+        for name in self.core.frontends_known(now, known) {
+            info!("vpp-warmup-release frontend={name}");
+        }
+    }
+
     /// Follows the configured API socket (a reload may change it).
     fn configure(&mut self, snap: &Snapshot) {
+        self.core.set_timing(Timing::of(&snap.config));
         let socket = self
             .opts
             .api_socket_override
             .clone()
             .or_else(|| snap.config.vpp.api_socket.clone());
-        if socket == self.socket {
+        if socket == self.cfg.as_ref().map(|c| c.socket.clone()) {
             return;
         }
-        if let Some(mut c) = self.conn.take() {
-            c.disconnect();
+        if let Some(c) = self.client.take() {
+            self.watch = None;
+            let _ = c.close();
+            self.mark_disconnected();
         }
         self.syncer.cache = None;
-        self.socket = socket.clone();
-        self.conn = socket.map(|s| {
+        self.cfg = socket.map(|s| {
             let mut cfg = ClientConfig::new(s);
             cfg.timeout = self.opts.timeout;
-            Connector::new(cfg, Arc::clone(&self.api))
+            cfg.interrupt = Some(Arc::clone(&self.interrupt));
+            cfg
         });
-        self.gen_seen = 0;
-        self.full_pending = true;
+        self.core.set_enabled(self.cfg.is_some());
+    }
+
+    fn connect(&mut self) {
+        let Some(cfg) = self.cfg.clone() else {
+            return;
+        };
+        match Client::connect(&cfg, Arc::clone(&self.api)) {
+            Ok(c) => {
+                self.session += 1;
+                info!(
+                    "vpp-connect socket={} handle={:#x}",
+                    cfg.socket.display(),
+                    c.handle()
+                );
+                self.watch = match c.watch_handle() {
+                    Ok(h) => spawn_watch(h, self.session, self.watch_tx.clone())
+                        .map_err(|e| warn!("vpp-watch-failed error={e}"))
+                        .ok(),
+                    Err(e) => {
+                        warn!("vpp-watch-failed error={e}");
+                        None
+                    }
+                };
+                self.client = Some(c);
+                self.last_error = None;
+                self.core.connected(Instant::now());
+                self.new_session();
+            }
+            Err(e) => {
+                // Measured from the failure, not from the attempt.
+                let wait = self.core.connect_failed(Instant::now());
+                let msg = e.to_string();
+                if self.last_error.as_deref() != Some(&msg) {
+                    warn!(
+                        "vpp-connect-failed socket={} error={:?} retry-in-ms={}",
+                        cfg.socket.display(),
+                        msg,
+                        wait.as_millis()
+                    );
+                }
+                self.last_error = Some(msg);
+            }
+        }
+    }
+
+    /// The session died: forget it, say so everywhere at once.
+    fn lost(&mut self, why: &str) {
+        if self.client.take().is_none() && !self.core.is_connected() {
+            return;
+        }
+        self.watch = None;
+        let wait = self.core.session_lost(Instant::now());
+        if let Some(cfg) = &self.cfg {
+            warn!(
+                "vpp-disconnect socket={} reason={why:?} retry-in-ms={}",
+                cfg.socket.display(),
+                wait.as_millis()
+            );
+        }
+        self.last_error = Some(why.to_string());
+        self.mark_disconnected();
+    }
+
+    fn mark_disconnected(&mut self) {
+        self.syncer.cache = None;
+        self.routes.clear();
+        self.stats.connected.store(false, Ordering::Relaxed);
+        if *self.status.load() != VppStatus::default() {
+            self.status.store(Arc::new(VppStatus::default()));
+        }
+    }
+
+    /// The watched socket turned readable or hung up.
+    fn on_socket_activity(&mut self, session: u64) {
+        if session != self.session {
+            return; // a watch of an earlier session, ending
+        }
+        let Some(c) = self.client.as_mut() else {
+            return;
+        };
+        match c.poll_unsolicited() {
+            Ok(()) => {
+                if let Some(w) = &self.watch {
+                    let _ = w.resume.try_send(());
+                }
+            }
+            Err(e) => self.lost(&e.to_string()),
+        }
+    }
+
+    /// The client of a healthy session, or why there is none.
+    fn session_client(&mut self) -> Result<&mut Client, String> {
+        if self.cfg.is_none() {
+            return Err("VPP integration is disabled (vpp.api-socket is empty)".into());
+        }
+        if self.client.as_ref().is_some_and(|c| !c.is_healthy()) {
+            self.lost("session failed");
+        }
+        match self.client.as_mut() {
+            Some(c) => Ok(c),
+            None => {
+                let next = self.core.next_connect().map_or(0, |t| {
+                    t.saturating_duration_since(Instant::now()).as_millis()
+                });
+                Err(format!(
+                    "VPP is not connected (next attempt in {next} ms; last error: {})",
+                    self.last_error.as_deref().unwrap_or("none")
+                ))
+            }
+        }
+    }
+
+    /// Checks a call's error: a connection error ends the session.
+    fn after_call(&mut self, e: &VppError) {
+        if e.is_connection_error() || self.client.as_ref().is_some_and(|c| !c.is_healthy()) {
+            self.lost(&e.to_string());
+        }
+    }
+
+    fn operator_read(&mut self) -> Result<Actual, String> {
+        let client = self.session_client()?;
+        match Syncer::read(client) {
+            Ok(a) => {
+                self.core.called(Instant::now());
+                Ok(a)
+            }
+            Err(e) => {
+                self.after_call(&e);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// A new VPP session: forget per-session facts, learn VPP's version.
+    fn new_session(&mut self) {
+        self.routes.clear();
+        self.syncer.cache = None;
+        let Some(c) = self.client.as_mut() else {
+            return;
+        };
+        let version = c.show_version();
+        let pid = c.ping();
+        if let Err(e) = version.as_ref().and(pid.as_ref()) {
+            let e = e.clone();
+            return self.after_call(&e);
+        }
+        let (version, pid) = (version.ok(), pid.ok());
+        if let Some(v) = &version {
+            info!(
+                "vpp-version version={} build-date={} pid={}",
+                v.version,
+                v.build_date,
+                pid.unwrap_or(0)
+            );
+        }
+        self.stats.connected.store(true, Ordering::Relaxed);
+        self.status.store(Arc::new(VppStatus {
+            connected: true,
+            connected_at: Some(SystemTime::now()),
+            version,
+            pid,
+            vips: Vec::new(),
+        }));
     }
 
     fn users(snap: &Snapshot, backend: &str) -> Vec<String> {
@@ -373,12 +709,13 @@ impl Worker {
                     .get(e.backend.as_str())
                     .map(|b| b.config.address);
                 let flushy = matches!(e.to, State::Down | State::Disabled | State::Removed);
-                for fe in Self::users(&snap, &e.backend) {
-                    if let (true, Some(a)) = (flushy, addr) {
+                let users = Self::users(&snap, &e.backend);
+                if let (true, Some(a)) = (flushy, addr) {
+                    for fe in &users {
                         self.flushes.transitions.insert((fe.clone(), a));
                     }
-                    self.dirty.insert(fe);
                 }
+                self.core.frontends_changed(users);
             }
             Event::WeightChanged { frontend, flush } => {
                 if let Some(b) = flush {
@@ -388,190 +725,27 @@ impl Worker {
                             .insert((frontend.clone(), v.config.address));
                     }
                 }
-                self.dirty.insert(frontend);
+                self.core.frontends_changed([frontend]);
             }
             Event::ConfigReloaded => {
                 self.configure(&snap);
-                self.full_pending = true;
+                self.core.full_sync_needed();
             }
             Event::Lagged { missed } => {
                 debug!("reconciler-lagged missed={missed}");
-                self.full_pending = true;
+                self.core.full_sync_needed();
             }
             Event::Frontend(_) => {}
         }
-    }
-
-    /// The warmup phase at `now`: (hands-off, warmup still running).
-    fn warmup(&self, snap: &Snapshot, now: Instant) -> (bool, bool) {
-        let lb = &snap.config.vpp.lb;
-        if self.warm_done || (lb.startup_min_delay.is_zero() && lb.startup_max_delay.is_zero()) {
-            return (false, false);
-        }
-        let t = now.saturating_duration_since(self.opts.started);
-        if t < lb.startup_min_delay {
-            return (true, true);
-        }
-        (false, t < lb.startup_max_delay)
-    }
-
-    fn next_wake(&self) -> Option<Instant> {
-        let snap = self.checker.snapshot();
-        let conn = self.conn.as_ref()?;
-        let now = Instant::now();
-        let lb = &snap.config.vpp.lb;
-        let mut t: Vec<Instant> = Vec::new();
-        if !self.warm_done {
-            t.push(self.opts.started + lb.startup_min_delay);
-            t.push(self.opts.started + lb.startup_max_delay);
-            // Releases depend on probe results: look again soon.
-            t.push(now + Duration::from_millis(100));
-        }
-        let pending = self.full_pending || !self.dirty.is_empty();
-        if pending {
-            t.push(conn.next_attempt().unwrap_or(now));
-        }
-        if let Some(f) = self.next_full {
-            t.push(f);
-        }
-        if conn.is_connected() {
-            t.push(self.last_call + PING_EVERY);
-        }
-        t.into_iter().min()
-    }
-
-    fn tick(&mut self) {
-        if self.conn.is_none() {
-            self.dirty.clear();
+        if !self.core.is_enabled() {
             self.flushes.clear();
-            return;
-        }
-        let now = Instant::now();
-        let snap = self.checker.snapshot();
-        let (hands_off, warming) = self.warmup(&snap, now);
-        if hands_off {
-            if !self.dirty.is_empty() {
-                debug!(
-                    "reconciler-warmup-suppressed frontends={}",
-                    self.dirty.len()
-                );
-            }
-            return;
-        }
-        if warming {
-            for (name, fe) in &snap.config.frontends {
-                if self.released.contains(name) {
-                    continue;
-                }
-                let known = fe
-                    .backend_names()
-                    .iter()
-                    .all(|b| snap.state_of(b) != State::Unknown);
-                if known {
-                    info!("vpp-warmup-release frontend={name}");
-                    self.released.insert(name.clone());
-                    self.dirty.insert(name.clone());
-                }
-            }
-        } else if !self.warm_done {
-            self.warm_done = true;
-            self.full_pending = true;
-            info!("vpp-warmup-done");
-        }
-        if self.next_full.is_some_and(|t| now >= t) {
-            self.full_pending = true;
-        }
-        let allowed: BTreeSet<String> = if warming {
-            self.dirty.intersection(&self.released).cloned().collect()
-        } else {
-            self.dirty.clone()
-        };
-        let full = self.full_pending && !warming;
-        let ping_due = now >= self.last_call + PING_EVERY;
-        if !full && allowed.is_empty() && !ping_due {
-            return;
-        }
-        let generation = {
-            let conn = self.conn.as_mut().expect("checked");
-            match conn.get() {
-                Ok(_) => conn.generation,
-                Err(_) => {
-                    self.stats.connected.store(false, Ordering::Relaxed);
-                    self.syncer.cache = None;
-                    if self.status.load().connected {
-                        self.status.store(Arc::new(VppStatus::default()));
-                    }
-                    return;
-                }
-            }
-        };
-        self.stats.connected.store(true, Ordering::Relaxed);
-        if generation != self.gen_seen {
-            self.gen_seen = generation;
-            self.new_session();
-            self.syncer.cache = None;
-            if warming {
-                // A new session during warmup: redo what was released.
-                let mut again: BTreeSet<String> = self.released.clone();
-                again.extend(allowed.iter().cloned());
-                return self.run_sync(Scope::Frontends(again), &snap);
-            }
-            self.full_pending = true;
-        }
-        if self.full_pending && !warming {
-            self.run_sync(Scope::All, &snap);
-            self.publish_vips(&snap);
-        } else if !allowed.is_empty() {
-            self.run_sync(Scope::Frontends(allowed), &snap);
-        } else if ping_due {
-            self.last_call = now;
-            let conn = self.conn.as_mut().expect("checked");
-            if let Ok(c) = conn.get() {
-                if let Err(e) = c.ping() {
-                    warn!("vpp-ping-failed error={:?}", e.to_string());
-                }
-            }
-        }
-    }
-
-    /// Connects if needed (operator commands may come before the first
-    /// sync) and notices a new session.
-    fn note_session(&mut self) {
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        if conn.get().is_ok() && conn.generation != self.gen_seen {
-            self.gen_seen = conn.generation;
-            self.syncer.cache = None;
-            self.full_pending = true;
-            self.new_session();
-        }
-    }
-
-    /// A new VPP session: forget per-session facts, learn VPP's version.
-    fn new_session(&mut self) {
-        self.routes.clear();
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        if let Ok(c) = conn.get() {
-            let version = c.show_version().ok();
-            let pid = c.ping().ok();
-            if let Some(v) = &version {
-                info!(
-                    "vpp-version version={} build-date={} pid={}",
-                    v.version,
-                    v.build_date,
-                    pid.unwrap_or(0)
-                );
-            }
-            self.status.store(Arc::new(VppStatus {
-                connected: true,
-                connected_at: Some(SystemTime::now()),
-                version,
-                pid,
-                vips: Vec::new(),
-            }));
+        } else if self.core.phase(Instant::now()) == Phase::HandsOff
+            && !self.core.dirty().is_empty()
+        {
+            debug!(
+                "reconciler-warmup-suppressed frontends={}",
+                self.core.dirty().len()
+            );
         }
     }
 
@@ -581,10 +755,7 @@ impl Worker {
         let Some(actual) = self.syncer.cache.clone() else {
             return;
         };
-        let Some(conn) = self.conn.as_mut() else {
-            return;
-        };
-        let Ok(client) = conn.get() else {
+        let Some(client) = self.client.as_mut() else {
             return;
         };
         let owners: BTreeMap<LbVip, String> = snap
@@ -601,7 +772,7 @@ impl Worker {
                     Ok(r) => {
                         slot.insert(r.stats_index);
                     }
-                    Err(e) if e.is_connection_error() => return,
+                    Err(e) if e.is_connection_error() => return self.after_call(&e),
                     Err(e) => debug!("vpp-route-lookup-failed prefix={pfx} error={e}"),
                 }
             }
@@ -619,9 +790,7 @@ impl Worker {
 
     fn operator_sync(&mut self, frontend: Option<String>) -> Result<SyncReport, String> {
         let snap = self.checker.snapshot();
-        if self.conn.is_none() {
-            return Err("VPP integration is disabled (vpp.api-socket is empty)".into());
-        }
+        self.session_client()?;
         let scope = match frontend {
             None => Scope::All,
             Some(f) => {
@@ -631,17 +800,19 @@ impl Worker {
                 Scope::Frontends([f].into())
             }
         };
-        self.sync_once(scope, &snap, true)
-    }
-
-    fn run_sync(&mut self, scope: Scope, snap: &Snapshot) {
-        if let Err(e) = self.sync_once(scope, snap, false) {
-            warn!("vpp-lbsync-failed error={e:?}");
+        let r = self.sync_once(scope.clone(), &snap, true);
+        if r.is_ok() {
+            self.core.synced(Instant::now(), &scope);
+            if scope == Scope::All {
+                self.publish_vips(&snap);
+            }
         }
+        r
     }
 
-    /// One sync. Connection errors leave the work pending for the next
-    /// attempt; refused operations are logged and counted.
+    /// One sync. A connection error ends the session (the core then
+    /// reconnects and syncs fully); refused operations are logged and
+    /// counted.
     fn sync_once(
         &mut self,
         scope: Scope,
@@ -651,12 +822,12 @@ impl Worker {
         if snap.frontends.len() < snap.config.frontends.len() {
             return Err("health state not published yet".into());
         }
-        let conn = self.conn.as_mut().ok_or("VPP integration disabled")?;
-        let client = conn.get().map_err(|e| e.to_string())?;
         let full = scope == Scope::All;
-        self.last_call = Instant::now();
-
         let desired = lb::desired_for(snap, &scope);
+        self.session_client()?;
+        let Some(client) = self.client.as_mut() else {
+            return Err("VPP is not connected".into());
+        };
         let r = self.syncer.sync(
             client,
             &desired,
@@ -668,15 +839,9 @@ impl Worker {
         match r {
             Ok(report) => {
                 match &scope {
-                    Scope::All => {
-                        self.dirty.clear();
-                        self.flushes.clear();
-                        self.full_pending = false;
-                        self.next_full = Some(Instant::now() + snap.config.vpp.lb.sync_interval);
-                    }
+                    Scope::All => self.flushes.clear(),
                     Scope::Frontends(f) => {
                         for n in f {
-                            self.dirty.remove(n);
                             self.flushes.clear_frontend(n);
                         }
                     }
@@ -695,7 +860,10 @@ impl Worker {
                 }
                 Ok(report)
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => {
+                self.after_call(&e);
+                Err(e.to_string())
+            }
         }
     }
 }
