@@ -103,6 +103,30 @@ impl StopFd {
         }
     }
 
+    /// Sleeps for `d` or until stop is triggered; true if stopped.
+    pub fn sleep(&self, d: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + d;
+        loop {
+            if self.is_set() {
+                return true;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(0) | Err(Errno::EINTR) => {}
+                Ok(_) => return true,
+                Err(_) => return self.is_set(),
+            }
+        }
+    }
+
     /// Accepts one connection, or `None` once stop is triggered. Transient
     /// accept errors (a peer that gave up, EMFILE) are returned to the
     /// caller, which decides whether to go on.

@@ -253,19 +253,21 @@ fn warmup_holds_off_then_releases_per_frontend() {
     let t0 = Instant::now();
     let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
     d.wait_for(&["ready"], Duration::from_secs(5));
-    // Hands off before startup-min-delay, although web's backends are up.
-    std::thread::sleep(Duration::from_millis(800).saturating_sub(t0.elapsed()));
+    // A smoke test with generous limits: the windows themselves are
+    // fake-clock tests of vpp::reconciler::core. Hands off before
+    // startup-min-delay, although web's backends are up.
+    std::thread::sleep(Duration::from_millis(500).saturating_sub(t0.elapsed()));
     assert!(
         sim.journal().is_empty(),
         "mutations during hands-off: {:?}",
         sim.journal()
     );
     // web is released once its backends are known; slow is not.
-    wait_until("web released", Duration::from_millis(1500), || {
+    wait_until("web released", Duration::from_secs(5), || {
         weights(&sim, web_vip()).len() == 3
     });
     let released_at = t0.elapsed();
-    assert!(released_at >= Duration::from_millis(950), "{released_at:?}");
+    assert!(released_at >= Duration::from_millis(900), "{released_at:?}");
     let slow_vip = LbVip {
         pfx: Prefix::host(ip("192.0.2.2")),
         protocol: 6,
@@ -273,12 +275,12 @@ fn warmup_holds_off_then_releases_per_frontend() {
     };
     assert!(sim.with_state(|s| s.vips().iter().all(|v| v.key != slow_vip)));
     // By startup-max-delay, everything is programmed (slow at weight 0).
-    wait_until("everything by max delay", Duration::from_secs(4), || {
+    wait_until("everything by max delay", Duration::from_secs(8), || {
         sim.with_state(|s| s.vips().len()) == 2
     });
     let at = t0.elapsed();
     assert!(
-        at >= Duration::from_millis(2900) && at < Duration::from_millis(3800),
+        at >= Duration::from_millis(2900) && at < Duration::from_secs(8),
         "{at:?}"
     );
     assert_eq!(weights(&sim, slow_vip), want(&[("127.79.1.1", 0)]));

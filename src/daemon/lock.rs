@@ -63,20 +63,39 @@ pub fn acquire(dir: &Path, api_socket: &Path) -> Result<InstanceLock, String> {
             .map_err(|e| format!("cannot create lock directory {}: {e}", dir.display()))?;
     }
     let path = lock_path(dir, api_socket);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
-        .open(&path)
+    let open = |write: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(write)
+            .create(write)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+            .open(&path)
+    };
+    // A lock file left by another user (root running maglevd by hand) can
+    // still be locked read-only: flock needs no write access.
+    let file = open(true)
+        .or_else(|e| match e.kind() {
+            std::io::ErrorKind::PermissionDenied => open(false),
+            _ => Err(e),
+        })
         .map_err(|e| format!("cannot open lock file {}: {e}", path.display()))?;
     let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(l) => l,
         Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            // The holder writes its pid just after locking: give it a
+            // moment if the file is still empty.
             let mut held = String::new();
-            let _ = file.read_to_string(&mut held);
+            for _ in 0..20 {
+                held.clear();
+                let _ = file.rewind();
+                let _ = file.read_to_string(&mut held);
+                if !held.trim().is_empty() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
             let pid = held
                 .lines()
                 .next()

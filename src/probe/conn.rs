@@ -43,6 +43,8 @@ pub enum Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Connecting,
+    /// TLS only: never entered in a build without the `https` feature.
+    #[cfg_attr(not(feature = "https"), allow(dead_code))]
     Handshaking,
     Writing,
     Reading,

@@ -46,13 +46,13 @@ pub fn maglevd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_maglevd")
 }
 
-/// A running maglevd whose stderr lines arrive on a channel.
 /// The one-daemon-per-VPP lock directory of this test process (every
 /// daemon a test starts shares it, as on one router).
 pub fn lock_dir() -> PathBuf {
     std::env::temp_dir().join(format!("maglev-test-locks-{}", std::process::id()))
 }
 
+/// A running maglevd whose stderr lines arrive on a channel.
 pub struct Daemon {
     pub child: Child,
     lines: Receiver<String>,
@@ -135,6 +135,56 @@ impl Daemon {
         }
         None
     }
+}
+
+impl Daemon {
+    /// CPU time (user + system) the process has used so far, in clock
+    /// ticks (dead threads included).
+    pub fn cpu_ticks(&self) -> u64 {
+        cpu_ticks(self.child.id())
+    }
+
+    /// SIGTERM, then the exit code and how long the exit took (panics if
+    /// it took more than `limit`).
+    pub fn stop_within(&mut self, limit: Duration) -> (Option<i32>, Duration) {
+        let t = Instant::now();
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        let code = self.wait_exit(limit + Duration::from_secs(3));
+        let took = t.elapsed();
+        assert!(
+            took <= limit,
+            "stop took {took:?} (limit {limit:?}); log:\n{}",
+            self.drain_log()
+        );
+        (code, took)
+    }
+
+    /// Every log line seen so far (and what is queued).
+    pub fn drain_log(&mut self) -> String {
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        self.seen.join("\n")
+    }
+}
+
+/// utime + stime of process `pid` from /proc (clock ticks).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15; f[0] is field 3.
+    get(11) + get(12)
+}
+
+/// Clock ticks per second.
+pub fn clk_tck() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |v| v as u64)
 }
 
 impl Drop for Daemon {

@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
 
+use crate::wake::StopFd;
+
 use self::lb::{Conf, LbState};
 use self::stats::SegmentWriter;
 use super::stats::{LB_COUNTERS, kind};
@@ -170,6 +172,8 @@ struct Inner {
     next_handle: AtomicU32,
     next_conn: AtomicU32,
     stopping: AtomicBool,
+    /// Wakes the accept loops and the heartbeat at stop.
+    stop: Arc<StopFd>,
     restarts: AtomicU32,
     stats: Mutex<Option<SegmentWriter>>,
 }
@@ -272,6 +276,7 @@ impl Sim {
             next_handle: AtomicU32::new(1),
             next_conn: AtomicU32::new(1),
             stopping: AtomicBool::new(false),
+            stop: Arc::new(StopFd::new()?),
             restarts: AtomicU32::new(0),
             stats: Mutex::new(None),
         });
@@ -377,8 +382,9 @@ impl Sim {
         if self.inner.stopping.swap(true, Ordering::SeqCst) {
             return;
         }
-        // Wake the blocking accept.
-        let _ = UnixStream::connect(&self.inner.opts.api_socket);
+        // Wakes the accept loop without touching the socket file (which
+        // may be gone).
+        self.inner.stop.trigger();
         if let Some(h) = self.acceptor.take() {
             let _ = h.join();
         }
@@ -399,11 +405,15 @@ impl Drop for Sim {
 }
 
 fn accept_loop(inner: Arc<Inner>, listener: UnixListener) {
-    for conn in listener.incoming() {
-        if inner.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = conn else { continue };
+    loop {
+        let stream = match inner.stop.accept(&listener) {
+            Ok(Some(s)) => s,
+            Ok(None) => break,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
         let id = u64::from(inner.next_conn.fetch_add(1, Ordering::SeqCst));
         if let Ok(c) = stream.try_clone() {
             lock(&inner.conns).push((id, c));
@@ -431,9 +441,10 @@ fn accept_loop(inner: Arc<Inner>, listener: UnixListener) {
 /// message carrying the memfd (`SCM_RIGHTS`), then close. Also ticks
 /// `/sys/heartbeat` once a second.
 struct StatsServer {
-    fd: std::os::fd::OwnedFd,
+    /// The listener (kept open until the threads are joined).
+    _fd: std::os::fd::OwnedFd,
     path: PathBuf,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopFd>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -452,18 +463,17 @@ impl StatsServer {
         )?;
         bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
         listen(&fd, Backlog::new(16).unwrap_or(Backlog::MAXCONN))?;
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&inner.stop);
         let listener = fd.try_clone()?;
         let (i2, s2) = (Arc::clone(&inner), Arc::clone(&stop));
         let acceptor = std::thread::Builder::new()
             .name("vppsim-stats".into())
             .spawn(move || {
-                while !s2.load(Ordering::SeqCst) {
+                use std::os::fd::AsFd;
+                while let Ok(crate::wake::Ready::Fd) =
+                    s2.wait(listener.as_fd(), nix::poll::PollFlags::POLLIN, None)
+                {
                     let Ok(c) = nix::sys::socket::accept(&listener) else {
-                        if s2.load(Ordering::SeqCst) {
-                            break;
-                        }
-                        std::thread::sleep(Duration::from_millis(10));
                         continue;
                     };
                     let memfd = lock(&i2.stats).as_ref().map(|w| w.raw_fd());
@@ -487,13 +497,8 @@ impl StatsServer {
             .name("vppsim-heartbeat".into())
             .spawn(move || {
                 let mut beat = 0u64;
-                while !s3.load(Ordering::SeqCst) {
-                    for _ in 0..20 {
-                        std::thread::sleep(Duration::from_millis(50));
-                        if s3.load(Ordering::SeqCst) {
-                            return;
-                        }
-                    }
+                // One tick a second, like VPP's; a stop ends the sleep.
+                while !s3.sleep(Duration::from_secs(1)) {
                     beat += 1;
                     if let Some(w) = lock(&i3.stats).as_mut() {
                         w.set_scalar("/sys/heartbeat", beat);
@@ -503,7 +508,7 @@ impl StatsServer {
             })?;
         info!("vppsim-stats-listening stats-socket={}", path.display());
         Ok(StatsServer {
-            fd,
+            _fd: fd,
             path: path.to_path_buf(),
             stop,
             threads: vec![acceptor, ticker],
@@ -511,10 +516,7 @@ impl StatsServer {
     }
 
     fn stop(self) {
-        use std::os::fd::AsRawFd;
-        self.stop.store(true, Ordering::SeqCst);
-        // Unblocks accept().
-        let _ = nix::sys::socket::shutdown(self.fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        self.stop.trigger();
         for t in self.threads {
             let _ = t.join();
         }
