@@ -353,7 +353,8 @@ impl Health {
 /// After a restart every backend would otherwise be probed on the same tick.
 pub fn jittered(interval: Duration, unit: f64) -> Duration {
     let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
-    interval.mul_f64(factor)
+    // Never panics: an interval too large to scale stays as it is.
+    Duration::try_from_secs_f64(interval.as_secs_f64() * factor).unwrap_or(interval)
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@
 //! engine what to probe and at which period; the engine reports every
 //! outcome back and never waits on the checker.
 
-use std::cmp::Reverse;
 use std::collections::VecDeque;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -24,9 +23,9 @@ use nix::fcntl::OFlag;
 
 use super::conn::{ConnProbe, Interest, Shared, Started, Step};
 use super::icmp::{IcmpSocket, Reply};
+use super::schedule::Schedule;
 use super::{Code, Outcome, ProbeSpec, errno_detail, timeout_detail};
 use crate::config::Probe;
-use crate::health::state::jittered;
 use crate::heartbeat::Beat;
 
 /// Identifies a backend to the engine (assigned by the checker).
@@ -77,10 +76,8 @@ pub struct Report {
     pub at: SystemTime,
 }
 
-/// Prober wake-ups are aligned to this grid: due probes wait at most one
-/// tick, and a thread wakes at most 100 times a second however many
-/// backends it probes (context switches, not probes, dominate CPU time).
-pub const TICK: Duration = Duration::from_millis(10);
+/// Prober wake-ups are aligned to this grid (see [`super::schedule`]).
+pub use super::schedule::TICK;
 
 /// Reports of one prober wake-up, delivered together (one wake-up of the
 /// checker per batch instead of one per probe).
@@ -301,13 +298,11 @@ fn raise_fd_limit() {
     }
 }
 
+/// What the prober keeps per backend beside its schedule.
 struct Job {
     generation: u64,
     spec: Arc<ProbeSpec>,
-    interval: Duration,
-    stamp: u64,
-    due: Instant,
-    last_start: Option<Instant>,
+    /// The slot of the probe in flight.
     busy: Option<usize>,
 }
 
@@ -325,11 +320,6 @@ struct Inflight {
     active: Active,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
-    Start { id: BackendId, stamp: u64 },
-    Deadline { slot: usize, token: u64 },
-}
 
 #[derive(Clone, Copy)]
 enum Source {
@@ -352,11 +342,10 @@ struct Prober {
     wake_read: OwnedFd,
     reports: Sender<ReportBatch>,
     outbox: ReportBatch,
-    epoch: Instant,
     stats: Arc<Stats>,
     beat: Beat,
-    jobs: HashMap<BackendId, Job>,
-    timers: BinaryHeap<Reverse<(Instant, u64, Timer)>>,
+    /// Who is probed when (the timing policy, tested on its own).
+    schedule: Schedule<Job>,
     /// Probe deadlines, one FIFO per distinct timeout: probes start in
     /// time order, so each FIFO is sorted and finished probes' entries are
     /// dropped in O(1) when they reach the front. This keeps the heap to
@@ -371,7 +360,6 @@ struct Prober {
     icmp_seq: u16,
     shared: Shared,
     netns_error: Option<String>,
-    rng: u64,
     pollfds: Vec<nix::libc::pollfd>,
     sources: Vec<Source>,
 }
@@ -395,11 +383,9 @@ impl Prober {
             wake_read,
             reports,
             outbox: Vec::new(),
-            epoch: Instant::now(),
             stats,
             beat: Beat::new(),
-            jobs: HashMap::new(),
-            timers: BinaryHeap::new(),
+            schedule: Schedule::new(Instant::now(), seed),
             deadlines: Vec::new(),
             tiebreak: 0,
             slots: Vec::new(),
@@ -410,7 +396,6 @@ impl Prober {
             icmp_seq: 0,
             shared: Shared::default(),
             netns_error: None,
-            rng: seed | 1,
             pollfds: Vec::new(),
             sources: Vec::new(),
         }
@@ -433,18 +418,6 @@ impl Prober {
         }
     }
 
-    fn unit(&mut self) -> f64 {
-        // xorshift64*: plenty for jitter.
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn push_timer(&mut self, at: Instant, t: Timer) {
-        self.tiebreak += 1;
-        self.timers.push(Reverse((at, self.tiebreak, t)));
-    }
 
     fn run(&mut self) {
         loop {
@@ -458,22 +431,20 @@ impl Prober {
             }
             let now = Instant::now();
             self.expire_deadlines(now);
-            while let Some(Reverse((at, _, t))) = self.timers.peek().copied() {
-                if at > now {
-                    break;
-                }
-                self.timers.pop();
-                self.fire(t, at, now);
+            while let Some((id, at)) = self.schedule.pop_due(now) {
+                self.stats
+                    .record_lateness(now.saturating_duration_since(at));
+                self.start_probe(id, now);
             }
             self.flush_reports();
-            let next = match (self.timers.peek().map(|r| r.0.0), self.next_deadline()) {
+            let next = match (self.schedule.next_start(), self.next_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             let timeout_ms: i32 = match next {
                 None => -1,
                 Some(at) => {
-                    let wake = self.on_tick(at);
+                    let wake = self.schedule.on_tick(at);
                     let wait = wake.saturating_duration_since(Instant::now());
                     // Round up: waking early would only spin.
                     (wait.as_micros().div_ceil(1000)).min(60_000) as i32
@@ -540,7 +511,7 @@ impl Prober {
                 }
                 self.deadlines[i].1.pop_front();
                 if self.is_live(slot, token) {
-                    self.fire(Timer::Deadline { slot, token }, at, now);
+                    self.time_out(slot, token, now);
                 }
             }
         }
@@ -562,13 +533,6 @@ impl Prober {
         best
     }
 
-    /// The first tick at or after `at`.
-    fn on_tick(&self, at: Instant) -> Instant {
-        let since = at.saturating_duration_since(self.epoch).as_nanos();
-        let tick = TICK.as_nanos();
-        let ticks = since.div_ceil(tick);
-        self.epoch + Duration::from_nanos((ticks * tick).min(u128::from(u64::MAX)) as u64)
-    }
 
     fn flush_reports(&mut self) {
         if !self.outbox.is_empty() {
@@ -649,55 +613,34 @@ impl Prober {
                 interval,
                 first_in,
             } => {
-                self.stop(id);
-                let due = now + first_in;
-                self.jobs.insert(
-                    id,
-                    Job {
-                        generation,
-                        spec,
-                        interval,
-                        stamp: 0,
-                        due,
-                        last_start: None,
-                        busy: None,
-                    },
-                );
-                self.push_timer(due, Timer::Start { id, stamp: 0 });
+                let job = Job {
+                    generation,
+                    spec,
+                    busy: None,
+                };
+                if let Some(old) = self.schedule.insert(id, job, interval, first_in, now) {
+                    if let Some(slot) = old.busy {
+                        self.release(slot);
+                    }
+                }
             }
             Command::SetInterval {
                 id,
                 generation,
                 interval,
             } => {
-                let u = self.unit();
-                let Some(job) = self.jobs.get_mut(&id) else {
-                    return;
-                };
-                if job.generation != generation || job.interval == interval {
-                    return;
+                if self
+                    .schedule
+                    .get(id)
+                    .is_some_and(|j| j.generation == generation)
+                {
+                    self.schedule.set_interval(id, interval, now);
                 }
-                job.interval = interval;
-                if job.busy.is_some() {
-                    return; // the next due time is computed when it finishes
-                }
-                let due = job
-                    .last_start
-                    .map_or(now, |s| s + jittered(interval, u))
-                    .max(now);
-                job.due = due;
-                job.stamp += 1;
-                let stamp = job.stamp;
-                self.push_timer(due, Timer::Start { id, stamp });
             }
-            Command::Stop { id } => self.stop(id),
-        }
-    }
-
-    fn stop(&mut self, id: BackendId) {
-        if let Some(job) = self.jobs.remove(&id) {
-            if let Some(slot) = job.busy {
-                self.release(slot);
+            Command::Stop { id } => {
+                if let Some(slot) = self.schedule.remove(id).and_then(|j| j.busy) {
+                    self.release(slot);
+                }
             }
         }
     }
@@ -711,50 +654,26 @@ impl Prober {
         Some(f)
     }
 
-    fn fire(&mut self, t: Timer, at: Instant, now: Instant) {
-        match t {
-            Timer::Start { id, stamp } => {
-                let u = self.unit();
-                let Some(job) = self.jobs.get_mut(&id) else {
-                    return;
-                };
-                if job.stamp != stamp {
-                    return; // superseded
-                }
-                if job.busy.is_some() {
-                    // Previous probe still running (interval below timeout):
-                    // skip this turn rather than pile up.
-                    job.due = now + jittered(job.interval, u);
-                    let due = job.due;
-                    self.push_timer(due, Timer::Start { id, stamp });
-                    return;
-                }
-                self.stats
-                    .record_lateness(now.saturating_duration_since(at));
-                self.start_probe(id, now);
-            }
-            Timer::Deadline { slot, token } => {
-                let timed_out = match self.slots.get(slot) {
-                    Some(Some(f)) if f.token == token => match &f.active {
-                        Active::Conn(p, _) => p.timed_out(now),
-                        Active::Icmp { .. } => Outcome::new(
-                            Code::L4Tout,
-                            timeout_detail(f.timeout),
-                            now.saturating_duration_since(f.started),
-                        ),
-                    },
-                    _ => return,
-                };
-                self.finish(slot, timed_out, now);
-            }
-        }
+    /// The probe in `slot` reached its deadline.
+    fn time_out(&mut self, slot: usize, token: u64, now: Instant) {
+        let timed_out = match self.slots.get(slot) {
+            Some(Some(f)) if f.token == token => match &f.active {
+                Active::Conn(p, _) => p.timed_out(now),
+                Active::Icmp { .. } => Outcome::new(
+                    Code::L4Tout,
+                    timeout_detail(f.timeout),
+                    now.saturating_duration_since(f.started),
+                ),
+            },
+            _ => return,
+        };
+        self.finish(slot, timed_out, now);
     }
 
     fn start_probe(&mut self, id: BackendId, now: Instant) {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(job) = self.schedule.get(id) else {
             return;
         };
-        job.last_start = Some(now);
         let spec = Arc::clone(&job.spec);
         let generation = job.generation;
         self.stats.started.fetch_add(1, Ordering::Relaxed);
@@ -806,7 +725,7 @@ impl Prober {
         {
             self.icmp_waiting.insert((*v6, *seq), slot);
         }
-        if let Some(job) = self.jobs.get_mut(&id) {
+        if let Some(job) = self.schedule.get_mut(id) {
             job.busy = Some(slot);
         }
         self.push_deadline(spec.timeout, now + spec.timeout, slot, token);
@@ -953,14 +872,10 @@ impl Prober {
         outcome: Outcome,
         now: Instant,
     ) {
-        let u = self.unit();
-        if let Some(job) = self.jobs.get_mut(&id) {
+        if let Some(job) = self.schedule.get_mut(id) {
             if job.generation == generation {
                 job.busy = None;
-                job.due = (started + jittered(job.interval, u)).max(now);
-                job.stamp += 1;
-                let (due, stamp) = (job.due, job.stamp);
-                self.push_timer(due, Timer::Start { id, stamp });
+                self.schedule.finished(id, started, now);
             }
         }
         self.stats.finished.fetch_add(1, Ordering::Relaxed);

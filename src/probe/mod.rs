@@ -8,6 +8,7 @@ pub mod conn;
 pub mod engine;
 pub mod http;
 pub mod icmp;
+pub mod schedule;
 #[cfg(feature = "https")]
 pub mod tls;
 

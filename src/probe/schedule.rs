@@ -1,0 +1,376 @@
+//! When each backend is probed: the prober thread's timing policy, without
+//! sockets or a clock (the thread passes `now`).
+//!
+//! - A backend is probed every `interval` with ±10 % jitter, measured from
+//!   the start of its previous probe (so a slow backend is not probed less
+//!   often), never while its previous probe still runs (the turn is
+//!   skipped, not queued: a `timeout` above `interval` cannot pile up).
+//! - Wake-ups are aligned to a [`TICK`] grid: a due probe waits at most one
+//!   tick, and the thread wakes at most 100 times a second however many
+//!   backends it has.
+//! - Start timers live in one binary heap, one live entry per backend;
+//!   superseded entries are dropped as they surface, and before the thread
+//!   is told when to wake, so it never wakes for nothing.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::time::{Duration, Instant};
+
+use super::engine::BackendId;
+use crate::health::state::jittered;
+
+/// The wake-up grid.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// Where a time would overflow the clock: as good as never (a century).
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `t + d`, saturating at [`FAR`] from `t`.
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d.min(FAR)).unwrap_or(t)
+}
+
+struct Entry<T> {
+    data: T,
+    interval: Duration,
+    /// The sequence number of its live heap entry; heap entries with
+    /// another one are stale (numbers are never reused, so a replaced
+    /// backend's old entry is stale too).
+    stamp: u64,
+    last_start: Option<Instant>,
+    busy: bool,
+}
+
+/// Probe start times of many backends, each carrying the caller's `T`.
+pub struct Schedule<T> {
+    epoch: Instant,
+    jobs: HashMap<BackendId, Entry<T>>,
+    heap: BinaryHeap<Reverse<(Instant, u64, BackendId)>>,
+    seq: u64,
+    rng: u64,
+}
+
+impl<T> Schedule<T> {
+    /// An empty schedule whose tick grid starts at `epoch`; `seed` drives
+    /// the jitter (any non-zero value).
+    pub fn new(epoch: Instant, seed: u64) -> Schedule<T> {
+        Schedule {
+            epoch,
+            jobs: HashMap::new(),
+            heap: BinaryHeap::new(),
+            seq: 0,
+            rng: seed | 1,
+        }
+    }
+
+    /// A number in [0, 1) for jitter (xorshift64*: plenty for this).
+    fn unit(&mut self) -> f64 {
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn push(&mut self, id: BackendId, at: Instant) {
+        let Some(e) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        self.seq += 1;
+        e.stamp = self.seq;
+        self.heap.push(Reverse((at, self.seq, id)));
+    }
+
+    /// Probes `id` every `interval`, the first time `first_in` from `now`;
+    /// replaces (and returns) an existing entry's data.
+    pub fn insert(
+        &mut self,
+        id: BackendId,
+        data: T,
+        interval: Duration,
+        first_in: Duration,
+        now: Instant,
+    ) -> Option<T> {
+        let old = self.jobs.insert(
+            id,
+            Entry {
+                data,
+                interval,
+                stamp: 0,
+                last_start: None,
+                busy: false,
+            },
+        );
+        self.push(id, later(now, first_in));
+        old.map(|e| e.data)
+    }
+
+    /// Stops probing `id`.
+    pub fn remove(&mut self, id: BackendId) -> Option<T> {
+        self.jobs.remove(&id).map(|e| e.data)
+    }
+
+    /// The data of `id`.
+    pub fn get(&self, id: BackendId) -> Option<&T> {
+        self.jobs.get(&id).map(|e| &e.data)
+    }
+
+    /// The data of `id`, mutably.
+    pub fn get_mut(&mut self, id: BackendId) -> Option<&mut T> {
+        self.jobs.get_mut(&id).map(|e| &mut e.data)
+    }
+
+    /// Backends scheduled.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether nothing is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// A new period for `id` (its health cadence changed): the next probe
+    /// moves to one new period after the last start (at once if that has
+    /// passed); a running probe keeps running and the period applies from
+    /// its end.
+    pub fn set_interval(&mut self, id: BackendId, interval: Duration, now: Instant) {
+        let u = self.unit();
+        let Some(e) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if e.interval == interval {
+            return;
+        }
+        e.interval = interval;
+        if e.busy {
+            return;
+        }
+        let due = e
+            .last_start
+            .map_or(now, |s| later(s, jittered(interval, u)).max(now));
+        self.push(id, due);
+    }
+
+    /// The next backend to probe at `now`, with the time it was due (for
+    /// lateness); marks it running. A backend still running its previous
+    /// probe skips the turn. Call until `None`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(BackendId, Instant)> {
+        while let Some(Reverse((at, stamp, id))) = self.heap.peek().copied() {
+            if at > now {
+                return None;
+            }
+            self.heap.pop();
+            let u = self.unit();
+            let Some(e) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            if e.stamp != stamp {
+                continue; // superseded
+            }
+            if e.busy {
+                // Previous probe still running: skip this turn.
+                let next = later(now, jittered(e.interval, u));
+                self.push(id, next);
+                continue;
+            }
+            e.busy = true;
+            e.last_start = Some(now);
+            return Some((id, at));
+        }
+        None
+    }
+
+    /// The probe of `id` that started at `started` ended at `now`: the
+    /// next one is due one (jittered) period after `started`, or at once.
+    pub fn finished(&mut self, id: BackendId, started: Instant, now: Instant) {
+        let u = self.unit();
+        let Some(e) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        e.busy = false;
+        let due = later(started, jittered(e.interval, u)).max(now);
+        self.push(id, due);
+    }
+
+    /// The earliest start time, stale heap entries dropped first.
+    pub fn next_start(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, stamp, id))) = self.heap.peek().copied() {
+            if self.jobs.get(&id).is_some_and(|e| e.stamp == stamp) {
+                return Some(at);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// The first tick of the grid at or after `at`.
+    pub fn on_tick(&self, at: Instant) -> Instant {
+        let since = at.saturating_duration_since(self.epoch).as_nanos();
+        let tick = TICK.as_nanos();
+        let ticks = since.div_ceil(tick);
+        self.epoch + Duration::from_nanos((ticks * tick).min(u128::from(u64::MAX)) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+    const SEC: Duration = Duration::from_secs(1);
+
+    /// Runs the schedule like the prober thread, with a fake clock: wakes
+    /// exactly at the tick the schedule asks for, starts what is due,
+    /// lets each probe take `probe` time. Returns each backend's start
+    /// times and the number of wake-ups.
+    fn drive(
+        s: &mut Schedule<()>,
+        t0: Instant,
+        until: Duration,
+        probe: Duration,
+    ) -> (HashMap<BackendId, Vec<Duration>>, usize) {
+        let mut starts: HashMap<BackendId, Vec<Duration>> = HashMap::new();
+        let mut running: Vec<(Instant, BackendId, Instant)> = Vec::new();
+        let mut now = t0;
+        let mut wakeups = 0;
+        loop {
+            running.retain(|&(end, id, started)| {
+                if end <= now {
+                    s.finished(id, started, now);
+                    false
+                } else {
+                    true
+                }
+            });
+            while let Some((id, at)) = s.pop_due(now) {
+                assert!(now >= at);
+                assert!(now - at <= TICK, "started {:?} late", now - at);
+                starts.entry(id).or_default().push(now - t0);
+                running.push((now + probe, id, now));
+            }
+            let next_start = s.next_start().map(|t| s.on_tick(t));
+            let next_end = running.iter().map(|r| r.0).min();
+            let next = match (next_start, next_end) {
+                (Some(a), Some(b)) => a.min(b),
+                (a, b) => match a.or(b) {
+                    Some(t) => t,
+                    None => break,
+                },
+            };
+            assert!(next > now, "a wake-up at or before now");
+            if next > t0 + until {
+                break;
+            }
+            now = next;
+            // Probe ends come from sockets in the real thread; count only
+            // the wake-ups the schedule asks for.
+            if Some(next) == next_start {
+                wakeups += 1;
+            }
+        }
+        (starts, wakeups)
+    }
+
+    #[test]
+    fn probes_every_interval_with_jitter_on_the_tick_grid() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, 42);
+        for id in 0..100 {
+            s.insert(id, (), SEC, Duration::from_millis(u64::from(id) * 10), t0);
+        }
+        let (starts, wakeups) = drive(&mut s, t0, Duration::from_secs(60), 2 * MS);
+        for (id, v) in &starts {
+            // About 60 probes each, gaps within the jitter (plus a tick).
+            assert!((54..=68).contains(&v.len()), "backend {id}: {}", v.len());
+            for w in v.windows(2) {
+                let gap = w[1] - w[0];
+                assert!(gap >= 900 * MS && gap <= 1100 * MS + TICK, "gap {gap:?}");
+            }
+        }
+        // 100 backends, 6,000 probes: one wake-up per 10 ms tick at most.
+        assert!(wakeups <= 6000 + 100, "{wakeups} wake-ups");
+    }
+
+    #[test]
+    fn nothing_scheduled_means_no_wakeup() {
+        let t0 = Instant::now();
+        let mut s: Schedule<()> = Schedule::new(t0, 1);
+        assert_eq!(s.next_start(), None);
+        s.insert(7, (), SEC, Duration::ZERO, t0);
+        s.remove(7);
+        // Its stale heap entry is dropped, not woken for.
+        assert_eq!(s.next_start(), None);
+        assert_eq!(s.pop_due(t0 + SEC), None);
+    }
+
+    #[test]
+    fn a_probe_slower_than_its_interval_skips_turns_instead_of_piling_up() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, 3);
+        // interval 1 s, the probe takes 2.5 s (timeout above interval):
+        // the next starts when the previous ends, never two at once.
+        s.insert(1, (), SEC, Duration::ZERO, t0);
+        let (starts, _) = drive(&mut s, t0, Duration::from_secs(30), 2500 * MS);
+        let v = &starts[&1];
+        for w in v.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(gap >= 2500 * MS && gap <= 2500 * MS + TICK, "gap {gap:?}");
+        }
+        assert_eq!(v.len(), 13);
+    }
+
+    #[test]
+    fn a_new_interval_applies_from_the_last_start() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, 9);
+        s.insert(1, (), Duration::from_secs(10), Duration::ZERO, t0);
+        assert_eq!(s.pop_due(t0).map(|x| x.0), Some(1));
+        s.finished(1, t0, t0 + 5 * MS);
+        // Goes degraded: fast interval 1 s, measured from the last start.
+        s.set_interval(1, SEC, t0 + 200 * MS);
+        let next = s.next_start().unwrap();
+        assert!(next >= t0 + 900 * MS && next <= t0 + 1100 * MS, "{:?}", next - t0);
+        // A change to a period already over starts at once.
+        s.set_interval(1, 100 * MS, t0 + 500 * MS);
+        assert_eq!(s.next_start(), Some(t0 + 500 * MS));
+        // Setting the same interval changes nothing.
+        s.set_interval(1, 100 * MS, t0 + 600 * MS);
+        assert_eq!(s.next_start(), Some(t0 + 500 * MS));
+    }
+
+    #[test]
+    fn replacing_returns_the_old_data_and_drops_its_timer() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, 5);
+        assert!(s.insert(1, "a", SEC, Duration::ZERO, t0).is_none());
+        assert_eq!(s.insert(1, "b", SEC, 5 * SEC, t0), Some("a"));
+        assert_eq!(s.pop_due(t0), None, "the old start is superseded");
+        assert_eq!(s.next_start(), Some(t0 + 5 * SEC));
+        assert_eq!(s.get(1), Some(&"b"));
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn absurd_intervals_do_not_overflow() {
+        let t0 = Instant::now();
+        let mut s = Schedule::new(t0, 5);
+        let huge = Duration::from_secs(u64::MAX / 2);
+        s.insert(1, (), huge, huge, t0);
+        assert_eq!(s.pop_due(t0 + SEC), None);
+        s.insert(2, (), huge, Duration::ZERO, t0);
+        assert_eq!(s.pop_due(t0).map(|x| x.0), Some(2));
+        s.finished(2, t0, t0 + MS);
+        // Both far in the future, neither in the past.
+        assert!(s.next_start().unwrap() > t0 + Duration::from_secs(1_000_000));
+    }
+
+    #[test]
+    fn ticks_round_up_to_the_grid() {
+        let t0 = Instant::now();
+        let s: Schedule<()> = Schedule::new(t0, 1);
+        assert_eq!(s.on_tick(t0), t0);
+        assert_eq!(s.on_tick(t0 + MS), t0 + TICK);
+        assert_eq!(s.on_tick(t0 + TICK), t0 + TICK);
+        assert_eq!(s.on_tick(t0 + TICK + MS), t0 + 2 * TICK);
+    }
+}
