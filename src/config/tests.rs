@@ -548,7 +548,7 @@ fn stats_interval_has_a_floor() {
         &text,
         "maglev.vpp.stats-interval",
         "stats-interval",
-        "at least 1s",
+        "10ms is outside 1s..",
     );
     let c = parse(BASE, Path::new("t.yaml")).unwrap();
     assert_eq!(c.vpp.stats_interval, Duration::from_secs(5));
@@ -564,7 +564,7 @@ fn sync_interval_and_startup_delays() {
         &text,
         "maglev.vpp.lb.sync-interval",
         "sync-interval",
-        "at least 1s",
+        "100ms is outside 1s..",
     );
     let text = with(
         "      ipv6-src-address: 2001:db8::254\n",
@@ -663,7 +663,7 @@ fn periods_have_a_floor() {
         &text,
         "maglev.healthchecks.ping.fast-interval",
         "fast-interval",
-        "too short",
+        "is outside 10ms..",
     );
     let text = with(
         "      type: icmp",
@@ -673,7 +673,7 @@ fn periods_have_a_floor() {
         &text,
         "maglev.healthchecks.ping.down-interval",
         "down-interval",
-        "too short",
+        "is outside 10ms..",
     );
 }
 
@@ -941,4 +941,57 @@ fn unreadable_file() {
     let err = load(Path::new("/nonexistent/maglev.yaml")).unwrap_err();
     assert_eq!(err.exit_code(), 1);
     assert!(err.to_string().contains("cannot read"));
+}
+
+#[test]
+fn deep_nesting_is_refused_before_parsing() {
+    for text in [
+        format!("maglev: {}{}", "[".repeat(40_000), "]".repeat(40_000)),
+        format!("maglev:\n{}", {
+            let mut s = String::new();
+            for i in 0..100 {
+                s.push_str(&" ".repeat(i + 1));
+                s.push_str(&format!("k{i}:\n"));
+            }
+            s
+        }),
+        format!("maglev:\n  x:\n{}y\n", "  - ".repeat(100)),
+    ] {
+        let err = parse(&text, Path::new("deep.yaml")).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(
+            err.to_string().contains("nesting deeper than 64 levels"),
+            "{err}"
+        );
+    }
+    // Brackets inside quotes and comments are text, not nesting.
+    let text = BASE.replace(
+        "transition-history: 5",
+        &format!("transition-history: 5 # {}", "[".repeat(200)),
+    );
+    parse(&text, Path::new("t.yaml")).unwrap();
+}
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read() {
+    let dir = std::env::temp_dir().join(format!("maglev-cfg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.yaml");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for p in [fifo.as_path(), Path::new("/dev/zero"), dir.as_path()] {
+        let err = load(p).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
+    let big = dir.join("big.yaml");
+    let mut text = BASE.to_string();
+    text.push_str(&format!("# {}\n", "x".repeat(MAX_FILE_BYTES as usize)));
+    std::fs::write(&big, text).unwrap();
+    let err = load(&big).unwrap_err();
+    assert!(err.to_string().contains("more than the limit"), "{err}");
+    let ok = dir.join("ok.yaml");
+    std::fs::write(&ok, BASE).unwrap();
+    load(&ok).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
 }

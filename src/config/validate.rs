@@ -53,6 +53,13 @@ pub mod defaults {
     pub const WEIGHT: u64 = 100;
     /// Shortest interval or timeout accepted: faster probing is a storm.
     pub const MIN_PERIOD: Duration = Duration::from_millis(10);
+    /// Longest probe interval or timeout accepted: slower is not health
+    /// checking any more (and far larger values would overflow timers).
+    pub const MAX_PERIOD: Duration = Duration::from_secs(3600);
+    /// Longest `stats-interval` and startup delay accepted.
+    pub const MAX_HOUR: Duration = Duration::from_secs(3600);
+    /// Longest `sync-interval` accepted.
+    pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 }
 
 /// Highest rise/fall accepted; beyond this a backend would never change state.
@@ -119,17 +126,25 @@ impl Checker<'_> {
 
     fn period(&mut self, path: String, value: Option<ConfDuration>, default: Duration) -> Duration {
         let d = value.map_or(default, |v| v.0);
-        if d < defaults::MIN_PERIOD {
+        self.within(path, d, defaults::MIN_PERIOD, defaults::MAX_PERIOD)
+    }
+
+    /// Checks that `d` is within `min..=max`; returns it clamped there, so
+    /// nothing downstream ever computes with an absurd time even while
+    /// the problem list is being collected.
+    fn within(&mut self, path: String, d: Duration, min: Duration, max: Duration) -> Duration {
+        if d < min || d > max {
             self.problem(
                 path,
                 format!(
-                    "{} is too short (at least {})",
+                    "{} is outside {}..{}",
                     format_duration(d),
-                    format_duration(defaults::MIN_PERIOD)
+                    format_duration(min),
+                    format_duration(max)
                 ),
             );
         }
-        d
+        d.clamp(min, max)
     }
 }
 
@@ -653,16 +668,12 @@ fn vpp(
         };
     let api_socket = socket(c, "api-socket", &raw.api_socket, defaults::API_SOCKET);
     let stats_socket = socket(c, "stats-socket", &raw.stats_socket, defaults::STATS_SOCKET);
-    let stats_interval = raw.stats_interval.map_or(defaults::STATS_INTERVAL, |d| d.0);
-    if stats_interval < Duration::from_secs(1) {
-        c.problem(
-            "maglev.vpp.stats-interval".to_string(),
-            format!(
-                "{} is too short (at least 1s)",
-                format_duration(stats_interval)
-            ),
-        );
-    }
+    let stats_interval = c.within(
+        format!("{P}.stats-interval"),
+        raw.stats_interval.map_or(defaults::STATS_INTERVAL, |d| d.0),
+        Duration::from_secs(1),
+        defaults::MAX_HOUR,
+    );
 
     let l = &raw.lb;
     let lp = format!("{P}.lb");
@@ -738,22 +749,26 @@ fn vpp(
             ),
         );
     }
-    let sync_interval = l.sync_interval.map_or(defaults::SYNC_INTERVAL, |d| d.0);
-    if sync_interval < Duration::from_secs(1) {
-        c.problem(
-            format!("{lp}.sync-interval"),
-            format!(
-                "{} is too short (at least 1s)",
-                format_duration(sync_interval)
-            ),
-        );
-    }
-    let min = l
-        .startup_min_delay
-        .map_or(defaults::STARTUP_MIN_DELAY, |d| d.0);
-    let max = l
-        .startup_max_delay
-        .map_or(defaults::STARTUP_MAX_DELAY, |d| d.0);
+    let sync_interval = c.within(
+        format!("{lp}.sync-interval"),
+        l.sync_interval.map_or(defaults::SYNC_INTERVAL, |d| d.0),
+        Duration::from_secs(1),
+        defaults::MAX_SYNC_INTERVAL,
+    );
+    let min = c.within(
+        format!("{lp}.startup-min-delay"),
+        l.startup_min_delay
+            .map_or(defaults::STARTUP_MIN_DELAY, |d| d.0),
+        Duration::ZERO,
+        defaults::MAX_HOUR,
+    );
+    let max = c.within(
+        format!("{lp}.startup-max-delay"),
+        l.startup_max_delay
+            .map_or(defaults::STARTUP_MAX_DELAY, |d| d.0),
+        Duration::ZERO,
+        defaults::MAX_HOUR,
+    );
     if min > max {
         c.problem(
             format!("{lp}.startup-min-delay"),

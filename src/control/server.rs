@@ -65,21 +65,48 @@ pub struct ControlServer {
     join: Option<JoinHandle<()>>,
 }
 
-/// Creates the socket: a stale file from a crash is replaced, a live one
-/// (another maglevd) is refused.
+/// Creates the socket. Only a socket is ever replaced, and only one that
+/// nobody listens on (a crash's leftover); a live one (another maglevd)
+/// is refused, and any other file there (a regular file, a directory, a
+/// link) is an error naming it, never deleted.
 fn bind(path: &Path) -> Result<UnixListener, String> {
-    if path.exists() {
-        match UnixStream::connect(path) {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
+        Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
             Ok(_) => {
                 return Err(format!(
                     "{} is in use: another maglevd is running",
                     path.display()
                 ));
             }
-            Err(_) => {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 info!("control-socket-stale path={} replacing", path.display());
-                let _ = std::fs::remove_file(path);
+                std::fs::remove_file(path)
+                    .map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
             }
+            Err(e) => {
+                return Err(format!(
+                    "{} exists and cannot be checked ({e}); not replacing it",
+                    path.display()
+                ));
+            }
+        },
+        Ok(m) => {
+            let kind = if m.is_dir() {
+                "a directory"
+            } else if m.file_type().is_symlink() {
+                "a symbolic link"
+            } else if m.is_file() {
+                "a regular file"
+            } else {
+                "not a socket"
+            };
+            return Err(format!(
+                "{} is {kind}, not a socket; remove it or choose another --control-socket",
+                path.display()
+            ));
         }
     }
     if let Some(dir) = path.parent() {
@@ -230,6 +257,14 @@ fn read_line(r: &mut BufReader<UnixStream>) -> Line {
     }
 }
 
+/// Who is at the other end: `uid=U pid=P` for the audit log.
+fn peer(s: &UnixStream) -> String {
+    match nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials) {
+        Ok(c) => format!("uid={} pid={}", c.uid(), c.pid()),
+        Err(_) => "uid=? pid=?".into(),
+    }
+}
+
 /// Whether the peer may run mutating commands; `Err` names who it is.
 fn authorised(s: &UnixStream, ctx: &Context) -> Result<(), String> {
     let cred = nix::sys::socket::getsockopt(s, nix::sys::socket::sockopt::PeerCredentials)
@@ -295,14 +330,21 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
             Err(e) => err(e.0),
             Ok(cmd) if cmd.mutates() => match authorised(&out, ctx) {
                 Ok(()) => {
-                    info!("control-command command={:?}", line.trim());
+                    info!("control-command command={:?} {}", line.trim(), peer(&out));
                     handlers::run(&cmd, ctx)
                 }
-                Err(who) => err(format!(
-                    "permission denied: `{}` changes state and needs root or group {} ({who})",
-                    line.trim(),
-                    ctx.admin_group.as_ref().map_or("-", |g| g.0.as_str())
-                )),
+                Err(who) => {
+                    warn!(
+                        "control-command-refused command={:?} {} reason={who:?}",
+                        line.trim(),
+                        peer(&out)
+                    );
+                    err(format!(
+                        "permission denied: `{}` changes state and needs root or group {} ({who})",
+                        line.trim(),
+                        ctx.admin_group.as_ref().map_or("-", |g| g.0.as_str())
+                    ))
+                }
             },
             Ok(Command::Watch(spec)) => {
                 watch(&mut out, rd.get_ref(), ctx, &spec, stop);

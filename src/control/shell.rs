@@ -154,11 +154,9 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
             return EXIT_CONNECT;
         }
     };
+    // A write can fail because maglevd refused us and closed (too many
+    // clients): its reply, already sent, is still worth reading.
     let sent = stream.try_clone().and_then(|mut w| writeln!(w, "{line}"));
-    if sent.is_err() {
-        eprintln!("{prefix}{}", st.error("maglevd closed the connection"));
-        return EXIT_CONNECT;
-    }
     let words = grammar::keywords(line);
     let mut rd = BufReader::new(stream);
     let mut first = true;
@@ -166,7 +164,18 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
     loop {
         buf.clear();
         match rd.read_line(&mut buf) {
-            Ok(0) | Err(_) => return if first { EXIT_CONNECT } else { 0 },
+            Ok(0) | Err(_) => {
+                if first {
+                    let why = if sent.is_err() {
+                        "maglevd closed the connection before reading the request"
+                    } else {
+                        "maglevd closed the connection without answering"
+                    };
+                    eprintln!("{prefix}{}", st.error(why));
+                    return EXIT_CONNECT;
+                }
+                return 0;
+            }
             Ok(_) => {}
         }
         let raw = buf.trim_end();

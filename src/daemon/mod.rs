@@ -81,9 +81,14 @@ impl ConfigOwner {
         self.current.clone()
     }
 
-    /// Re-reads the file; on success publishes it, on failure keeps the old.
-    pub fn reload(&mut self) -> Result<Arc<Config>, ConfigError> {
-        let new = match config::load(&self.path) {
+    /// Takes the outcome of loading the file (done elsewhere, see
+    /// [`Loader`]): publishes a valid configuration, logs and keeps the
+    /// running one otherwise.
+    pub fn accept(
+        &mut self,
+        loaded: Result<Config, ConfigError>,
+    ) -> Result<Arc<Config>, ConfigError> {
+        let new = match loaded {
             Ok(c) => Arc::new(c),
             Err(e) => {
                 for line in e.lines() {
@@ -132,6 +137,46 @@ fn start_sim() -> std::io::Result<Sim> {
     let sim = Sim::start(opts)?;
     info!("vpp-sim-started api-socket={}", sim.api_socket().display());
     Ok(sim)
+}
+
+/// What a configuration load was asked for.
+enum LoadFor {
+    /// SIGHUP: reload.
+    Sighup,
+    /// `config check`: validate only.
+    Check(crossbeam_channel::Sender<Result<String, Vec<String>>>),
+    /// `config reload`.
+    Reload(crossbeam_channel::Sender<Result<String, Vec<String>>>),
+}
+
+/// Reads and validates the configuration file off the main thread, so a
+/// large or hostile file never delays signals, `config check` answers or
+/// a stop. Loads run one at a time, in request order.
+struct Loader {
+    tx: crossbeam_channel::Sender<LoadFor>,
+    done: crossbeam_channel::Receiver<(LoadFor, Result<Config, ConfigError>)>,
+}
+
+impl Loader {
+    fn start(path: PathBuf) -> std::io::Result<Loader> {
+        let (tx, rx) = crossbeam_channel::unbounded::<LoadFor>();
+        let (done_tx, done) = crossbeam_channel::unbounded();
+        std::thread::Builder::new()
+            .name("config-loader".into())
+            .spawn(move || {
+                for why in rx {
+                    let r = config::load(&path);
+                    if done_tx.send((why, r)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Loader { tx, done })
+    }
+
+    fn request(&self, why: LoadFor) {
+        let _ = self.tx.send(why);
+    }
 }
 
 /// The longest a stop may take before the process exits regardless.
@@ -321,6 +366,13 @@ pub fn run(opts: Options) -> i32 {
         scraper.configure(stats_of(&new), new.vpp.stats_interval);
         checker_client.reload(new);
     };
+    let loader = match Loader::start(opts.config.clone()) {
+        Ok(l) => l,
+        Err(e) => {
+            error!("startup-failed step=config-loader error={e}");
+            return 1;
+        }
+    };
 
     let stop = loop {
         let tick = watchdog_tick.map_or(crossbeam_channel::never(), crossbeam_channel::after);
@@ -329,37 +381,44 @@ pub fn run(opts: Options) -> i32 {
                 Ok(signals::Signal::Reload) => {
                     info!("config-reload-requested source=SIGHUP");
                     notify.reloading();
-                    if let Ok(new) = owner.reload() {
-                        apply(new);
-                    }
-                    notify.ready(&format!("running: {}", summary(&owner.published().load())));
+                    loader.request(LoadFor::Sighup);
                 }
                 Ok(signals::Signal::Stop(name)) => break name,
                 Err(_) => break "signal-thread-exit",
             },
             recv(cfg_rx) -> r => match r {
-                Ok(ConfigRequest::Check(reply)) => {
-                    let r = match config::load(&opts.config) {
-                        Ok(c) => Ok(format!("{}: configuration OK ({})", opts.config.display(), summary(&c))),
-                        Err(e) => Err(e.lines()),
-                    };
-                    let _ = reply.send(r);
-                }
+                Ok(ConfigRequest::Check(reply)) => loader.request(LoadFor::Check(reply)),
                 Ok(ConfigRequest::Reload(reply)) => {
                     info!("config-reload-requested source=control-socket");
                     notify.reloading();
-                    let r = match owner.reload() {
-                        Ok(new) => {
-                            let s = summary(&new);
-                            apply(new);
-                            Ok(format!("configuration reloaded ({s})"))
-                        }
-                        Err(e) => Err(e.lines()),
-                    };
-                    notify.ready(&format!("running: {}", summary(&owner.published().load())));
-                    let _ = reply.send(r);
+                    loader.request(LoadFor::Reload(reply));
                 }
                 Err(_) => {}
+            },
+            recv(loader.done) -> d => if let Ok((why, loaded)) = d {
+                match why {
+                    LoadFor::Check(reply) => {
+                        let r = match loaded {
+                            Ok(c) => Ok(format!("{}: configuration OK ({})", opts.config.display(), summary(&c))),
+                            Err(e) => Err(e.lines()),
+                        };
+                        let _ = reply.send(r);
+                    }
+                    LoadFor::Sighup | LoadFor::Reload(_) => {
+                        let r = match owner.accept(loaded) {
+                            Ok(new) => {
+                                let s = summary(&new);
+                                apply(new);
+                                Ok(format!("configuration reloaded ({s})"))
+                            }
+                            Err(e) => Err(e.lines()),
+                        };
+                        notify.ready(&format!("running: {}", summary(&owner.published().load())));
+                        if let LoadFor::Reload(reply) = why {
+                            let _ = reply.send(r);
+                        }
+                    }
+                }
             },
             recv(tick) -> _ => {
                 // The probers may have been restarted by a reload: ask

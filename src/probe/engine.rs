@@ -7,8 +7,8 @@
 //! engine what to probe and at which period; the engine reports every
 //! outcome back and never waits on the checker.
 
-use std::collections::VecDeque;
 use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -320,7 +320,6 @@ struct Inflight {
     active: Active,
 }
 
-
 #[derive(Clone, Copy)]
 enum Source {
     Wake,
@@ -417,7 +416,6 @@ impl Prober {
             self.netns_error = Some(msg);
         }
     }
-
 
     fn run(&mut self) {
         loop {
@@ -532,7 +530,6 @@ impl Prober {
         self.deadlines.retain(|(_, q)| !q.is_empty());
         best
     }
-
 
     fn flush_reports(&mut self) {
         if !self.outbox.is_empty() {

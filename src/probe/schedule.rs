@@ -329,7 +329,11 @@ mod tests {
         // Goes degraded: fast interval 1 s, measured from the last start.
         s.set_interval(1, SEC, t0 + 200 * MS);
         let next = s.next_start().unwrap();
-        assert!(next >= t0 + 900 * MS && next <= t0 + 1100 * MS, "{:?}", next - t0);
+        assert!(
+            next >= t0 + 900 * MS && next <= t0 + 1100 * MS,
+            "{:?}",
+            next - t0
+        );
         // A change to a period already over starts at once.
         s.set_interval(1, 100 * MS, t0 + 500 * MS);
         assert_eq!(s.next_start(), Some(t0 + 500 * MS));
