@@ -14,6 +14,8 @@ pub mod control;
 pub mod daemon;
 pub mod health;
 pub mod heartbeat;
+pub mod httpd;
+pub mod limits;
 pub mod logging;
 pub mod metrics;
 pub mod probe;

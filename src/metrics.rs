@@ -1,5 +1,6 @@
 //! Prometheus exposition on `/metrics` (text format 0.0.4) over
-//! `tiny_http`, from the snapshots the other threads publish.
+//! a small bounded responder ([`crate::httpd`]), from the snapshots the
+//! other threads publish.
 //!
 //! Metric and label names follow the original maglevd so existing
 //! dashboards keep working. Rendering reads immutable snapshots only: a
@@ -8,14 +9,14 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::SystemTime;
 
-use log::{info, warn};
+use log::info;
 
 use crate::checker::{DURATION_BUCKETS, Snapshot};
 use crate::health::state::State;
 use crate::health::weights::FrontendState;
+use crate::httpd::{HttpServer, Limits, Request, Response};
 use crate::snapshot::Published;
 use crate::vpp::client::ApiCounters;
 use crate::vpp::reconciler::{SyncStats, VppStatus};
@@ -458,90 +459,62 @@ pub fn render(src: &Sources, out: &mut String) {
     o.sample("maglev_vpp_stats_scrape_seconds", &[], c.took.as_secs_f64());
 }
 
-/// The `/metrics` HTTP server thread.
+/// The `/metrics` HTTP server thread (see [`crate::httpd`] for its bounds).
 pub struct MetricsServer {
-    server: Arc<tiny_http::Server>,
-    join: Option<JoinHandle<()>>,
+    server: HttpServer,
 }
 
 impl MetricsServer {
     /// Binds `addr` and serves until [`MetricsServer::shutdown`].
     pub fn start(addr: SocketAddr, src: Sources) -> Result<MetricsServer, String> {
-        let server = Arc::new(
-            tiny_http::Server::http(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?,
-        );
-        let s2 = Arc::clone(&server);
-        let join = std::thread::Builder::new()
-            .name("metrics".into())
-            .spawn(move || serve(&s2, &src))
-            .map_err(|e| e.to_string())?;
+        // Size the next body like the last one: no regrowth, no copy.
+        let mut last_len = 64 * 1024;
+        let handler = move |req: &Request| -> Response {
+            let get = req.method == "GET" || req.method == "HEAD";
+            match (get, req.path.as_str()) {
+                (true, "/metrics") => {
+                    let mut buf = String::with_capacity(last_len);
+                    render(&src, &mut buf);
+                    last_len = buf.len() + buf.len() / 8;
+                    Response {
+                        status: 200,
+                        content_type: "text/plain; version=0.0.4; charset=utf-8",
+                        headers: Vec::new(),
+                        body: buf.into_bytes(),
+                    }
+                }
+                (true, "/") => Response {
+                    status: 200,
+                    content_type: "text/html; charset=utf-8",
+                    headers: Vec::new(),
+                    body: INDEX.as_bytes().to_vec(),
+                },
+                (true, _) => Response::text(404, "404 not found\n"),
+                (false, _) => {
+                    let mut r = Response::text(405, "405 method not allowed\n");
+                    r.headers.push("Allow: GET, HEAD".into());
+                    r
+                }
+            }
+        };
+        // A share of the descriptors that probes and VPP never lose.
+        let limits = Limits {
+            max_conns: crate::limits::metrics_conns(crate::limits::nofile()),
+            ..Limits::default()
+        };
+        let server = HttpServer::start(addr, "metrics", limits, Box::new(handler))?;
         info!("metrics-listening addr={addr}");
-        Ok(MetricsServer {
-            server,
-            join: Some(join),
-        })
+        Ok(MetricsServer { server })
     }
 
     /// Stops serving.
-    pub fn shutdown(mut self) {
-        self.halt();
-    }
-
-    fn halt(&mut self) {
-        self.server.unblock();
-        if let Some(j) = self.join.take() {
-            let _ = j.join();
-        }
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.halt();
+    pub fn shutdown(self) {
+        self.server.shutdown();
     }
 }
 
 const INDEX: &str = "<html><head><title>maglevd</title></head><body><h1>maglevd</h1>\
 <p><a href=\"/metrics\">Metrics</a></p></body></html>\n";
-
-fn header(k: &str, v: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
-}
-
-fn serve(server: &tiny_http::Server, src: &Sources) {
-    // Size the next body like the last one: no regrowth, no copy.
-    let mut last_len = 64 * 1024;
-    for req in server.incoming_requests() {
-        let get = matches!(
-            req.method(),
-            tiny_http::Method::Get | tiny_http::Method::Head
-        );
-        let path = req.url().split('?').next().unwrap_or("").to_string();
-        let resp = match (get, path.as_str()) {
-            (true, "/metrics") => {
-                let mut buf = String::with_capacity(last_len);
-                render(src, &mut buf);
-                last_len = buf.len() + buf.len() / 8;
-                // tiny_http sends headers only for HEAD.
-                tiny_http::Response::from_data(buf.into_bytes()).with_header(header(
-                    "Content-Type",
-                    "text/plain; version=0.0.4; charset=utf-8",
-                ))
-            }
-            (true, "/") => tiny_http::Response::from_data(INDEX.as_bytes().to_vec())
-                .with_header(header("Content-Type", "text/html; charset=utf-8")),
-            (true, _) => tiny_http::Response::from_data(b"404 not found\n".to_vec())
-                .with_status_code(404)
-                .with_header(header("Content-Type", "text/plain")),
-            (false, _) => tiny_http::Response::from_data(b"405 method not allowed\n".to_vec())
-                .with_status_code(405)
-                .with_header(header("Allow", "GET, HEAD")),
-        };
-        if let Err(e) = req.respond(resp) {
-            warn!("metrics-respond-failed error={e}");
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -56,6 +56,12 @@ impl StopFd {
         }
     }
 
+    /// The descriptor that turns readable at stop, for a caller that
+    /// builds its own poll set.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.read)
+    }
+
     /// Whether [`StopFd::trigger`] was called.
     pub fn is_set(&self) -> bool {
         self.set.load(Ordering::SeqCst)

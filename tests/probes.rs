@@ -546,15 +546,40 @@ fn namespaces_icmp_link_down_and_black_hole() {
 }
 
 #[test]
-fn missing_netns_fails_every_probe_with_the_reason() {
+fn missing_netns_is_a_local_error_with_the_reason_not_a_verdict() {
     let yaml = config(
         "      type: tcp\n      port: 80\n      interval: 200ms\n      timeout: 100ms\n",
         &[("a", "127.0.0.1")],
         "  healthchecker:\n    netns: mgl-does-not-exist\n",
     );
-    let mut h = Harness::start(&yaml);
-    h.expect(
-        "a",
-        &[(Unknown, Down, "L4CON", "enter netns \"mgl-does-not-exist\"")],
+    let h = Harness::start(&yaml);
+    // Probes run and fail locally; the backend is not blamed.
+    let t = Instant::now();
+    let last = loop {
+        let snap = h.checker.snapshot();
+        let b = &snap.backends["a"];
+        if b.counters
+            .by_code
+            .get(&vpp_maglev::probe::Code::Local)
+            .copied()
+            .unwrap_or(0)
+            >= 3
+        {
+            break b.clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no local errors counted"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(last.state, Unknown);
+    let lp = last.last.expect("last probe");
+    assert!(
+        lp.outcome
+            .detail
+            .contains("enter netns \"mgl-does-not-exist\""),
+        "{lp:?}"
     );
+    assert!(h.events.try_recv().is_err(), "no transition");
 }

@@ -409,6 +409,8 @@ struct Entry {
     /// The health history as readers get it; rebuilt on each transition.
     history: Arc<[Transition]>,
     counters: ProbeCounters,
+    /// The last probe could not be attempted (logged once per streak).
+    local_error: bool,
 }
 
 struct Core {
@@ -556,6 +558,20 @@ impl Core {
             r.outcome.duration.as_secs_f64() * 1000.0
         );
         e.counters.record(r.outcome.code, r.outcome.duration);
+        let local = r.outcome.code == Code::Local;
+        if local != e.local_error {
+            e.local_error = local;
+            if local {
+                warn!(
+                    "probe-local-error backend={} detail={} state-kept={}",
+                    e.name,
+                    quote(&r.outcome.detail),
+                    e.health.state()
+                );
+            } else {
+                info!("probe-local-error-cleared backend={}", e.name);
+            }
+        }
         let t = e.health.record(&r.outcome, r.at);
         let cadence = e.health.cadence();
         let retime = (cadence != e.cadence && cadence != Cadence::Stopped).then(|| {
@@ -853,6 +869,7 @@ impl Core {
                             cadence: Cadence::Stopped,
                             history: Arc::from(Vec::new()),
                             counters: ProbeCounters::default(),
+                            local_error: false,
                         },
                     );
                     if !initial {

@@ -28,8 +28,12 @@ use crate::wake::{Ready, StopFd};
 
 /// Longest request line accepted.
 pub const MAX_LINE: usize = 4096;
-/// Most clients served at once; more get an error and are closed.
+/// Most clients served at once (fewer under a low descriptor limit, see
+/// [`crate::limits::control_clients`]); more get an error and are closed.
 pub const MAX_CLIENTS: usize = 512;
+/// A connection with no complete request for this long is closed (a
+/// `watch` is not idle: it waits for events, not requests).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client that does not take its output within this is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -128,6 +132,8 @@ impl ControlServer {
         let stop = Arc::new(StopFd::new().map_err(|e| format!("stop pipe: {e}"))?);
         let s2 = Arc::clone(&stop);
         let active = Arc::new(AtomicUsize::new(0));
+        // A share of the descriptors: clients can never starve probes.
+        let max_clients = crate::limits::control_clients(crate::limits::nofile()).min(MAX_CLIENTS);
         let join = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
@@ -144,7 +150,7 @@ impl ControlServer {
                             continue;
                         }
                     };
-                    if active.load(Ordering::SeqCst) >= MAX_CLIENTS {
+                    if active.load(Ordering::SeqCst) >= max_clients {
                         let mut s = stream;
                         let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
                         let _ = reply(&mut s, &err("too many clients; try again"));
@@ -297,6 +303,8 @@ fn authorised(s: &UnixStream, ctx: &Context) -> Result<(), String> {
 
 fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    // A client that holds its slot without asking anything is let go.
+    let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
     let Ok(mut out) = stream.try_clone() else {
         return;
     };

@@ -228,6 +228,10 @@ pub fn run(opts: Options) -> i32 {
         summary(&cfg)
     );
 
+    // Every descriptor the hard limit allows, before anything opens one;
+    // crate::limits shares them out.
+    let nofile = crate::limits::raise_nofile();
+    info!("fd-limit nofile={nofile}");
     // One daemon per VPP, decided before any side effect: a second one
     // must not send VPP a single message (nor bind sockets, nor probe).
     let _instance = match (&cfg.vpp.api_socket, opts.vpp_sim) {

@@ -189,7 +189,9 @@ impl Health {
     }
 
     /// Applies one probe outcome; returns the transition it caused, if any.
-    /// Results in paused, disabled and removed states are ignored.
+    /// Results in paused, disabled and removed states are ignored. A probe
+    /// that could not be attempted ([`Code::Local`]) is shown as the last
+    /// probe but moves nothing: local trouble is not the backend's.
     pub fn record(&mut self, outcome: &Outcome, at: SystemTime) -> Option<Transition> {
         if !self.state.is_probed() {
             return None;
@@ -198,6 +200,9 @@ impl Health {
             at,
             outcome: outcome.clone(),
         });
+        if outcome.code == Code::Local {
+            return None;
+        }
         let max = self.max();
         let pass = outcome.code.passed();
         if pass {
@@ -605,5 +610,30 @@ mod tests {
         assert_eq!(jittered(i, 0.5), Duration::from_millis(1000));
         assert!(jittered(i, 0.999_999) <= Duration::from_millis(1100));
         assert_eq!(jittered(i, 7.0), Duration::from_millis(1100), "clamped");
+    }
+
+    #[test]
+    fn a_probe_that_could_not_be_attempted_moves_nothing() {
+        let mut h = Health::new(2, 3, 5, true);
+        for _ in 0..5 {
+            h.record(&pass(), t0());
+        }
+        assert_eq!(h.state(), State::Up);
+        assert_eq!(h.cadence(), Cadence::Normal);
+        let local = Outcome::new(
+            Code::Local,
+            "cannot create socket: too many open files",
+            Duration::ZERO,
+        );
+        for _ in 0..10 {
+            assert!(h.record(&local, t0()).is_none());
+        }
+        assert_eq!(h.state(), State::Up);
+        assert_eq!(h.cadence(), Cadence::Normal);
+        assert_eq!(h.last().map(|l| l.outcome.code), Some(Code::Local));
+        // From unknown too: no verdict either way.
+        let mut h = Health::new(2, 3, 5, true);
+        assert!(h.record(&local, t0()).is_none());
+        assert_eq!(h.state(), State::Unknown);
     }
 }

@@ -19,7 +19,7 @@ use nix::sys::socket::{
 };
 
 use super::http::{ResponseJudge, request};
-use super::{Code, Outcome, ProbeSpec, errno_detail, timeout_detail};
+use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
 use crate::config::Probe;
 
 /// Which readiness a probe waits for.
@@ -179,7 +179,7 @@ impl ConnProbe {
         )
         .map_err(|e| {
             fail(
-                Code::L4Con,
+                Code::Local,
                 format!("cannot create socket: {}", errno_detail(e)).into(),
             )
         })?;
@@ -188,7 +188,7 @@ impl ConnProbe {
             let sa = SockaddrStorage::from(SocketAddr::new(src, 0));
             bind(fd.as_raw_fd(), &sa).map_err(|e| {
                 fail(
-                    Code::L4Con,
+                    Code::Local,
                     format!("cannot bind source {src}: {}", errno_detail(e)).into(),
                 )
             })?;
@@ -197,6 +197,7 @@ impl ConnProbe {
         let connected = match connect(fd.as_raw_fd(), &sa) {
             Ok(()) => true,
             Err(Errno::EINPROGRESS) => false,
+            Err(e) if local_errno(e) => return Err(fail(Code::Local, errno_detail(e))),
             Err(e) => return Err(fail(Code::L4Con, errno_detail(e))),
         };
         let probe = ConnProbe {

@@ -17,14 +17,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
 use super::conn::{ConnProbe, Interest, Shared, Started, Step};
 use super::icmp::{IcmpSocket, Reply};
 use super::schedule::Schedule;
-use super::{Code, Outcome, ProbeSpec, errno_detail, timeout_detail};
+use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
 use crate::config::Probe;
 use crate::heartbeat::Beat;
 
@@ -200,7 +200,10 @@ impl Engine {
         reports: Sender<ReportBatch>,
         stats: Arc<Stats>,
     ) -> std::io::Result<Engine> {
-        raise_fd_limit();
+        // Many backends mean many sockets at once: the whole hard limit,
+        // shared out so probes never take the descriptors the rest needs.
+        let budget = crate::limits::probe_budget(crate::limits::raise_nofile());
+        let per_thread = (budget / threads.max(1) as u64).max(1) as usize;
         let mut workers = Vec::new();
         for index in 0..threads.max(1) {
             let (tx, rx) = unbounded();
@@ -208,6 +211,7 @@ impl Engine {
             let beat = Beat::new();
             let mut prober = Prober::new(index, rx, read, reports.clone(), Arc::clone(&stats));
             prober.beat = beat.clone();
+            prober.max_inflight = per_thread;
             let ns = netns.clone();
             let join = std::thread::Builder::new()
                 .name(format!("prober-{index}"))
@@ -287,17 +291,6 @@ impl Drop for Engine {
     }
 }
 
-/// Many backends mean many sockets at once: lift the soft fd limit to the
-/// hard one (systemd's default soft limit is 1024).
-fn raise_fd_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
-    }
-}
-
 /// What the prober keeps per backend beside its schedule.
 struct Job {
     generation: u64,
@@ -345,6 +338,11 @@ struct Prober {
     beat: Beat,
     /// Who is probed when (the timing policy, tested on its own).
     schedule: Schedule<Job>,
+    /// Probes (descriptors) this thread may have in flight: its share of
+    /// the process's budget (see [`crate::limits`]).
+    max_inflight: usize,
+    /// Whether the budget is reached now (logged once per episode).
+    at_budget: bool,
     /// Probe deadlines, one FIFO per distinct timeout: probes start in
     /// time order, so each FIFO is sorted and finished probes' entries are
     /// dropped in O(1) when they reach the front. This keeps the heap to
@@ -385,6 +383,8 @@ impl Prober {
             stats,
             beat: Beat::new(),
             schedule: Schedule::new(Instant::now(), seed),
+            max_inflight: usize::MAX,
+            at_budget: false,
             deadlines: Vec::new(),
             tiebreak: 0,
             slots: Vec::new(),
@@ -429,13 +429,36 @@ impl Prober {
             }
             let now = Instant::now();
             self.expire_deadlines(now);
-            while let Some((id, at)) = self.schedule.pop_due(now) {
+            // Due probes start while the descriptor budget allows; the
+            // rest wait (late, not failed) for a probe to end.
+            while self.inflight() < self.max_inflight {
+                let Some((id, at)) = self.schedule.pop_due(now) else {
+                    break;
+                };
                 self.stats
                     .record_lateness(now.saturating_duration_since(at));
                 self.start_probe(id, now);
             }
+            let full = self.inflight() >= self.max_inflight;
+            if full != self.at_budget {
+                self.at_budget = full;
+                if full {
+                    warn!(
+                        "prober-at-fd-budget thread={} inflight={} probes-wait",
+                        self.index,
+                        self.inflight()
+                    );
+                }
+            }
             self.flush_reports();
-            let next = match (self.schedule.next_start(), self.next_deadline()) {
+            // At the budget, only a probe's end (socket or deadline) can
+            // let another start: do not wake for due starts.
+            let starts = if full {
+                None
+            } else {
+                self.schedule.next_start()
+            };
+            let next = match (starts, self.next_deadline()) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
@@ -483,6 +506,11 @@ impl Prober {
                 }
             }
         }
+    }
+
+    /// Probes in flight.
+    fn inflight(&self) -> usize {
+        self.slots.len() - self.free.len()
     }
 
     fn is_live(&self, slot: usize, token: u64) -> bool {
@@ -675,7 +703,7 @@ impl Prober {
         let generation = job.generation;
         self.stats.started.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = &self.netns_error {
-            let o = Outcome::new(Code::L4Con, e.clone(), Duration::ZERO);
+            let o = Outcome::new(Code::Local, e.clone(), Duration::ZERO);
             self.complete(id, generation, now, o, now);
             return;
         }
@@ -732,6 +760,19 @@ impl Prober {
         let v6 = spec.address.is_ipv6();
         let fam = usize::from(v6);
         let k = match self.icmp[fam].iter().position(|s| s.source == spec.source) {
+            // A socket that could not be opened (descriptors ran out, a
+            // capability was missing) is tried again: the cause may be gone.
+            Some(k) if self.icmp[fam][k].socket.is_err() => {
+                self.icmp[fam][k].socket = IcmpSocket::open(v6, spec.source);
+                if self.icmp[fam][k].socket.is_ok() {
+                    info!(
+                        "icmp-socket-opened family={} source={:?} after-failure",
+                        if v6 { "ipv6" } else { "ipv4" },
+                        spec.source
+                    );
+                }
+                k
+            }
             Some(k) => k,
             None => {
                 let socket = IcmpSocket::open(v6, spec.source);
@@ -758,7 +799,8 @@ impl Prober {
                     }
                     other => format!("cannot open raw ICMP socket: {}", errno_detail(*other)),
                 };
-                return Err(Outcome::new(Code::L4Con, why, Duration::ZERO));
+                // Not the backend's fault: no verdict.
+                return Err(Outcome::new(Code::Local, why, Duration::ZERO));
             }
         };
         let mut seq = self.icmp_seq;
@@ -775,6 +817,9 @@ impl Prober {
                 seq,
                 target: spec.address,
             }),
+            Err(e) if local_errno(e) => {
+                Err(Outcome::new(Code::Local, errno_detail(e), Duration::ZERO))
+            }
             Err(e) => Err(Outcome::new(Code::L4Con, errno_detail(e), Duration::ZERO)),
         }
     }

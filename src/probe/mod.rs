@@ -44,11 +44,15 @@ pub enum Code {
     L7Sts,
     /// Synthetic: disabled by an operator.
     Disabled,
+    /// The probe could not be attempted for a local reason (no descriptor,
+    /// no buffer, local policy, no namespace): not a verdict on the
+    /// backend, whose state it leaves alone.
+    Local,
 }
 
 impl Code {
     /// Every code, for metrics.
-    pub const ALL: [Code; 11] = [
+    pub const ALL: [Code; 12] = [
         Code::L4Ok,
         Code::L4Tout,
         Code::L4Con,
@@ -60,6 +64,7 @@ impl Code {
         Code::L7Rsp,
         Code::L7Sts,
         Code::Disabled,
+        Code::Local,
     ];
 
     /// HAProxy's spelling.
@@ -76,6 +81,7 @@ impl Code {
             Code::L7Rsp => "L7RSP",
             Code::L7Sts => "L7STS",
             Code::Disabled => "disabled",
+            Code::Local => "LOCAL",
         }
     }
 
@@ -146,6 +152,17 @@ impl ProbeSpec {
 /// `timeout after 1000 ms`.
 pub fn timeout_detail(timeout: Duration) -> String {
     format!("timeout after {} ms", timeout.as_millis())
+}
+
+/// Whether an error from creating, binding or connecting a probe's socket
+/// is this host's problem (descriptors, memory, buffers, ports, local
+/// policy) rather than the backend's.
+pub fn local_errno(e: nix::errno::Errno) -> bool {
+    use nix::errno::Errno::*;
+    matches!(
+        e,
+        EMFILE | ENFILE | ENOBUFS | ENOMEM | EPERM | EACCES | EAGAIN | EADDRNOTAVAIL | EAFNOSUPPORT
+    )
 }
 
 /// Short description of an OS error for a probe detail.
