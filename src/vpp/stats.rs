@@ -2,12 +2,15 @@
 //! into and readers map read-only (STATS.md).
 //!
 //! maglevd gets the segment's file descriptor over `stats.sock`
-//! (SEQPACKET, `SCM_RIGHTS`), maps it, and reads with VPP's optimistic
-//! protocol: note the epoch, wait for no writer, copy what is needed,
-//! check the epoch again, retry on change. Every pointer in the segment is
-//! VPP's own address: it is translated by subtracting `base` and checked
-//! against the mapping before anything is read, so a corrupt or truncated
-//! segment is an error, never a crash.
+//! (SEQPACKET, `SCM_RIGHTS`) and reads it with VPP's optimistic protocol:
+//! note the epoch, wait for no writer, copy what is needed, check the
+//! epoch again, retry on change. It reads with `pread(2)` rather than a
+//! mapping: a file that shrinks under a mapping kills the reader with
+//! SIGBUS, while a short `pread` is just an error. Every pointer in the
+//! segment is VPP's own address: it is translated by subtracting `base`
+//! and checked against the file's size (taken at the start of every pass)
+//! before anything is read, so a corrupt, truncated or shrinking segment
+//! is an error, never a crash.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -17,7 +20,6 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
 
-use memmap2::Mmap;
 use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
 /// The only layout version this reader (and vpp_papi) accepts.
@@ -76,7 +78,7 @@ pub enum StatsError {
     Socket(String),
     /// Not a segment this reader understands.
     Incompatible(String),
-    /// A pointer or length points outside the mapping.
+    /// A pointer or length points outside the segment.
     Corrupt(String),
     /// A writer kept changing the structure through every retry.
     Busy,
@@ -97,54 +99,67 @@ impl std::error::Error for StatsError {}
 
 type Result<T> = std::result::Result<T, StatsError>;
 
-/// Bounds-checked, volatile reads of a mapping another process writes.
+/// Bounds-checked reads of a segment another process writes.
 #[derive(Clone, Copy)]
 struct View {
-    ptr: *const u8,
+    /// The segment file; read with `pread`, never mapped: a writer that
+    /// shrinks the file makes a read come up short (an error), where a
+    /// mapping would have killed the process with SIGBUS.
+    fd: RawFd,
+    /// The file's size when the pass began.
     len: usize,
     base: u64,
 }
 
 impl View {
-    fn u64_at(&self, off: usize) -> Result<u64> {
-        if off.checked_add(8).is_none_or(|end| end > self.len) {
+    /// Exactly `buf.len()` bytes at `off`, or an error (out of bounds, or
+    /// the file shrank under us).
+    fn read_at(&self, off: usize, buf: &mut [u8]) -> Result<()> {
+        if off.checked_add(buf.len()).is_none_or(|end| end > self.len) {
             return Err(StatsError::Corrupt(format!(
-                "read at {off:#x} beyond {:#x}",
+                "{} bytes at {off:#x} beyond {:#x}",
+                buf.len(),
                 self.len
             )));
         }
-        // SAFETY: `off + 8 <= len` is checked above and the mapping of
-        // `len` bytes outlives the view; volatile because another process
-        // writes it, unaligned-safe because the read is of a byte array.
-        let b: [u8; 8] = unsafe { std::ptr::read_volatile(self.ptr.add(off) as *const [u8; 8]) };
+        // SAFETY: `fd` belongs to the Segment that outlives every View.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let mut done = 0;
+        while done < buf.len() {
+            match nix::sys::uio::pread(fd, &mut buf[done..], (off + done) as i64) {
+                Ok(0) => {
+                    return Err(StatsError::Corrupt(format!(
+                        "segment shrank below {:#x}",
+                        off + done
+                    )));
+                }
+                Ok(n) => done += n,
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(StatsError::Socket(format!("pread: {e}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn u64_at(&self, off: usize) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.read_at(off, &mut b)?;
         Ok(u64::from_le_bytes(b))
     }
 
     fn u32_at(&self, off: usize) -> Result<u32> {
-        if off.checked_add(4).is_none_or(|end| end > self.len) {
-            return Err(StatsError::Corrupt(format!(
-                "read at {off:#x} beyond {:#x}",
-                self.len
-            )));
-        }
-        // SAFETY: as in `u64_at`.
-        let b: [u8; 4] = unsafe { std::ptr::read_volatile(self.ptr.add(off) as *const [u8; 4]) };
+        let mut b = [0u8; 4];
+        self.read_at(off, &mut b)?;
         Ok(u32::from_le_bytes(b))
     }
 
     fn bytes(&self, off: usize, n: usize) -> Result<Vec<u8>> {
-        if off.checked_add(n).is_none_or(|end| end > self.len) {
-            return Err(StatsError::Corrupt(format!(
-                "{n} bytes at {off:#x} beyond {:#x}",
-                self.len
-            )));
-        }
-        // SAFETY: the range is inside the mapping (checked above).
-        let s = unsafe { std::slice::from_raw_parts(self.ptr.add(off), n) };
-        Ok(s.to_vec())
+        let mut v = vec![0u8; n];
+        self.read_at(off, &mut v)?;
+        Ok(v)
     }
 
-    /// A VPP pointer as an offset into our mapping (`None` for null).
+    /// A VPP pointer as an offset into the segment (`None` for null).
     fn offset(&self, p: u64) -> Result<Option<usize>> {
         if p == 0 {
             return Ok(None);
@@ -199,9 +214,9 @@ pub struct Reading {
     pub routes: BTreeMap<u32, (u64, u64)>,
 }
 
-/// A mapped stats segment.
+/// A stats segment (the file VPP handed over).
 pub struct Segment {
-    map: Mmap,
+    file: File,
 }
 
 /// How many times a read is retried while writers change the structure.
@@ -226,13 +241,8 @@ impl Segment {
         if size < HEADER_LEN as u64 {
             return Err(StatsError::Incompatible(format!("segment of {size} bytes")));
         }
-        // SAFETY: a read-only shared mapping of the segment file. VPP writes
-        // it concurrently; we never form references into it, only volatile,
-        // bounds-checked reads through `View`.
-        let map =
-            unsafe { Mmap::map(&file) }.map_err(|e| StatsError::Socket(format!("mmap: {e}")))?;
-        let seg = Segment { map };
-        let v = seg.view_raw();
+        let seg = Segment { file };
+        let v = seg.view_raw()?;
         let version = v.u64_at(header::VERSION)?;
         if version != VERSION {
             return Err(StatsError::Incompatible(format!(
@@ -242,16 +252,24 @@ impl Segment {
         Ok(seg)
     }
 
-    fn view_raw(&self) -> View {
-        View {
-            ptr: self.map.as_ptr(),
-            len: self.map.len(),
+    /// A view of the file at its current size (checked before every
+    /// pass: a segment may be replaced or, by a hostile writer, cut).
+    fn view_raw(&self) -> Result<View> {
+        use std::os::fd::AsRawFd;
+        let len = self
+            .file
+            .metadata()
+            .map_err(|e| StatsError::Socket(format!("fstat: {e}")))?
+            .len();
+        Ok(View {
+            fd: self.file.as_raw_fd(),
+            len: usize::try_from(len).unwrap_or(usize::MAX),
             base: 0,
-        }
+        })
     }
 
     fn view(&self) -> Result<View> {
-        let mut v = self.view_raw();
+        let mut v = self.view_raw()?;
         v.base = v.u64_at(header::BASE)?;
         Ok(v)
     }
@@ -302,23 +320,33 @@ impl Segment {
                 vips: BTreeMap::new(),
                 routes: BTreeMap::new(),
             };
+            let vi: Vec<usize> = vip_indexes.iter().map(|&i| i as usize).collect();
+            let mut cols = Vec::with_capacity(LB_COUNTERS.len());
+            for name in LB_COUNTERS {
+                cols.push(match find(name) {
+                    Some(e) => Some(Column::read(v, e, kind::COUNTER_VECTOR_SIMPLE, &vi)?),
+                    None => None,
+                });
+            }
             for &i in vip_indexes {
                 let mut c = [0u64; 4];
-                for (k, name) in LB_COUNTERS.iter().enumerate() {
-                    if let Some(e) = find(name) {
-                        c[k] = sum_simple(v, e, i as usize)?;
+                for (k, col) in cols.iter().enumerate() {
+                    if let Some(col) = col {
+                        c[k] = col.sum(i as usize, 0);
                     }
                 }
                 out.vips.insert(i, c);
             }
-            if let Some(e) = find("/net/route/to") {
-                for &i in route_indexes {
-                    out.routes.insert(i, sum_combined(v, e, i as usize)?);
-                }
-            } else {
-                for &i in route_indexes {
-                    out.routes.insert(i, (0, 0));
-                }
+            let ri: Vec<usize> = route_indexes.iter().map(|&i| i as usize).collect();
+            let routes = match find("/net/route/to") {
+                Some(e) => Some(Column::read(v, e, kind::COUNTER_VECTOR_COMBINED, &ri)?),
+                None => None,
+            };
+            for &i in route_indexes {
+                let pb = routes
+                    .as_ref()
+                    .map_or((0, 0), |c| (c.sum(i as usize, 0), c.sum(i as usize, 1)));
+                out.routes.insert(i, pb);
             }
             Ok(out)
         })?;
@@ -331,13 +359,10 @@ impl Segment {
         self.consistent(|v| {
             let dir = read_directory(v)?;
             match dir.iter().find(|e| e.name == name) {
-                Some(e) if e.kind == kind::COUNTER_VECTOR_SIMPLE => {
-                    sum_simple(v, e, index as usize)
+                Some(e) => {
+                    let i = index as usize;
+                    Column::read(v, e, kind::COUNTER_VECTOR_SIMPLE, &[i]).map(|c| c.sum(i, 0))
                 }
-                Some(e) => Err(StatsError::Incompatible(format!(
-                    "{name} has type {}",
-                    e.kind
-                ))),
                 None => Ok(0),
             }
         })
@@ -351,12 +376,15 @@ fn read_directory(v: &View) -> Result<Vec<Entry>> {
         return Ok(Vec::new());
     };
     let n = v.vec_len(off, ENTRY_LEN)?;
+    // One read for the whole directory (vec_len checked it fits).
+    let all = v.bytes(off, n * ENTRY_LEN)?;
     let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let e = off + i * ENTRY_LEN;
-        let kind = v.u32_at(e)?;
-        let value = v.u64_at(e + 8)?;
-        let raw = v.bytes(e + 16, NAME_LEN)?;
+    for e in all.chunks_exact(ENTRY_LEN) {
+        let kind = u32::from_le_bytes([e[0], e[1], e[2], e[3]]);
+        let mut value = [0u8; 8];
+        value.copy_from_slice(&e[8..16]);
+        let value = u64::from_le_bytes(value);
+        let raw = &e[16..16 + NAME_LEN];
         let end = raw.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
         out.push(Entry {
             kind,
@@ -376,37 +404,64 @@ fn rows(v: &View, e: &Entry) -> Result<Vec<Option<usize>>> {
     (0..n).map(|i| v.offset(v.u64_at(t + 8 * i)?)).collect()
 }
 
-fn sum_simple(v: &View, e: &Entry, index: usize) -> Result<u64> {
-    if e.kind != kind::COUNTER_VECTOR_SIMPLE {
-        return Err(StatsError::Incompatible(format!(
-            "{} is not a simple counter",
-            e.name
-        )));
-    }
-    let mut sum = 0u64;
-    for row in rows(v, e)?.into_iter().flatten() {
-        if index < v.vec_len(row, 8)? {
-            sum = sum.wrapping_add(v.u64_at(row + 8 * index)?);
-        }
-    }
-    Ok(sum)
+/// A counter entry's per-thread rows, each read in one `pread` over the
+/// span of the indexes wanted (one read per row, not one per index).
+struct Column {
+    elem: usize,
+    /// Per row: the first index held and the bytes from it.
+    rows: Vec<(usize, Vec<u8>)>,
 }
 
-fn sum_combined(v: &View, e: &Entry, index: usize) -> Result<(u64, u64)> {
-    if e.kind != kind::COUNTER_VECTOR_COMBINED {
-        return Err(StatsError::Incompatible(format!(
-            "{} is not a combined counter",
-            e.name
-        )));
-    }
-    let (mut p, mut b) = (0u64, 0u64);
-    for row in rows(v, e)?.into_iter().flatten() {
-        if index < v.vec_len(row, 16)? {
-            p = p.wrapping_add(v.u64_at(row + 16 * index)?);
-            b = b.wrapping_add(v.u64_at(row + 16 * index + 8)?);
+impl Column {
+    fn read(v: &View, e: &Entry, want_kind: u32, indexes: &[usize]) -> Result<Column> {
+        if e.kind != want_kind {
+            return Err(StatsError::Incompatible(format!(
+                "{} has type {}, expected {want_kind}",
+                e.name, e.kind
+            )));
         }
+        let elem = if want_kind == kind::COUNTER_VECTOR_COMBINED {
+            16
+        } else {
+            8
+        };
+        let mut col = Column {
+            elem,
+            rows: Vec::new(),
+        };
+        let (Some(&lo), Some(&hi)) = (indexes.iter().min(), indexes.iter().max()) else {
+            return Ok(col);
+        };
+        for row in rows(v, e)?.into_iter().flatten() {
+            let n = v.vec_len(row, elem)?;
+            let end = hi.saturating_add(1).min(n);
+            let data = if lo < end {
+                v.bytes(row + lo * elem, (end - lo) * elem)?
+            } else {
+                Vec::new()
+            };
+            col.rows.push((lo, data));
+        }
+        Ok(col)
     }
-    Ok((p, b))
+
+    /// Field `field` (0, or 1 for a combined counter's bytes) of `index`,
+    /// summed over threads (a row too short for it counts 0).
+    fn sum(&self, index: usize, field: usize) -> u64 {
+        let mut sum = 0u64;
+        for (lo, data) in &self.rows {
+            let Some(rel) = index.checked_sub(*lo) else {
+                continue;
+            };
+            let off = rel * self.elem + field * 8;
+            if let Some(b) = data.get(off..off + 8) {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(b);
+                sum = sum.wrapping_add(u64::from_le_bytes(x));
+            }
+        }
+        sum
+    }
 }
 
 fn seqpacket_connect(path: &Path) -> Result<RawFd> {
