@@ -203,3 +203,136 @@ fn metrics_endpoint_recovers_at_the_fd_limit() {
     let (code, _) = d.stop_within(STOP_LIMIT);
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn control_socket_path_holding_something_else_is_never_deleted() {
+    let dir = TempDir::new("hostile-ctl");
+    let cfg = repo_path("examples/maglev.yaml");
+    let file = dir.write("file.sock", "precious\n");
+    let sub = dir.path("dir.sock");
+    std::fs::create_dir(&sub).unwrap();
+    for (path, kind) in [(&file, "a regular file"), (&sub, "a directory")] {
+        let mut d = Daemon::start_with(Command::new(maglevd_bin()).args([
+            "--vpp-sim",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--control-socket",
+            path.to_str().unwrap(),
+        ]));
+        assert_eq!(d.wait_exit(Duration::from_secs(5)), Some(1));
+        let line = d.wait_for(
+            &["startup-failed", "control-socket"],
+            Duration::from_secs(1),
+        );
+        assert!(
+            line.contains(kind) && line.contains("not a socket"),
+            "{line}"
+        );
+        assert!(
+            !std::env::temp_dir()
+                .join(format!("maglevd-vppsim-{}", d.child.id()))
+                .exists(),
+            "a failed start leaves its simulator directory"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "precious\n");
+    assert!(sub.is_dir());
+}
+
+#[test]
+fn a_killed_vpp_sim_daemon_leaves_nothing_behind_for_long() {
+    let dir = TempDir::new("hostile-simdir");
+    let port = common::free_port("127.0.0.1");
+    let mut d = start(&mut Command::new(maglevd_bin()), &dir, port);
+    let simdir = std::env::temp_dir().join(format!("maglevd-vppsim-{}", d.child.id()));
+    assert!(simdir.exists());
+    d.signal(nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit(Duration::from_secs(5));
+    assert!(simdir.exists(), "SIGKILL cannot clean up");
+    // The next --vpp-sim daemon removes what the dead one left.
+    let dir2 = TempDir::new("hostile-simdir2");
+    let mut d2 = start(
+        &mut Command::new(maglevd_bin()),
+        &dir2,
+        common::free_port("127.0.0.1"),
+    );
+    assert!(!simdir.exists(), "stale simulator directory not removed");
+    let own = std::env::temp_dir().join(format!("maglevd-vppsim-{}", d2.child.id()));
+    let _ = d2.stop_within(STOP_LIMIT);
+    assert!(!own.exists(), "a clean stop removes its own directory");
+}
+
+/// A stats socket that listens and never accepts (its backlog full).
+#[test]
+fn a_stats_socket_that_never_accepts_neither_hangs_nor_delays_stop() {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, connect, listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    use vpp_maglev::vpp::sim::{Sim, SimOptions};
+    let dir = TempDir::new("hostile-stats");
+    let api = dir.path("api.sock");
+    let _sim = Sim::start(SimOptions::new(&api)).unwrap();
+    let stats = dir.path("stats.sock");
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(fd.as_raw_fd(), &UnixAddr::new(&stats).unwrap()).unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let _ = connect(s.as_raw_fd(), &UnixAddr::new(&stats).unwrap());
+        fillers.push(s);
+    }
+    let cfg = dir.write(
+        "m.yaml",
+        &format!(
+            "maglev:
+  vpp:
+    api-socket: {}
+    stats-socket: {}
+    stats-interval: 1s
+    lb: {{ ipv4-src-address: 192.0.2.254, startup-min-delay: 0s, startup-max-delay: 0s }}
+  healthchecks:
+    t: {{ type: tcp, port: 1, interval: 200ms, timeout: 100ms }}
+  backends:
+    a: {{ address: 127.0.0.1, healthcheck: t }}
+  frontends:
+    web:
+      address: 192.0.2.1
+      protocol: tcp
+      port: 80
+      pools: [ {{ name: p, backends: {{ a: {{}} }} }} ]
+",
+            api.display(),
+            stats.display()
+        ),
+    );
+    let ctl = dir.path("ctl.sock");
+    let mut d = Daemon::start_with(Command::new(maglevd_bin()).args([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        ctl.to_str().unwrap(),
+    ]));
+    let line = d.wait_for(&["vpp-stats-unavailable"], Duration::from_secs(10));
+    assert!(
+        line.contains("not accepting") || line.contains("recvmsg"),
+        "{line}"
+    );
+    assert!(answers(&ctl), "maglevc not answered");
+    let (code, _) = d.stop_within(STOP_LIMIT);
+    assert_eq!(code, Some(0));
+    drop(fd);
+}

@@ -127,16 +127,67 @@ fn summary(c: &Config) -> String {
     )
 }
 
+/// The private directory of `--vpp-sim`'s sockets for process `pid`.
+fn sim_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("maglevd-vppsim-{pid}"))
+}
+
+/// Removes the simulator directories of maglevds that are gone (killed,
+/// or failed to start) so they do not pile up in the temp directory.
+fn remove_stale_sim_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("maglevd-vppsim-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Only ours (same owner), only if that process is gone.
+        let mine = e.metadata().is_ok_and(|m| {
+            std::os::unix::fs::MetadataExt::uid(&m) == nix::unistd::geteuid().as_raw()
+        });
+        if mine && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Removes a directory tree when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Starts the in-process simulator for `--vpp-sim` on a private socket.
 fn start_sim() -> std::io::Result<Sim> {
-    let dir = std::env::temp_dir().join(format!("maglevd-vppsim-{}", std::process::id()));
+    remove_stale_sim_dirs();
+    let dir = sim_dir(std::process::id());
     std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    let mut opts = SimOptions::new(dir.join("api.sock"));
-    opts.stats_socket = Some(dir.join("stats.sock"));
-    let sim = Sim::start(opts)?;
-    info!("vpp-sim-started api-socket={}", sim.api_socket().display());
-    Ok(sim)
+    let started =
+        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .and_then(|_| {
+                let mut opts = SimOptions::new(dir.join("api.sock"));
+                opts.stats_socket = Some(dir.join("stats.sock"));
+                Sim::start(opts)
+            });
+    match started {
+        Ok(sim) => {
+            info!("vpp-sim-started api-socket={}", sim.api_socket().display());
+            Ok(sim)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            Err(e)
+        }
+    }
 }
 
 /// What a configuration load was asked for.
@@ -269,6 +320,10 @@ pub fn run(opts: Options) -> i32 {
     } else {
         None
     };
+    // Whatever way run() ends from here, the simulator's directory goes.
+    let _sim_dir = sim
+        .as_ref()
+        .map(|_| RemoveOnDrop(sim_dir(std::process::id())));
     let (ev_tx, ev_rx) = bounded(4096);
     let checker = match Checker::start(owner.published().load(), vec![ev_tx]) {
         Ok(c) => c,
@@ -460,7 +515,6 @@ pub fn run(opts: Options) -> i32 {
     checker.shutdown();
     if let Some(mut s) = sim {
         s.stop();
-        let _ = std::fs::remove_dir(s.api_socket().parent().unwrap_or(Path::new("/")));
     }
     drop(owner);
     info!("stopped after_ms={}", started.elapsed().as_millis());

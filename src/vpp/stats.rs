@@ -467,22 +467,43 @@ impl Column {
 fn seqpacket_connect(path: &Path) -> Result<RawFd> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
     use std::os::fd::IntoRawFd;
+    // Non-blocking connect: a stats socket whose backlog is full (a VPP
+    // that never accepts) answers EAGAIN instead of blocking forever.
     let fd = socket(
         AddressFamily::Unix,
         SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
         None,
     )
     .map_err(|e| StatsError::Socket(format!("socket: {e}")))?;
     let addr =
         UnixAddr::new(path).map_err(|e| StatsError::Socket(format!("{}: {e}", path.display())))?;
     let raw = fd.into_raw_fd();
-    if let Err(e) = connect(raw, &addr) {
+    let fail = |why: String| {
         let _ = nix::unistd::close(raw);
-        return Err(StatsError::Socket(format!(
-            "connect {}: {e}",
-            path.display()
-        )));
+        StatsError::Socket(why)
+    };
+    match connect(raw, &addr) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EAGAIN) => {
+            return Err(fail(format!(
+                "connect {}: not accepting connections (listen backlog full)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(fail(format!("connect {}: {e}", path.display()))),
+    }
+    // Blocking again for recvmsg, which has its own timeout.
+    // SAFETY: `raw` is open and ours until returned or closed.
+    let b = unsafe { std::os::fd::BorrowedFd::borrow_raw(raw) };
+    let flags = nix::fcntl::fcntl(b, nix::fcntl::FcntlArg::F_GETFL);
+    let set = flags.and_then(|f| {
+        let mut f = nix::fcntl::OFlag::from_bits_truncate(f);
+        f.remove(nix::fcntl::OFlag::O_NONBLOCK);
+        nix::fcntl::fcntl(b, nix::fcntl::FcntlArg::F_SETFL(f))
+    });
+    if let Err(e) = set {
+        return Err(fail(format!("fcntl: {e}")));
     }
     Ok(raw)
 }

@@ -165,7 +165,9 @@ struct Inner {
     hooks: Mutex<Hooks>,
     conns: Mutex<Vec<(u64, UnixStream)>>,
     received: Mutex<HashMap<String, u64>>,
-    journal: Mutex<Vec<(String, Vec<u8>)>>,
+    /// The newest [`JOURNAL_MAX`] mutations (bounded: a simulator that
+    /// runs for weeks under `--vpp-sim` must not grow).
+    journal: Mutex<std::collections::VecDeque<(String, Vec<u8>)>>,
     table: Vec<(u16, String)>,
     ids: HashMap<String, u16>,
     names: HashMap<u16, String>,
@@ -244,6 +246,9 @@ impl Inner {
     }
 }
 
+/// Mutations the journal keeps (the oldest go first).
+pub const JOURNAL_MAX: usize = 100_000;
+
 /// A running simulator. Dropping it stops it and removes the socket.
 pub struct Sim {
     inner: Arc<Inner>,
@@ -269,7 +274,7 @@ impl Sim {
             hooks: Mutex::new(Hooks::default()),
             conns: Mutex::new(Vec::new()),
             received: Mutex::new(HashMap::new()),
-            journal: Mutex::new(Vec::new()),
+            journal: Mutex::new(std::collections::VecDeque::new()),
             table,
             ids,
             names,
@@ -364,7 +369,7 @@ impl Sim {
     /// payload with id, client index and context zeroed (comparable
     /// between sessions and simulators).
     pub fn journal(&self) -> Vec<(String, Vec<u8>)> {
-        lock(&self.inner.journal).clone()
+        lock(&self.inner.journal).iter().cloned().collect()
     }
 
     /// The boot time the stats segment reports (0 without a segment).
@@ -627,7 +632,11 @@ impl Conn<'_> {
             // rest is what the request asks VPP to do.
             let mut body = p.to_vec();
             body[..10.min(p.len())].fill(0);
-            lock(&self.inner.journal).push((name.clone(), body));
+            let mut j = lock(&self.inner.journal);
+            if j.len() >= JOURNAL_MAX {
+                j.pop_front();
+            }
+            j.push_back((name.clone(), body));
         }
         let injected = {
             let mut h = lock(&self.inner.hooks);
