@@ -270,7 +270,7 @@ fn healthchecks(c: &mut Checker, raw: &NamedMap<RawHealthCheck>) -> BTreeMap<Str
                 0
             }
             (_, Some(0)) => {
-                c.problem(format!("{p}.port"), "port 0 cannot be probed");
+                c.problem(format!("{p}.port"), "port 0 cannot be probed (1..65535)");
                 0
             }
             (_, Some(port)) => port,
