@@ -25,9 +25,9 @@ pub use validate::defaults;
 /// Default location of the configuration file.
 pub const DEFAULT_PATH: &str = "/etc/vpp-maglev/maglev.yaml";
 
-/// The largest configuration file accepted (a 10,000-backend file is
-/// about 600 KB).
-pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
+/// The largest configuration file accepted: room for 100,000 backends
+/// (about 6 MB), far from what could exhaust a router's memory.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
 /// The deepest nesting accepted (the schema needs 7): deeper YAML is
 /// refused before the parser sees it (libyaml is quadratic in depth).
 pub const MAX_DEPTH: usize = 64;
