@@ -46,6 +46,22 @@ pub fn control_clients(nofile: u64) -> usize {
     (nofile / 8).clamp(8, 512) as usize
 }
 
+/// Hands memory that is free inside the allocator back to the system.
+///
+/// A reload parses the whole file (for 100,000 backends, hundreds of MB
+/// of transient YAML values) on one thread and replaces the state built
+/// on another; glibc keeps the freed pages in per-thread arenas, so
+/// without this each no-op reload left RSS higher (measured: 500 → 874 MB
+/// over four reloads at 100,000 backends). Called after a load and after
+/// a reload is applied; a no-op on other C libraries.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -696,6 +696,8 @@ impl Core {
             Request::Reload(cfg) => {
                 self.apply_config(cfg, false);
                 self.emit(Event::ConfigReloaded);
+                // The replaced state is freed: give the memory back.
+                crate::limits::release_free_memory();
             }
             Request::Subscribe {
                 tx,

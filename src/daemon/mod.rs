@@ -220,6 +220,8 @@ impl Loader {
                     if done_tx.send((why, r)).is_err() {
                         return;
                     }
+                    // The parser's transient values are gone now.
+                    crate::limits::release_free_memory();
                 }
             })?;
         Ok(Loader { tx, done })
@@ -416,6 +418,8 @@ pub fn run(opts: Options) -> i32 {
     let notify = notify::Notifier::from_env();
     notify.ready(&format!("running: {}", summary(&owner.published().load())));
     info!("ready");
+    // Start-up parsed the whole file; keep only what the state needs.
+    crate::limits::release_free_memory();
     // The watchdog is fed only while every working thread answers (see
     // crate::heartbeat); asked at half the period systemd expects.
     let mut beats = Beats::default();
