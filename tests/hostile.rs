@@ -336,3 +336,62 @@ fn a_stats_socket_that_never_accepts_neither_hangs_nor_delays_stop() {
     assert_eq!(code, Some(0));
     drop(fd);
 }
+
+#[test]
+fn maglevc_in_a_closed_pipe_and_over_the_client_limit() {
+    let dir = TempDir::new("hostile-maglevc");
+    let port = common::free_port("127.0.0.1");
+    // 64 descriptors: the control socket serves 8 clients at once.
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=64:64", "--", maglevd_bin()]);
+    let mut d = start(&mut cmd, &dir, port);
+    let ctl = dir.path("ctl.sock");
+    let maglevc = env!("CARGO_BIN_EXE_maglevc");
+    // `maglevc ... | head -1`: quiet, SIGPIPE's usual status, no panic.
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{maglevc} --socket {} show backends | head -1 >/dev/null; echo ${{PIPESTATUS[0]:-}}",
+            ctl.display()
+        ))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("failed printing") && !err.contains("panicked"),
+        "{err}"
+    );
+    // Audit: a mutating command names the peer.
+    let o = Command::new(maglevc)
+        .args([
+            "--socket",
+            ctl.to_str().unwrap(),
+            "set",
+            "backend",
+            "web-a",
+            "pause",
+        ])
+        .output()
+        .unwrap();
+    let line = d.wait_for(&["control-command", "pause"], Duration::from_secs(5));
+    assert!(line.contains("uid=") && line.contains("pid="), "{line}");
+    if !o.status.success() {
+        // Not root: the refusal is logged the same way.
+        assert!(line.contains("control-command-refused"), "{line}");
+    }
+    // Fill every client slot, then ask: maglevd's own reason is shown.
+    let idle: Vec<_> = (0..8)
+        .filter_map(|_| UnixStream::connect(&ctl).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let o = Command::new(maglevc)
+        .args(["--socket", ctl.to_str().unwrap(), "show", "version"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("too many clients"), "{err}");
+    drop(idle);
+    let (code, _) = d.stop_within(STOP_LIMIT);
+    assert_eq!(code, Some(0));
+}

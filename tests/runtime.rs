@@ -381,7 +381,15 @@ fn a_second_daemon_for_the_same_vpp_exits_1_before_sending_anything() {
     let cfg = dir.write("m.yaml", &config(&api, port, &["127.0.0.1"], 2));
     let mut first = start(&cfg, &dir.path("ctl1.sock"));
     first.wait_for(&["vpp-lbsync-done", "scope=all"], Duration::from_secs(10));
-    let received = sim.received();
+    // Let the first daemon finish what follows its sync (route lookups).
+    let mut received = sim.received();
+    wait_until("the first daemon idle", Duration::from_secs(5), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = sim.received();
+        let same = now == received;
+        received = now;
+        same
+    });
     let journal = sim.journal().len();
 
     // Same VPP, its own control socket: refused before any side effect.
