@@ -100,8 +100,11 @@ impl Scraper {
                     last_error: None,
                 };
                 let mut interval = interval;
+                // VPP's comings and goings wake the thread; while VPP is
+                // away (or no socket is configured) nothing else does.
+                let changes = w.status.changes();
                 loop {
-                    let timer = if w.socket.is_some() {
+                    let timer = if w.socket.is_some() && w.status.load().connected {
                         w.scrape();
                         crossbeam_channel::after(interval)
                     } else {
@@ -124,6 +127,7 @@ impl Scraper {
                             }
                             Ok(Msg::Stop) | Err(_) => break,
                         },
+                        recv(changes) -> _ => {}
                         recv(timer) -> _ => {}
                     }
                 }
