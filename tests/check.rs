@@ -86,3 +86,26 @@ fn version_names_the_commit() {
         "{text}"
     );
 }
+
+#[test]
+fn configs_in_the_originals_style_load_with_the_expected_warnings() {
+    let dir = repo_path("tests/data/original");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().and_then(|x| x.to_str()) != Some("yaml") {
+            continue;
+        }
+        let (code, out, err) = check(&path);
+        assert_eq!(code, 0, "{}: {out}{err}", path.display());
+        let want = std::fs::read_to_string(path.with_extension("warnings")).unwrap();
+        let got: Vec<&str> = err.lines().filter(|l| l.contains(": warning: ")).collect();
+        let want: Vec<&str> = want.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(got.len(), want.len(), "{}: {err}", path.display());
+        for (g, w) in got.iter().zip(&want) {
+            assert!(g.contains(w), "{}: {g:?} lacks {w:?}", path.display());
+        }
+        n += 1;
+    }
+    assert!(n >= 3);
+}

@@ -15,6 +15,16 @@ pub struct Problem {
     pub message: String,
 }
 
+impl Problem {
+    /// `file:line: key.path: message`, like a compiler's.
+    pub fn located(&self, file: &std::path::Path) -> String {
+        match self.line {
+            Some(l) => format!("{}:{l}: {}: {}", file.display(), self.path, self.message),
+            None => format!("{}: {}: {}", file.display(), self.path, self.message),
+        }
+    }
+}
+
 /// Why a configuration file was not accepted.
 #[derive(Debug)]
 pub enum ConfigError {
@@ -92,13 +102,9 @@ impl ConfigError {
                 s.push_str(message);
                 vec![s]
             }
-            ConfigError::Semantic { file, problems } => problems
-                .iter()
-                .map(|p| match p.line {
-                    Some(l) => format!("{}:{l}: {}: {}", file.display(), p.path, p.message),
-                    None => format!("{}: {}: {}", file.display(), p.path, p.message),
-                })
-                .collect(),
+            ConfigError::Semantic { file, problems } => {
+                problems.iter().map(|p| p.located(file)).collect()
+            }
         }
     }
 }

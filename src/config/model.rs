@@ -25,6 +25,9 @@ pub struct Config {
     pub backends: BTreeMap<String, Backend>,
     /// `maglev.frontends`, by name.
     pub frontends: BTreeMap<String, Frontend>,
+    /// What was accepted although odd (the original accepted it): logged
+    /// once per load as `config-warning`, printed by `--check`.
+    pub warnings: Vec<super::Problem>,
 }
 
 /// Settings of the probing machinery as a whole.

@@ -477,7 +477,7 @@ fn src_addresses_present_when_needed() {
         &text,
         "maglev.vpp.lb.ipv4-src-address",
         "    lb:",
-        "required: frontend `web` uses IPv4",
+        "required: frontend `web` has IPv4 backends",
     );
     // No IPv6 frontend: the IPv6 source may be absent.
     let text = with("      ipv6-src-address: 2001:db8::254\n", "");
@@ -632,25 +632,46 @@ fn healthchecker_limits() {
     );
 }
 
+/// Asserts that `text` is accepted with exactly one warning at `path`,
+/// on the line containing `at`.
+fn one_warning(text: &str, path: &str, at: &str, says: &str) {
+    let c = parse(text, Path::new("t.yaml")).unwrap_or_else(|e| panic!("refused: {e}"));
+    assert_eq!(c.warnings.len(), 1, "{:#?}", c.warnings);
+    let w = &c.warnings[0];
+    assert_eq!(w.path, path);
+    assert_eq!(w.line, Some(line_of(text, at)));
+    assert!(w.message.contains(says), "{:?} lacks {says:?}", w.message);
+}
+
 #[test]
-fn timeout_may_not_exceed_interval() {
+fn timeout_above_interval_is_accepted_with_a_warning() {
+    // As in the original's README: interval 2s, timeout 3s.
     let text = with(
         "      type: icmp",
-        "      type: icmp\n      interval: 1s\n      timeout: 3s",
+        "      type: icmp\n      interval: 2s\n      timeout: 3s",
     );
-    one_problem(
+    one_warning(
         &text,
         "maglev.healthchecks.ping.timeout",
         "timeout: 3s",
-        "exceeds interval 1s",
+        "exceeds interval 2s",
     );
-    // A short interval alone lowers the default timeout instead of failing.
+    let c = parse(&text, Path::new("t.yaml")).unwrap();
+    assert_eq!(c.healthchecks["ping"].timeout, Duration::from_secs(3));
+    assert!(
+        parse(BASE, Path::new("t.yaml"))
+            .unwrap()
+            .warnings
+            .is_empty()
+    );
+    // A short interval alone lowers the default timeout, silently.
     let text = with(
         "      type: icmp",
         "      type: icmp\n      interval: 500ms",
     );
     let c = parse(&text, Path::new("t.yaml")).unwrap();
     assert_eq!(c.healthchecks["ping"].timeout, Duration::from_millis(500));
+    assert!(c.warnings.is_empty());
 }
 
 #[test]
@@ -698,11 +719,11 @@ fn rise_and_fall_at_least_one() {
 #[test]
 fn ports_by_type() {
     let text = with("      type: icmp", "      type: icmp\n      port: 7");
-    one_problem(
+    one_warning(
         &text,
         "maglev.healthchecks.ping.port",
         "port: 7",
-        "icmp has no port",
+        "does not use a port",
     );
     let text = with("      port: 80\n      params", "      params");
     one_problem(

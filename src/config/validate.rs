@@ -74,9 +74,21 @@ const MAX_NAME: usize = 64;
 struct Checker<'a> {
     lines: &'a LineIndex,
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
 }
 
 impl Checker<'_> {
+    /// Accepted, but worth a word (see [`Config::warnings`]).
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let line = self.lines.line_of(&path);
+        self.warnings.push(Problem {
+            path,
+            line,
+            message: message.into(),
+        });
+    }
+
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         let path = path.into();
         let line = self.lines.line_of(&path);
@@ -192,6 +204,7 @@ pub fn validate(raw: RawFile, lines: &LineIndex) -> Result<Config, Vec<Problem>>
     let mut c = Checker {
         lines,
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let m = raw.maglev;
 
@@ -208,6 +221,7 @@ pub fn validate(raw: RawFile, lines: &LineIndex) -> Result<Config, Vec<Problem>>
             healthchecks,
             backends,
             frontends,
+            warnings: c.warnings,
         })
     } else {
         let mut problems = c.problems;
@@ -261,7 +275,11 @@ fn healthchecks(c: &mut Checker, raw: &NamedMap<RawHealthCheck>) -> BTreeMap<Str
         let kind = hc.kind;
         let port = match (kind, hc.port) {
             (CheckType::Icmp, Some(_)) => {
-                c.problem(format!("{p}.port"), "type icmp has no port; remove it");
+                // The original accepted it (and ignored it).
+                c.warn(
+                    format!("{p}.port"),
+                    "type icmp does not use a port; ignored",
+                );
                 0
             }
             (CheckType::Icmp, None) => 0,
@@ -284,10 +302,13 @@ fn healthchecks(c: &mut Checker, raw: &NamedMap<RawHealthCheck>) -> BTreeMap<Str
             defaults::TIMEOUT.min(interval),
         );
         if timeout > interval {
-            c.problem(
+            // The original's own README has interval 2s, timeout 3s. A
+            // backend never has two probes in flight: the next one starts
+            // when the previous one ends.
+            c.warn(
                 format!("{p}.timeout"),
                 format!(
-                    "timeout {} exceeds interval {}",
+                    "timeout {} exceeds interval {}: a probe still running delays the next",
                     format_duration(timeout),
                     format_duration(interval)
                 ),
@@ -700,18 +721,19 @@ fn vpp(
         }
     };
     if api_socket.is_some() {
-        // GRE encapsulation toward the backends needs a source of their
-        // family; the VIP's family needs one as well for VPP to accept it.
+        // GRE encapsulation toward the backends needs an outer source of
+        // the backends' family; the VIP's own family needs none (an IPv4
+        // VIP in front of IPv6 backends is ip4-gre6 and needs only the GRE6
+        // source). A source left out keeps VPP's current one.
         let mut need_v4: Option<&str> = None;
         let mut need_v6: Option<&str> = None;
         for (name, f) in frontends {
-            let mut fams = vec![f.address.is_ipv4()];
-            fams.extend(
-                f.backend_names()
-                    .iter()
-                    .filter_map(|b| backends.get(*b))
-                    .map(|b| b.address.is_ipv4()),
-            );
+            let fams: Vec<bool> = f
+                .backend_names()
+                .iter()
+                .filter_map(|b| backends.get(*b))
+                .map(|b| b.address.is_ipv4())
+                .collect();
             for v4 in fams {
                 let slot = if v4 { &mut need_v4 } else { &mut need_v6 };
                 slot.get_or_insert(name);
@@ -720,13 +742,13 @@ fn vpp(
         if let (Some(fe), None) = (need_v4, ipv4_src_address) {
             c.problem(
                 format!("{lp}.ipv4-src-address"),
-                format!("required: frontend `{fe}` uses IPv4 (GRE encapsulation source)"),
+                format!("required: frontend `{fe}` has IPv4 backends (GRE4 encapsulation source)"),
             );
         }
         if let (Some(fe), None) = (need_v6, ipv6_src_address) {
             c.problem(
                 format!("{lp}.ipv6-src-address"),
-                format!("required: frontend `{fe}` uses IPv6 (GRE encapsulation source)"),
+                format!("required: frontend `{fe}` has IPv6 backends (GRE6 encapsulation source)"),
             );
         }
     }

@@ -36,6 +36,9 @@ use crate::heartbeat::Beats;
 pub fn check(path: &Path) -> i32 {
     match config::load(path) {
         Ok(c) => {
+            for w in &c.warnings {
+                eprintln!("{}", w.located(path).replacen(": ", ": warning: ", 1));
+            }
             println!(
                 "{}: configuration OK ({} health checks, {} backends, {} frontends)",
                 path.display(),
@@ -101,6 +104,7 @@ impl ConfigOwner {
                 return Err(e);
             }
         };
+        log_warnings(&self.path, &new);
         let old = self.current.load();
         let changes = config::changes::describe(&old, &new);
         self.current.store(Arc::clone(&new));
@@ -115,6 +119,13 @@ impl ConfigOwner {
             }
         );
         Ok(new)
+    }
+}
+
+/// Logs what the configuration accepted although odd, once per load.
+fn log_warnings(file: &Path, c: &Config) {
+    for w in &c.warnings {
+        warn!("config-warning {}", w.located(file));
     }
 }
 
@@ -280,6 +291,7 @@ pub fn run(opts: Options) -> i32 {
         opts.config.display(),
         summary(&cfg)
     );
+    log_warnings(&opts.config, &cfg);
 
     // Every descriptor the hard limit allows, before anything opens one;
     // crate::limits shares them out.
