@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Debian packages into target/deb/:
-#   vpp-maglevd  the daemon (maglevd, unit, config, man pages)
+#   vpp-maglevd  the daemon (maglevd, unit, example config, man pages)
 #   vpp-maglev   the client (maglevc, bash completion, man page)
 # Needs: cargo, dpkg-deb, gzip, binutils (objdump).
 set -euo pipefail
@@ -67,7 +67,11 @@ control() { # root, package, depends, section, description...
 d="$out/vpp-maglevd"
 install -Dm755 target/release/maglevd "$d/usr/sbin/maglevd"
 install -Dm644 packaging/vpp-maglevd.service "$d/lib/systemd/system/vpp-maglevd.service"
-install -Dm644 examples/maglev.yaml "$d/etc/vpp-maglev/maglev.yaml"
+# No configuration in /etc: installing must never touch a live VPP. The
+# unit starts once the operator writes /etc/vpp-maglev/maglev.yaml
+# (ConditionFileNotEmpty=), as keepalived's package does.
+install -Dm644 examples/maglev.yaml "$d/usr/share/doc/vpp-maglevd/examples/maglev.yaml"
+install -d "$d/etc/vpp-maglev"
 install -Dm644 packaging/default "$d/etc/default/vpp-maglev"
 install -Dm644 packaging/vpp-maglevd.lintian-overrides "$d/usr/share/lintian/overrides/vpp-maglevd"
 man_page man/maglevd.8 "$d/usr/share/man/man8"
@@ -79,7 +83,7 @@ control "$d" vpp-maglevd "$(depends target/release/maglevd), adduser, init-syste
     "weights from priority failover pools and programs the VPP lb (Maglev)" \
     "plugin over its binary API; it exports Prometheus metrics and is driven" \
     "by maglevc (package vpp-maglev) over a local control socket."
-printf '/etc/vpp-maglev/maglev.yaml\n/etc/default/vpp-maglev\n' > "$d/DEBIAN/conffiles"
+printf '/etc/default/vpp-maglev\n' > "$d/DEBIAN/conffiles"
 install -m755 packaging/vpp-maglevd/postinst packaging/vpp-maglevd/prerm \
     packaging/vpp-maglevd/postrm "$d/DEBIAN/"
 
