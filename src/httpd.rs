@@ -132,6 +132,42 @@ pub fn parse_head(head: &[u8]) -> Result<Request, &'static str> {
     })
 }
 
+/// Binds `addr`; the IPv6 wildcard `[::]` takes IPv4 too (dual-stack,
+/// whatever `net.ipv6.bindv6only` says), and falls back to `0.0.0.0` on a
+/// host without IPv6.
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use nix::sys::socket::{
+        AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6, bind, listen, setsockopt, socket,
+        sockopt,
+    };
+    let SocketAddr::V6(v6) = addr else {
+        return TcpListener::bind(addr);
+    };
+    if !v6.ip().is_unspecified() {
+        return TcpListener::bind(addr);
+    }
+    let dual = || -> nix::Result<TcpListener> {
+        let fd = socket(
+            AddressFamily::Inet6,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )?;
+        setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+        setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+        bind(fd.as_raw_fd(), &SockaddrIn6::from(v6))?;
+        listen(&fd, Backlog::new(128).unwrap_or(Backlog::MAXCONN))?;
+        Ok(TcpListener::from(fd))
+    };
+    match dual() {
+        Ok(l) => Ok(l),
+        Err(nix::errno::Errno::EAFNOSUPPORT | nix::errno::Errno::EADDRNOTAVAIL) => {
+            TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, v6.port()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The request handler.
 pub type Handler = Box<dyn FnMut(&Request) -> Response + Send>;
 
@@ -149,8 +185,7 @@ impl HttpServer {
         limits: Limits,
         handler: Handler,
     ) -> Result<HttpServer, String> {
-        let listener =
-            TcpListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
@@ -461,6 +496,20 @@ mod tests {
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\n\r\n"), Some(18));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\n\n"), Some(16));
         assert_eq!(find_head_end(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+    }
+
+    #[test]
+    fn the_ipv6_wildcard_serves_ipv4_too() {
+        let l = bind("[::]:0".parse().unwrap()).unwrap();
+        let port = l.local_addr().unwrap().port();
+        assert!(TcpStream::connect(("127.0.0.1", port)).is_ok(), "IPv4");
+        if TcpStream::connect(("::1", port)).is_err() {
+            // A host without IPv6 on loopback: the fallback is IPv4 only.
+            assert!(
+                l.local_addr().unwrap().is_ipv4()
+                    || std::fs::metadata("/proc/net/if_inet6").is_err()
+            );
+        }
     }
 
     fn get(addr: SocketAddr, req: &[u8]) -> String {

@@ -5,6 +5,10 @@
 //! journald keeps the level, and carries no timestamp (journald adds its
 //! own). Otherwise lines start with an RFC 3339 UTC timestamp and the level.
 //! Messages themselves are `event key=value ...` so they grep well.
+//!
+//! `--log-format json` writes one JSON object per line on stdout instead,
+//! in the shape of the original's Go `log/slog` output: `time`, `level`,
+//! `msg` (the event), then each `key=value` as a field.
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -84,15 +88,136 @@ fn offer(level: Level, args: &std::fmt::Arguments<'_>) {
     TAPPED.store(!t.is_empty(), std::sync::atomic::Ordering::Relaxed);
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `event key=value` lines on stderr (journald-aware).
+    Text,
+    /// One slog-shaped JSON object per line on stdout.
+    Json,
+}
+
+impl Format {
+    /// Parses a `--log-format` word.
+    pub fn parse(s: &str) -> Option<Format> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Some(Format::Text),
+            "json" => Some(Format::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Splits `event key=value key="quoted value" word` into the event and its
+/// fields; words without `=` are gathered in a `detail` field.
+pub fn fields(msg: &str) -> (String, Vec<(String, String)>) {
+    let mut rest = msg.trim();
+    let event_end = rest.find(' ').unwrap_or(rest.len());
+    let event = rest[..event_end].to_string();
+    rest = &rest[event_end..];
+    let mut out = Vec::new();
+    let mut loose: Vec<String> = Vec::new();
+    loop {
+        rest = rest.trim_start();
+        if rest.is_empty() {
+            break;
+        }
+        let word_end = rest.find(' ').unwrap_or(rest.len());
+        let eq = rest[..word_end].find('=').filter(|&i| i > 0);
+        let Some(eq) = eq else {
+            loose.push(rest[..word_end].to_string());
+            rest = &rest[word_end..];
+            continue;
+        };
+        let key = rest[..eq].to_string();
+        let after = &rest[eq + 1..];
+        if let Some(q) = after.strip_prefix('"') {
+            // A Rust-quoted value: read to the closing quote, unescaping.
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = q.len();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => match chars.next() {
+                        Some((_, 'n')) => v.push('\n'),
+                        Some((_, 't')) => v.push('\t'),
+                        Some((_, o)) => v.push(o),
+                        None => {}
+                    },
+                    '"' => {
+                        end = i + 1;
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            out.push((key, v));
+            rest = &q[end.min(q.len())..];
+        } else {
+            let vend = after.find(' ').unwrap_or(after.len());
+            out.push((key, after[..vend].to_string()));
+            rest = &after[vend..];
+        }
+    }
+    if !loose.is_empty() {
+        out.push(("detail".into(), loose.join(" ")));
+    }
+    (event, out)
+}
+
+/// A log line as the original's slog JSON handler wrote it.
+pub fn json_line(level: Level, at: SystemTime, msg: &str) -> String {
+    use serde_json::{Map, Value};
+    let (event, fields) = fields(msg);
+    let mut m = Map::new();
+    m.insert("time".into(), Value::String(rfc3339_utc(at)));
+    let level = match level {
+        Level::Error => "ERROR",
+        Level::Warn => "WARN",
+        Level::Info => "INFO",
+        Level::Debug | Level::Trace => "DEBUG",
+    };
+    m.insert("level".into(), Value::String(level.into()));
+    m.insert("msg".into(), Value::String(event));
+    for (k, v) in fields {
+        let value = if let Ok(n) = v.parse::<i64>() {
+            Value::from(n)
+        } else if let Ok(n) = v.parse::<u64>() {
+            Value::from(n)
+        } else if v.contains('.') && v.parse::<f64>().is_ok_and(f64::is_finite) {
+            Value::from(v.parse::<f64>().unwrap_or(0.0))
+        } else {
+            Value::String(v)
+        };
+        m.insert(k, value);
+    }
+    Value::Object(m).to_string()
+}
+
 /// Installs the global logger at `level`; later calls are ignored.
 pub fn init(level: LevelFilter) {
+    init_with(level, Format::Text);
+}
+
+/// Installs the global logger at `level` writing `format`.
+pub fn init_with(level: LevelFilter, format: Format) {
     let journal = stderr_is_journal();
     let mut b = env_logger::Builder::new();
     b.filter_level(level);
-    b.target(env_logger::Target::Stderr);
+    b.target(match format {
+        Format::Text => env_logger::Target::Stderr,
+        Format::Json => env_logger::Target::Stdout,
+    });
     b.format(move |buf, record| {
         offer(record.level(), record.args());
-        if journal {
+        if format == Format::Json {
+            let msg = record.args().to_string();
+            writeln!(
+                buf,
+                "{}",
+                json_line(record.level(), SystemTime::now(), &msg)
+            )
+        } else if journal {
             writeln!(
                 buf,
                 "<{}>{}",
@@ -173,6 +298,33 @@ mod tests {
         assert_eq!(syslog_priority(Level::Error), 3);
         assert_eq!(syslog_priority(Level::Info), 6);
         assert_eq!(syslog_priority(Level::Trace), 7);
+    }
+
+    #[test]
+    fn fields_and_json_lines() {
+        let (e, f) = fields(
+            "backend-transition backend=web0 from=up to=down code=L4CON detail=\"connection refused\"",
+        );
+        assert_eq!(e, "backend-transition");
+        assert_eq!(f[0], ("backend".into(), "web0".into()));
+        assert_eq!(f[4], ("detail".into(), "connection refused".into()));
+        let (_, f) = fields("vpp-lbsync-failed error=\"a \\\"q\\\" b\" took_ms=1.5 extra words");
+        assert_eq!(f[0].1, "a \"q\" b");
+        assert_eq!(f[2], ("detail".into(), "extra words".into()));
+        let j = json_line(
+            Level::Info,
+            UNIX_EPOCH,
+            "vpp-lbsync-done ops=3 took_ms=1.5 scope=all",
+        );
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        assert_eq!(v["msg"], "vpp-lbsync-done");
+        assert_eq!(v["level"], "INFO");
+        assert_eq!(v["ops"], 3);
+        assert_eq!(v["took_ms"], 1.5);
+        assert_eq!(v["scope"], "all");
+        assert_eq!(v["time"], "1970-01-01T00:00:00.000Z");
+        assert_eq!(Format::parse("JSON"), Some(Format::Json));
+        assert_eq!(Format::parse("xml"), None);
     }
 
     #[test]

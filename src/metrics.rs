@@ -40,14 +40,15 @@ pub struct Sources {
     pub counters: Option<Published<LbCounters>>,
 }
 
-/// `:9091` → `0.0.0.0:9091`; `""` → `None` (disabled).
+/// `:9091` → `[::]:9091` (IPv6 and IPv4, as Go listens); `""` → `None`
+/// (disabled).
 pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
     let s = s.trim();
     if s.is_empty() {
         return Ok(None);
     }
     let full = if s.starts_with(':') {
-        format!("0.0.0.0{s}")
+        format!("[::]{s}")
     } else {
         s.to_string()
     };
@@ -524,7 +525,7 @@ mod tests {
     fn addresses() {
         assert_eq!(
             parse_addr(":9091").unwrap(),
-            Some("0.0.0.0:9091".parse().unwrap())
+            Some("[::]:9091".parse().unwrap())
         );
         assert_eq!(parse_addr("").unwrap(), None);
         assert_eq!(

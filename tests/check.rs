@@ -64,12 +64,12 @@ fn missing_file_exits_1() {
 }
 
 #[test]
-fn usage_errors_exit_64() {
+fn usage_errors_exit_2_as_the_originals() {
     let out = Command::new(maglevd_bin())
         .arg("--no-such-flag")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(64));
+    assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown option `--no-such-flag`"));
 }
 

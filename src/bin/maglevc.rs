@@ -17,7 +17,8 @@ Talks to maglevd over its control socket. With a command, runs it and
 exits; without, starts an interactive shell (TAB completes, ? helps).
 
 Options:
-  --socket PATH      control socket [env MAGLEV_SOCKET]
+  --socket PATH      control socket [env MAGLEV_CONTROL_SOCKET, as maglevd;
+                     MAGLEV_SOCKET is accepted too]
                      (default /run/vpp-maglev/maglevd.sock)
   --json             print maglevd's JSON replies unchanged
   --color[=BOOL]     ANSI colour (default: on in the shell on a terminal)
@@ -43,9 +44,10 @@ struct Opts {
 
 fn parse_args() -> Result<Option<Opts>, String> {
     let mut o = Opts {
-        socket: std::env::var("MAGLEV_SOCKET")
-            .ok()
-            .filter(|s| !s.is_empty())
+        // One name in both binaries; maglevc's older name still works.
+        socket: ["MAGLEV_CONTROL_SOCKET", "MAGLEV_SOCKET"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|s| !s.is_empty()))
             .unwrap_or_else(|| "/run/vpp-maglev/maglevd.sock".into()),
         json: false,
         color: None,

@@ -527,6 +527,7 @@ impl Core {
         let spread = e.hc.fast_interval.min(Duration::from_secs(1));
         let cmd = Command::Start {
             id: e.id,
+            name: Arc::clone(&e.name),
             generation: e.generation,
             spec: Arc::new(ProbeSpec::new(e.config.address, &e.hc)),
             interval: interval_for(&e.hc, e.cadence),

@@ -269,7 +269,7 @@ fn stop_deadline(started: Instant) {
 /// Runs the daemon until SIGTERM/SIGINT; returns the process exit status.
 pub fn run(opts: Options) -> i32 {
     let process_start = Instant::now();
-    logging::init(opts.log_level);
+    logging::init_with(opts.log_level, opts.log_format);
     info!(
         "starting version={} commit={} config={} pid={}",
         crate::VERSION,

@@ -31,6 +31,8 @@ pub struct Options {
     pub check: bool,
     /// Log verbosity.
     pub log_level: LevelFilter,
+    /// Log line format.
+    pub log_format: logging::Format,
     /// Run a simulated VPP in-process and program it instead of VPP.
     pub vpp_sim: bool,
     /// Where `/metrics` listens (`None`: disabled).
@@ -64,6 +66,9 @@ Options:
                        0 valid, 1 unreadable or parse error, 2 semantic error
   --log-level LEVEL    error, warn, info, debug or trace [env MAGLEV_LOG_LEVEL]
                        (default info)
+  --log-format FORMAT  text (default; stderr, journald-aware) or json (one
+                       object per line on stdout, as the original)
+                       [env MAGLEV_LOG_FORMAT]
   --vpp-sim            run a simulated VPP in-process on a private socket and
                        program it instead of the configured api-socket
   --metrics-addr ADDR  serve Prometheus /metrics on ADDR [env MAGLEV_METRICS_ADDR]
@@ -81,8 +86,9 @@ Options:
 Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop the daemon.
 See maglevd(8) and maglev.yaml(5).";
 
-/// Exit status for a command line that cannot be understood (`EX_USAGE`).
-pub const EXIT_USAGE: i32 = 64;
+/// Exit status for a command line that cannot be understood: 2, the Go
+/// `flag` package's (the original's) and maglevc's.
+pub const EXIT_USAGE: i32 = 2;
 
 /// Parses `args` (without the program name), reading defaults from `env`.
 pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, String>
@@ -95,6 +101,7 @@ where
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     let mut level_word = env("MAGLEV_LOG_LEVEL").filter(|s| !s.is_empty());
+    let mut format_word = env("MAGLEV_LOG_FORMAT").filter(|s| !s.is_empty());
     let mut check = false;
     let mut vpp_sim = false;
     let mut control_word =
@@ -130,6 +137,7 @@ where
         match name {
             "config" | "c" => config = PathBuf::from(value("a file path")?),
             "log-level" => level_word = Some(value("a level")?),
+            "log-format" => format_word = Some(value("text or json")?),
             "check" => check = parse_bool(name, inline.as_deref())?,
             "vpp-sim" => vpp_sim = parse_bool(name, inline.as_deref())?,
             "metrics-addr" => metrics_word = value("an address (or \"\")")?,
@@ -147,12 +155,18 @@ where
             format!("unknown log level `{w}` (use error, warn, info, debug or trace)")
         })?,
     };
+    let log_format = match format_word {
+        None => logging::Format::Text,
+        Some(w) => logging::Format::parse(&w)
+            .ok_or_else(|| format!("unknown log format `{w}` (use text or json)"))?,
+    };
     let metrics_addr =
         crate::metrics::parse_addr(&metrics_word).map_err(|e| format!("--metrics-addr: {e}"))?;
     Ok(Command::Run(Options {
         config,
         check,
         log_level,
+        log_format,
         vpp_sim,
         metrics_addr,
         control_socket: (!control_word.trim().is_empty()).then(|| PathBuf::from(control_word)),

@@ -38,6 +38,8 @@ pub enum Command {
     Start {
         /// Backend.
         id: BackendId,
+        /// Its name, for the `probe-start` debug line.
+        name: Arc<str>,
         /// Generation: reports carry it so stale ones can be told apart.
         generation: u64,
         /// What to probe.
@@ -293,6 +295,7 @@ impl Drop for Engine {
 
 /// What the prober keeps per backend beside its schedule.
 struct Job {
+    name: Arc<str>,
     generation: u64,
     spec: Arc<ProbeSpec>,
     /// The slot of the probe in flight.
@@ -633,12 +636,14 @@ impl Prober {
         match cmd {
             Command::Start {
                 id,
+                name,
                 generation,
                 spec,
                 interval,
                 first_in,
             } => {
                 let job = Job {
+                    name,
                     generation,
                     spec,
                     busy: None,
@@ -701,6 +706,12 @@ impl Prober {
         };
         let spec = Arc::clone(&job.spec);
         let generation = job.generation;
+        debug!(
+            "probe-start backend={} address={} type={}",
+            job.name,
+            spec.address,
+            spec.probe.check_type()
+        );
         self.stats.started.fetch_add(1, Ordering::Relaxed);
         if let Some(e) = &self.netns_error {
             let o = Outcome::new(Code::Local, e.clone(), Duration::ZERO);

@@ -384,17 +384,16 @@ impl Client {
         }
         let id = self.id_of::<M>()?;
         m.set_header(self.handle, context);
-        let payload = m.encode(id);
+        Ok(m.encode(id))
+    }
+
+    fn send<M: Message>(&mut self, m: M, context: u32) -> Result<(), VppError> {
+        let payload = self.encode(m, context)?;
         debug!(
             "vpp-api-send msg={} context={context} size={}",
             M::NAME,
             payload.len()
         );
-        Ok(payload)
-    }
-
-    fn send<M: Message>(&mut self, m: M, context: u32) -> Result<(), VppError> {
-        let payload = self.encode(m, context)?;
         self.write_payload(M::NAME, &payload)
     }
 
@@ -554,6 +553,11 @@ impl Client {
         )?;
         let mut bytes = frame(&dump);
         bytes.extend_from_slice(&frame(&ping));
+        debug!(
+            "vpp-api-send-multi msg={} context={context} size={}",
+            Req::NAME,
+            bytes.len()
+        );
         if let Err(e) = self.stream.write_all(&bytes) {
             self.broken = true;
             self.counters.count(Req::NAME, "send", "failure");
@@ -582,7 +586,7 @@ impl Client {
                 self.counters
                     .count(ControlPingReply::NAME, "recv", "success");
                 debug!(
-                    "vpp-api-recv msg={} context={context} details={}",
+                    "vpp-api-recv-multi msg={} context={context} details={}",
                     Req::NAME,
                     out.len()
                 );

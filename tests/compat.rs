@@ -1,0 +1,189 @@
+//! What scripts and pipelines written for the Go original rely on: log
+//! event names, the JSON log shape, environment names, dual-stack metrics.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, TempDir, maglevd_bin, repo_path, wait_until};
+
+#[test]
+fn json_logs_are_one_slog_object_per_line_on_stdout() {
+    let dir = TempDir::new("jsonlog");
+    let cfg = repo_path("examples/maglev.yaml");
+    let mut child = Command::new(maglevd_bin())
+        .args(["--vpp-sim", "--log-format", "json", "--config"])
+        .arg(&cfg)
+        .arg("--control-socket")
+        .arg(dir.path("ctl.sock"))
+        .env("MAGLEV_METRICS_ADDR", "")
+        .env("MAGLEV_LOCK_DIR", common::lock_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        for l in BufReader::new(out).lines() {
+            match l {
+                Ok(l) => v.push(l),
+                Err(_) => break,
+            }
+        }
+        v
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(child.wait().unwrap().success());
+    let lines = lines.join().unwrap();
+    assert!(lines.len() > 5, "{lines:?}");
+    let mut transition = None;
+    for l in &lines {
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"));
+        assert!(
+            v["time"].is_string() && v["level"].is_string() && v["msg"].is_string(),
+            "{l}"
+        );
+        if v["msg"] == "backend-transition" {
+            transition = Some(v);
+        }
+    }
+    let t = transition.expect("a backend-transition line");
+    assert!(t["from"].is_string() && t["to"].is_string(), "{t}");
+    assert!(t["backend"].is_string(), "{t}");
+    assert_eq!(
+        lines[0].contains("\"msg\":\"starting\""),
+        true,
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn debug_logs_use_the_originals_event_names() {
+    let dir = TempDir::new("lognames");
+    let cfg = repo_path("examples/maglev.yaml");
+    let mut d = Daemon::start_with(Command::new(maglevd_bin()).args([
+        "--vpp-sim",
+        "--log-level",
+        "debug",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        dir.path("ctl.sock").to_str().unwrap(),
+    ]));
+    d.wait_for(&["vpp-connect "], Duration::from_secs(5));
+    d.wait_for(&["probe-start", "backend="], Duration::from_secs(5));
+    // The first full sync (at startup-max-delay) dumps VIPs and ASes;
+    // an operator read does the same at once.
+    let out = Command::new(env!("CARGO_BIN_EXE_maglevc"))
+        .args([
+            "--socket",
+            dir.path("ctl.sock").to_str().unwrap(),
+            "show",
+            "vpp",
+            "lb",
+            "state",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for(
+        &["vpp-api-send-multi", "msg=lb_vip_dump"],
+        Duration::from_secs(5),
+    );
+    d.wait_for(
+        &["vpp-api-recv-multi", "msg=lb_vip_dump"],
+        Duration::from_secs(5),
+    );
+    let _ = d.stop_within(Duration::from_secs(2));
+}
+
+#[test]
+fn maglevc_reads_the_same_socket_variable_as_maglevd() {
+    let dir = TempDir::new("envname");
+    let ctl = dir.path("ctl.sock");
+    let cfg = repo_path("examples/maglev.yaml");
+    let mut d = Daemon::start_with(Command::new(maglevd_bin()).args([
+        "--vpp-sim",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        ctl.to_str().unwrap(),
+    ]));
+    d.wait_for(&["control-listening"], Duration::from_secs(5));
+    for var in ["MAGLEV_CONTROL_SOCKET", "MAGLEV_SOCKET"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_maglevc"))
+            .args(["show", "version"])
+            .env_remove("MAGLEV_CONTROL_SOCKET")
+            .env_remove("MAGLEV_SOCKET")
+            .env(var, &ctl)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{var}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Usage errors exit 2 in both binaries.
+    let o = Command::new(maglevd_bin()).arg("--bogus").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let o = Command::new(env!("CARGO_BIN_EXE_maglevc"))
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let _ = d.stop_within(Duration::from_secs(2));
+}
+
+#[test]
+fn metrics_on_a_bare_port_answer_ipv4_and_ipv6() {
+    let dir = TempDir::new("dualstack");
+    let port = common::free_port("127.0.0.1");
+    let cfg = repo_path("examples/maglev.yaml");
+    let mut d = Daemon::start_with(Command::new(maglevd_bin()).args([
+        "--vpp-sim",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        dir.path("ctl.sock").to_str().unwrap(),
+        "--metrics-addr",
+        &format!(":{port}"),
+    ]));
+    d.wait_for(&["metrics-listening"], Duration::from_secs(5));
+    let get = |host: &str| -> bool {
+        let Ok(mut s) = TcpStream::connect((host, port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = s.write_all(b"GET /metrics HTTP/1.1\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out.starts_with("HTTP/1.1 200")
+    };
+    let t = Instant::now();
+    wait_until("IPv4 scrape", Duration::from_secs(5), || get("127.0.0.1"));
+    let ipv6_here = std::net::TcpListener::bind("[::1]:0").is_ok();
+    if ipv6_here {
+        assert!(get("::1"), "IPv6 scrape of :{port}");
+    }
+    eprintln!(
+        "dual-stack checked (IPv6 present: {ipv6_here}) in {:?}",
+        t.elapsed()
+    );
+    let _ = d.stop_within(Duration::from_secs(2));
+}
