@@ -60,12 +60,7 @@ fn json_logs_are_one_slog_object_per_line_on_stdout() {
     let t = transition.expect("a backend-transition line");
     assert!(t["from"].is_string() && t["to"].is_string(), "{t}");
     assert!(t["backend"].is_string(), "{t}");
-    assert_eq!(
-        lines[0].contains("\"msg\":\"starting\""),
-        true,
-        "{}",
-        lines[0]
-    );
+    assert!(lines[0].contains("\"msg\":\"starting\""), "{}", lines[0]);
 }
 
 #[test]
