@@ -182,3 +182,40 @@ fn metrics_on_a_bare_port_answer_ipv4_and_ipv6() {
     );
     let _ = d.stop_within(Duration::from_secs(2));
 }
+
+#[test]
+fn show_vpp_info_without_vpp_is_an_error() {
+    let dir = TempDir::new("novpp");
+    let ctl = dir.path("ctl.sock");
+    let cfg = dir.write(
+        "m.yaml",
+        &format!(
+            "maglev:
+  vpp:
+    api-socket: {}
+    lb: {{ ipv4-src-address: 192.0.2.254 }}
+  healthchecks:
+    t: {{ type: tcp, port: 1 }}
+  backends:
+    a: {{ address: 127.0.0.1, healthcheck: t }}
+  frontends:
+    web: {{ address: 192.0.2.1, protocol: tcp, port: 80, pools: [ {{ name: p, backends: {{ a: {{}} }} }} ] }}
+",
+            dir.path("no-vpp.sock").display()
+        ),
+    );
+    let mut d = Daemon::start_with(Command::new(maglevd_bin()).args([
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        ctl.to_str().unwrap(),
+    ]));
+    d.wait_for(&["vpp-connect-failed"], Duration::from_secs(5));
+    let o = Command::new(env!("CARGO_BIN_EXE_maglevc"))
+        .args(["--socket", ctl.to_str().unwrap(), "show", "vpp", "info"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not connected"));
+    let _ = d.stop_within(Duration::from_secs(2));
+}

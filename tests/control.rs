@@ -183,9 +183,29 @@ fn every_command_answers_with_content() {
             .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["expect_status", "200-399"]),
         "{t}"
     );
+    // The original's labels, times with their age, no empty fields.
     let t = out(&maglevc(sock, &["show", "vpp", "info"]));
+    assert!(t.contains("26.10-rc0~vppsim"), "{t}");
+    for label in [
+        "version ",
+        "build-date ",
+        "build-dir ",
+        "vpp-pid ",
+        "vpp-boottime ",
+        "connected ",
+    ] {
+        assert!(t.lines().any(|l| l.starts_with(label)), "{label}: {t}");
+    }
     assert!(
-        t.contains("connected        yes") && t.contains("26.10-rc0~vppsim"),
+        t.lines()
+            .any(|l| l.starts_with("connected ") && l.ends_with(" ago)")),
+        "{t}"
+    );
+    assert!(!t.contains(" -\n") && !t.contains("yes"), "{t}");
+    let t = out(&maglevc(sock, &["show", "frontend", "web"]));
+    assert!(t.contains("true") || t.contains("false"), "{t}");
+    assert!(
+        !t.contains("yes") && !t.lines().any(|l| l.trim_end().ends_with(" -")),
         "{t}"
     );
     let t = out(&maglevc(sock, &["show", "vpp", "lb", "state"]));

@@ -34,7 +34,8 @@ fn text(v: &Value) -> String {
         Value::Null => "-".into(),
         Value::String(s) if s.is_empty() => "-".into(),
         Value::String(s) => s.clone(),
-        Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
+        // As the original prints them (scripts match on these).
+        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
         Value::Number(n) => match n.as_f64() {
             Some(f) if n.is_f64() => format!("{f:.1}"),
             _ => n.to_string(),
@@ -88,7 +89,10 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], st: Style) -> String {
     out
 }
 
+/// `label  value` lines; a field with no value (`-`) is left out, as the
+/// original omits it.
 fn block(pairs: &[(&str, String)], st: Style) -> String {
+    let pairs: Vec<&(&str, String)> = pairs.iter().filter(|(_, v)| v != "-").collect();
     let w = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (k, v) in pairs {
@@ -378,18 +382,27 @@ pub fn render(words: &[&str], v: &Value, st: Style) -> String {
         return out;
     }
     if words.starts_with(&["show", "vpp", "info"]) {
+        // The original's labels: a time with how long ago it was.
+        let since = |at: &Value, secs: &Value| match (at.as_u64(), secs.as_u64()) {
+            (Some(at), Some(s)) => format!(
+                "{} ({} ago)",
+                crate::logging::rfc3339_utc(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(at)
+                ),
+                crate::config::format_duration(std::time::Duration::from_secs(s))
+            ),
+            _ => "-".into(),
+        };
         return block(
             &[
-                ("connected", text(&v["connected"])),
                 ("version", text(&v["version"])),
                 ("build-date", text(&v["build_date"])),
-                ("build-directory", text(&v["build_directory"])),
+                ("build-dir", text(&v["build_directory"])),
                 ("vpp-pid", text(&v["pid"])),
-                ("vpp-boottime", text(&v["boottime"])),
-                ("vpp-uptime", format!("{}s", text(&v["uptime_seconds"]))),
+                ("vpp-boottime", since(&v["boottime"], &v["uptime_seconds"])),
                 (
-                    "connected-for",
-                    format!("{}s", text(&v["connected_seconds"])),
+                    "connected",
+                    since(&v["connected_at"], &v["connected_seconds"]),
                 ),
             ],
             st,

@@ -206,6 +206,10 @@ pub fn run(cmd: &Command, ctx: &Context) -> Value {
                 return err("VPP integration is disabled (vpp.api-socket is empty)");
             };
             let st = r.status();
+            if !st.connected {
+                // As the original: no VPP, no info (an error, exit 1).
+                return err("VPP is not connected");
+            }
             let boottime = ctx
                 .counters
                 .as_ref()
@@ -220,6 +224,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Value {
                 "build_directory": st.version.as_ref().map(|v| v.build_directory.clone()),
                 "pid": st.pid,
                 "connected_seconds": st.connected_at.and_then(|t| now.duration_since(t).ok()).map(|d| d.as_secs()),
+                "connected_at": st.connected_at.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
                 "boottime": boottime,
                 "uptime_seconds": boottime.map(|b| now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()).saturating_sub(b)),
             })
