@@ -109,3 +109,45 @@ fn configs_in_the_originals_style_load_with_the_expected_warnings() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn a_netns_the_process_cannot_enter_fails_the_check_loudly() {
+    let dir = TempDir::new("netns-cap");
+    let cfg = dir.write(
+        "m.yaml",
+        "maglev:
+  healthchecker: { netns: dataplane }
+  vpp: { api-socket: \"\" }
+  healthchecks:
+    t: { type: tcp, port: 80 }
+  backends:
+    web0: { address: 192.0.2.10, healthcheck: t }
+",
+    );
+    // As the packaged unit runs it: without CAP_SYS_ADMIN (root drops it;
+    // an ordinary user has none to drop).
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut c = Command::new("setpriv");
+        c.args([
+            "--inh-caps=-sys_admin",
+            "--bounding-set=-sys_admin",
+            maglevd_bin(),
+        ]);
+        c
+    } else {
+        Command::new(maglevd_bin())
+    };
+    let out = cmd
+        .arg("--check")
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("backend web0 uses netns dataplane but the process lacks CAP_SYS_ADMIN"),
+        "{err}"
+    );
+    assert!(err.contains("maglevd(8)"), "{err}");
+}

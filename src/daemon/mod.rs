@@ -32,9 +32,54 @@ pub use options::Options;
 
 use crate::heartbeat::Beats;
 
+/// Whether this process has capability `cap` (its bit) in its effective
+/// set, from `/proc/self/status` (no libcap needed).
+fn has_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|mask| mask & (1u64 << cap) != 0)
+}
+
+/// `CAP_SYS_ADMIN`'s bit: entering a network namespace needs it.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Loads the file and checks it against what this process can do: a
+/// `netns` it cannot enter must fail loudly here (`--check`, which the
+/// unit's ExecStartPre and ExecReload run with the unit's capabilities,
+/// start-up and reload), not mark every backend down later.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let c = config::load(path)?;
+    if let Some(ns) = &c.healthchecker.netns {
+        if !has_capability(CAP_SYS_ADMIN) {
+            let who = c
+                .backends
+                .keys()
+                .next()
+                .map_or("every backend".to_string(), |b| format!("backend {b}"));
+            return Err(ConfigError::Semantic {
+                file: path.to_path_buf(),
+                problems: vec![config::Problem {
+                    path: "maglev.healthchecker.netns".into(),
+                    line: None,
+                    message: format!(
+                        "{who} uses netns {ns} but the process lacks CAP_SYS_ADMIN; \
+                         see maglevd(8) for the drop-in"
+                    ),
+                }],
+            });
+        }
+    }
+    Ok(c)
+}
+
 /// Prints the verdict of `maglevd --check` and returns its exit status.
 pub fn check(path: &Path) -> i32 {
-    match config::load(path) {
+    match load(path) {
         Ok(c) => {
             for w in &c.warnings {
                 eprintln!("{}", w.located(path).replacen(": ", ": warning: ", 1));
@@ -227,7 +272,7 @@ impl Loader {
             .name("config-loader".into())
             .spawn(move || {
                 for why in rx {
-                    let r = config::load(&path);
+                    let r = load(&path);
                     if done_tx.send((why, r)).is_err() {
                         return;
                     }
@@ -277,7 +322,7 @@ pub fn run(opts: Options) -> i32 {
         opts.config.display(),
         std::process::id()
     );
-    let cfg = match config::load(&opts.config) {
+    let cfg = match load(&opts.config) {
         Ok(c) => c,
         Err(e) => {
             for line in e.lines() {
