@@ -219,3 +219,108 @@ fn show_vpp_info_without_vpp_is_an_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("not connected"));
     let _ = d.stop_within(Duration::from_secs(2));
 }
+
+/// The README's quick start as an ordinary user (uid 65534), in a network
+/// namespace of its own whose ping_group_range lets everyone ping: ICMP
+/// backends go up over ping sockets (no CAP_NET_RAW), the control socket
+/// falls back to $XDG_RUNTIME_DIR, and maglevc finds it there.
+#[test]
+fn the_quick_start_works_for_an_ordinary_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to create the namespace and switch user");
+        return;
+    }
+    let ns = format!("mgl-user-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        let st = Command::new("ip").args(args).status().unwrap();
+        assert!(st.success(), "ip {args:?}");
+    };
+    ip(&["netns", "add", &ns]);
+    struct DelNetns(String);
+    impl Drop for DelNetns {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _ns = DelNetns(ns.clone());
+    ip(&["netns", "exec", &ns, "ip", "link", "set", "lo", "up"]);
+    ip(&[
+        "netns",
+        "exec",
+        &ns,
+        "sh",
+        "-c",
+        "echo 0 2147483647 > /proc/sys/net/ipv4/ping_group_range",
+    ]);
+    let dir = TempDir::new("user");
+    let xdg = dir.path("xdg");
+    std::fs::create_dir(&xdg).unwrap();
+    nix::unistd::chown(
+        &xdg,
+        Some(nix::unistd::Uid::from_raw(65534)),
+        Some(nix::unistd::Gid::from_raw(65534)),
+    )
+    .unwrap();
+    let cfg = repo_path("examples/maglev.yaml");
+    let as_nobody = ["--reuid=65534", "--regid=65534", "--clear-groups"];
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns, "setpriv"])
+        .args(as_nobody)
+        .arg(maglevd_bin())
+        .args(["--vpp-sim", "--metrics-addr", "", "--config"])
+        .arg(&cfg)
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .env_remove("MAGLEV_CONTROL_SOCKET")
+        .env_remove("MAGLEV_LOCK_DIR")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = crossbeam_channel::unbounded::<String>();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let t = Instant::now();
+    let mut up = false;
+    while t.elapsed() < Duration::from_secs(10) && !up {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            up = l.contains("backend=spare-a") && l.contains("to=up") && l.contains("L4OK");
+            seen.push(l);
+        }
+    }
+    let log = seen.join("\n");
+    assert!(up, "spare-a did not go up over a ping socket:\n{log}");
+    assert!(log.contains("kind=ping"), "{log}");
+    let sock = xdg.join("vpp-maglev").join("maglevd.sock");
+    assert!(
+        sock.exists(),
+        "control socket not in XDG_RUNTIME_DIR:\n{log}"
+    );
+    let out = Command::new("setpriv")
+        .args(as_nobody)
+        .arg(env!("CARGO_BIN_EXE_maglevc"))
+        .args(["show", "backends"])
+        .env("XDG_RUNTIME_DIR", &xdg)
+        .env_remove("MAGLEV_CONTROL_SOCKET")
+        .env_remove("MAGLEV_SOCKET")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("spare-a"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let _ = child.wait();
+}

@@ -48,7 +48,13 @@ fn parse_args() -> Result<Option<Opts>, String> {
         socket: ["MAGLEV_CONTROL_SOCKET", "MAGLEV_SOCKET"]
             .iter()
             .find_map(|k| std::env::var(k).ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "/run/vpp-maglev/maglevd.sock".into()),
+            // Where maglevd would be: the system path or the user's
+            // runtime directory, whichever exists.
+            .unwrap_or_else(|| {
+                vpp_maglev::control::paths::for_client()
+                    .to_string_lossy()
+                    .into_owned()
+            }),
         json: false,
         color: None,
         words: Vec::new(),

@@ -4,5 +4,6 @@
 pub mod format;
 pub mod grammar;
 pub mod handlers;
+pub mod paths;
 pub mod server;
 pub mod shell;

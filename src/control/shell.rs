@@ -116,16 +116,23 @@ pub const EXIT_CONNECT: u8 = 3;
 /// Why the socket could not be used, in the operator's terms.
 pub fn connect_error(path: &str, e: &std::io::Error) -> String {
     let why = match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            "no such socket: is maglevd running? (see --control-socket)"
-        }
+        std::io::ErrorKind::NotFound => "no such socket: is maglevd running? (point maglevc's \
+             --socket, or MAGLEV_CONTROL_SOCKET, at maglevd's --control-socket)"
+            .to_string(),
         std::io::ErrorKind::PermissionDenied => {
-            "permission denied: run as root or as a member of group maglevd"
+            // The socket's group is maglevd's admin group.
+            let group = std::fs::metadata(path)
+                .ok()
+                .map(|m| std::os::unix::fs::MetadataExt::gid(&m))
+                .and_then(|g| nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(g)).ok())
+                .flatten()
+                .map_or_else(|| "maglevd".to_string(), |g| g.name);
+            format!("permission denied: run as root or as a member of group {group}")
         }
         std::io::ErrorKind::ConnectionRefused => {
-            "connection refused: maglevd is not running (stale socket)"
+            "connection refused: maglevd is not running (stale socket)".to_string()
         }
-        _ => "",
+        _ => String::new(),
     };
     if why.is_empty() {
         format!("cannot connect to {path}: {e}")

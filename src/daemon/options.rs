@@ -48,8 +48,9 @@ pub struct Options {
 /// Default `--lock-dir`.
 pub const DEFAULT_LOCK_DIR: &str = "/run/vpp-maglev";
 
-/// Default `--control-socket`.
-pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vpp-maglev/maglevd.sock";
+/// Default `--control-socket` (see [`crate::control::paths`] for the
+/// fallback of an ordinary user).
+pub const DEFAULT_CONTROL_SOCKET: &str = crate::control::paths::DEFAULT_SOCKET;
 /// Default `--admin-group`.
 pub const DEFAULT_ADMIN_GROUP: &str = "maglevd";
 
@@ -75,7 +76,9 @@ Options:
                        (default :9091; empty disables)
   --control-socket PATH
                        maglevc's Unix socket [env MAGLEV_CONTROL_SOCKET]
-                       (default /run/vpp-maglev/maglevd.sock; empty disables)
+                       (default /run/vpp-maglev/maglevd.sock, or, where that
+                       cannot be written, $XDG_RUNTIME_DIR/vpp-maglev/
+                       maglevd.sock; empty disables)
   --admin-group NAME   group allowed to run set/sync/config reload besides root
                        [env MAGLEV_ADMIN_GROUP] (default maglevd)
   --lock-dir DIR       where the lock that allows one maglevd per VPP API
@@ -104,14 +107,11 @@ where
     let mut format_word = env("MAGLEV_LOG_FORMAT").filter(|s| !s.is_empty());
     let mut check = false;
     let mut vpp_sim = false;
-    let mut control_word =
-        env("MAGLEV_CONTROL_SOCKET").unwrap_or_else(|| DEFAULT_CONTROL_SOCKET.to_string());
+    let mut control_word = env("MAGLEV_CONTROL_SOCKET");
     let mut admin_group = env("MAGLEV_ADMIN_GROUP")
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_ADMIN_GROUP.to_string());
-    let mut lock_dir = env("MAGLEV_LOCK_DIR")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| DEFAULT_LOCK_DIR.to_string());
+    let mut lock_dir = env("MAGLEV_LOCK_DIR").filter(|s| !s.is_empty());
     let mut metrics_word =
         env("MAGLEV_METRICS_ADDR").unwrap_or_else(|| crate::metrics::DEFAULT_ADDR.to_string());
 
@@ -141,9 +141,9 @@ where
             "check" => check = parse_bool(name, inline.as_deref())?,
             "vpp-sim" => vpp_sim = parse_bool(name, inline.as_deref())?,
             "metrics-addr" => metrics_word = value("an address (or \"\")")?,
-            "control-socket" => control_word = value("a socket path (or \"\")")?,
+            "control-socket" => control_word = Some(value("a socket path (or \"\")")?),
             "admin-group" => admin_group = value("a group name")?,
-            "lock-dir" => lock_dir = value("a directory")?,
+            "lock-dir" => lock_dir = Some(value("a directory")?),
             "version" | "V" => return Ok(Command::Version),
             "help" | "h" => return Ok(Command::Help),
             _ => return Err(format!("unknown option `{arg}`")),
@@ -169,9 +169,21 @@ where
         log_format,
         vpp_sim,
         metrics_addr,
-        control_socket: (!control_word.trim().is_empty()).then(|| PathBuf::from(control_word)),
+        control_socket: match control_word {
+            // Not given: the system path, or the user's runtime directory
+            // where the system one cannot be written (no root).
+            None => Some(crate::control::paths::for_daemon()),
+            Some(w) if w.trim().is_empty() => None,
+            Some(w) => Some(PathBuf::from(w)),
+        },
         admin_group,
-        lock_dir: PathBuf::from(lock_dir),
+        // Beside the control socket by default: /run/vpp-maglev, or the
+        // user's runtime directory where that cannot be written.
+        lock_dir: lock_dir.map(PathBuf::from).unwrap_or_else(|| {
+            crate::control::paths::for_daemon()
+                .parent()
+                .map_or_else(|| PathBuf::from(DEFAULT_LOCK_DIR), PathBuf::from)
+        }),
     }))
 }
 

@@ -787,12 +787,18 @@ impl Prober {
             Some(k) => k,
             None => {
                 let socket = IcmpSocket::open(v6, spec.source);
-                if let Err(e) = &socket {
-                    warn!(
+                match &socket {
+                    Err(e) => warn!(
                         "icmp-socket-failed family={} source={:?} error={e}",
                         if v6 { "ipv6" } else { "ipv4" },
                         spec.source
-                    );
+                    ),
+                    Ok(s) => info!(
+                        "icmp-socket-opened family={} source={:?} kind={}",
+                        if v6 { "ipv6" } else { "ipv4" },
+                        spec.source,
+                        s.kind()
+                    ),
                 }
                 self.icmp[fam].push(IcmpSlot {
                     source: spec.source,
@@ -805,9 +811,11 @@ impl Prober {
             Ok(s) => s,
             Err(e) => {
                 let why = match e {
-                    Errno::EPERM | Errno::EACCES => {
-                        "cannot open raw ICMP socket: not permitted (needs CAP_NET_RAW)".into()
-                    }
+                    Errno::EPERM | Errno::EACCES => format!(
+                        "cannot open an ICMP socket: a raw one needs CAP_NET_RAW, and gid {} \
+                         is outside net.ipv4.ping_group_range for a ping socket",
+                        nix::unistd::getegid()
+                    ),
                     other => format!("cannot open raw ICMP socket: {}", errno_detail(*other)),
                 };
                 // Not the backend's fault: no verdict.

@@ -1,4 +1,7 @@
-//! ICMP echo probes for IPv4 and IPv6 over raw sockets.
+//! ICMP echo probes for IPv4 and IPv6 over raw sockets, or, without
+//! `CAP_NET_RAW`, over unprivileged ping sockets (`SOCK_DGRAM` with
+//! `IPPROTO_ICMP[V6]`, allowed to the groups in `net.ipv4.ping_group_range`,
+//! which systemd opens to everyone on Debian).
 //!
 //! The packet code is pure. Each prober thread keeps one raw socket per
 //! family (and per configured source address); replies are matched to
@@ -84,7 +87,12 @@ pub fn parse_v4(pkt: &[u8]) -> Option<Reply> {
     if ihl < 20 {
         return None;
     }
-    let icmp = pkt.get(ihl..)?;
+    parse_v4_icmp(pkt.get(ihl..)?)
+}
+
+/// Parses an ICMPv4 message without its IP header (what a ping socket
+/// returns).
+pub fn parse_v4_icmp(icmp: &[u8]) -> Option<Reply> {
     match (*icmp.first()?, *icmp.get(1)?) {
         (0, 0) => Some(Reply::Echo {
             id: be16(icmp, 4)?,
@@ -156,15 +164,36 @@ pub fn parse_v6(icmp: &[u8]) -> Option<Reply> {
     }
 }
 
-/// One raw ICMP socket of one family, optionally bound to a source.
+/// One ICMP socket of one family, optionally bound to a source.
 pub struct IcmpSocket {
     fd: OwnedFd,
     v6: bool,
+    /// A ping socket: no IP header on receive, and the kernel puts its own
+    /// identifier in our requests (and only gives us our replies).
+    ping: bool,
+    /// The identifier we last sent (replies on a ping socket carry the
+    /// kernel's; they are reported with ours).
+    sent_id: std::cell::Cell<u16>,
 }
 
 impl IcmpSocket {
-    /// Opens a non-blocking raw socket (needs CAP_NET_RAW).
+    /// Opens a non-blocking raw socket (needs CAP_NET_RAW), or, where that
+    /// is not permitted, an unprivileged ping socket.
     pub fn open(v6: bool, source: Option<IpAddr>) -> Result<IcmpSocket, Errno> {
+        match Self::open_as(v6, source, SockType::Raw) {
+            Err(Errno::EPERM | Errno::EACCES) => {}
+            other => return other,
+        }
+        // No CAP_NET_RAW: a ping socket, if ping_group_range allows us.
+        Self::open_as(v6, source, SockType::Datagram)
+    }
+
+    /// Which kind this is: `raw` or `ping`.
+    pub fn kind(&self) -> &'static str {
+        if self.ping { "ping" } else { "raw" }
+    }
+
+    fn open_as(v6: bool, source: Option<IpAddr>, ty: SockType) -> Result<IcmpSocket, Errno> {
         let (fam, proto) = if v6 {
             (AddressFamily::Inet6, SockProtocol::IcmpV6)
         } else {
@@ -172,7 +201,7 @@ impl IcmpSocket {
         };
         let fd = socket(
             fam,
-            SockType::Raw,
+            ty,
             SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             proto,
         )?;
@@ -182,7 +211,12 @@ impl IcmpSocket {
                 &SockaddrStorage::from(SocketAddr::new(src, 0)),
             )?;
         }
-        Ok(IcmpSocket { fd, v6 })
+        Ok(IcmpSocket {
+            fd,
+            v6,
+            ping: ty == SockType::Datagram,
+            sent_id: std::cell::Cell::new(0),
+        })
     }
 
     /// The socket to poll.
@@ -193,6 +227,7 @@ impl IcmpSocket {
     /// Sends an echo request to `dst`.
     pub fn send(&self, dst: IpAddr, id: u16, seq: u16) -> Result<(), Errno> {
         let pkt = echo_request(self.v6, id, seq);
+        self.sent_id.set(id);
         let sa = SockaddrStorage::from(SocketAddr::new(dst, 0));
         sendto(self.fd.as_raw_fd(), &pkt, &sa, MsgFlags::empty()).map(drop)
     }
@@ -212,10 +247,19 @@ impl IcmpSocket {
                     return Ok(Some((IpAddr::V4(Ipv4Addr::UNSPECIFIED), None)));
                 };
                 let data = &buf[..n];
-                let reply = if self.v6 {
-                    parse_v6(data)
-                } else {
-                    parse_v4(data)
+                let reply = match (self.v6, self.ping) {
+                    (true, _) => parse_v6(data),
+                    (false, false) => parse_v4(data),
+                    (false, true) => parse_v4_icmp(data),
+                };
+                let reply = match reply {
+                    // The kernel only hands a ping socket its own replies,
+                    // under its own identifier: report them under ours.
+                    Some(Reply::Echo { seq, .. }) if self.ping => Some(Reply::Echo {
+                        id: self.sent_id.get(),
+                        seq,
+                    }),
+                    r => r,
                 };
                 Ok(Some((from, reply)))
             }
