@@ -356,8 +356,10 @@ fn the_shell_in_a_pseudo_terminal() {
     let s = start(&[]);
     let pty = openpty(None, None).unwrap();
     let io = |f: &std::os::fd::OwnedFd| std::process::Stdio::from(f.try_clone().unwrap());
+    let home = TempDir::new("shell-home");
     let mut child = Command::new(env!("CARGO_BIN_EXE_maglevc"))
         .env("MAGLEV_SOCKET", &s.sock)
+        .env("HOME", &home.0)
         .arg("--color=false")
         .stdin(io(&pty.slave))
         .stdout(io(&pty.slave))
@@ -408,12 +410,50 @@ fn the_shell_in_a_pseudo_terminal() {
     // History: up arrow twice recalls the backend command.
     master.write_all(b"\x1b[A\x1b[A\r").unwrap();
     expect("address      127.0.0.3", &mut seen);
+    // ? at the start of a line lists the shell's own words too.
+    master.write_all(b"?").unwrap();
+    expect("quit", &mut seen);
+    expect("exit", &mut seen);
+    master.write_all(&[21]).unwrap();
+    // Home and End in all three encodings: "how frontend", Home, "s",
+    // End, "s" makes "show frontends".
+    for (home_key, end_key) in [
+        (&b"\x1b[1~"[..], &b"\x1b[4~"[..]),
+        (b"\x1b[H", b"\x1b[F"),
+        (b"\x1bOH", b"\x1bOF"),
+    ] {
+        master.write_all(b"how frontend").unwrap();
+        master.write_all(home_key).unwrap();
+        master.write_all(b"s").unwrap();
+        master.write_all(end_key).unwrap();
+        master.write_all(b"s\r").unwrap();
+        expect("web       192.0.2.1", &mut seen);
+    }
+    // Ctrl-L redraws (clears the screen first).
+    master.write_all(&[12]).unwrap();
+    expect("\x1b[2J", &mut seen);
+    // watch events ends on any key, and on Ctrl-C, back at the prompt.
+    for stop_key in [&b"x"[..], &[3u8][..]] {
+        master.write_all(b"watch events frontend\r").unwrap();
+        expect("\"type\":\"frontend\"", &mut seen);
+        std::thread::sleep(Duration::from_millis(200));
+        master.write_all(stop_key).unwrap();
+        expect("maglev> ", &mut seen);
+    }
+    master.write_all(b"show version\r").unwrap();
+    expect("version", &mut seen);
     master.write_all(b"quit\r").unwrap();
     let t = Instant::now();
     while child.try_wait().unwrap().is_none() {
         assert!(t.elapsed() < Duration::from_secs(3), "shell did not quit");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The history is kept across sessions.
+    let h = std::fs::read_to_string(home.path(".maglevc_history")).unwrap();
+    assert!(
+        h.contains("show backend spare-a") && h.contains("show frontends"),
+        "{h}"
+    );
 }
 
 #[test]

@@ -103,6 +103,14 @@ pub fn help(line: &str) -> Vec<String> {
     if grammar::parse(line).is_ok() {
         out.push("  <cr>             run it".into());
     }
+    // The shell's own words, at the start of a line.
+    if words.is_empty() {
+        for (w, h) in [("quit", "leave the shell"), ("exit", "leave the shell")] {
+            if w.starts_with(partial) {
+                out.push(format!("  {w:<16} {h}"));
+            }
+        }
+    }
     out
 }
 
@@ -165,11 +173,21 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
     // clients): its reply, already sent, is still worth reading.
     let sent = stream.try_clone().and_then(|mut w| writeln!(w, "{line}"));
     let words = grammar::keywords(line);
+    // On a terminal a watch ends on any key or Ctrl-C, as the original's:
+    // the terminal is in cbreak mode meanwhile (output untouched).
+    let keys = if watching && std::io::stdin().is_terminal() {
+        Cbreak::enter()
+    } else {
+        None
+    };
     let mut rd = BufReader::new(stream);
     let mut first = true;
     let mut buf = String::new();
     loop {
         buf.clear();
+        if keys.is_some() && rd.buffer().is_empty() && key_before_data(rd.get_ref()) {
+            return 0;
+        }
         match rd.read_line(&mut buf) {
             Ok(0) | Err(_) => {
                 if first {
@@ -214,6 +232,57 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
     }
 }
 
+/// The terminal in cbreak mode (no line buffering, no echo, Ctrl-C a
+/// plain byte) until dropped.
+struct Cbreak {
+    saved: nix::sys::termios::Termios,
+}
+
+impl Cbreak {
+    fn enter() -> Option<Cbreak> {
+        use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut t = saved.clone();
+        t.local_flags
+            .remove(LocalFlags::ICANON | LocalFlags::ECHO | LocalFlags::ISIG);
+        tcsetattr(&stdin, SetArg::TCSADRAIN, &t).ok()?;
+        Some(Cbreak { saved })
+    }
+}
+
+impl Drop for Cbreak {
+    fn drop(&mut self) {
+        use nix::sys::termios::{SetArg, tcsetattr};
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+/// Waits for the next data on `sock` or a key on stdin; true (and the key
+/// consumed) when a key came first.
+fn key_before_data(sock: &UnixStream) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    loop {
+        let mut fds = [
+            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stdin.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return false,
+            Ok(_) => {}
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            let mut b = [0u8; 16];
+            let _ = stdin.lock().read(&mut b);
+            return true;
+        }
+        return false;
+    }
+}
+
 /// Runs the shell; returns the exit code.
 pub fn run(socket: &str, st: Style, json: bool) -> u8 {
     if !std::io::stdin().is_terminal() {
@@ -255,7 +324,12 @@ pub fn run(socket: &str, st: Style, json: bool) -> u8 {
 /// Raw-mode line editing on the terminal.
 struct Editor {
     history: Vec<String>,
+    /// `~/.maglevc_history`, when HOME is known.
+    file: Option<std::path::PathBuf>,
 }
+
+/// Lines of history kept.
+const HISTORY_MAX: usize = 1000;
 
 struct RawMode {
     saved: nix::sys::termios::Termios,
@@ -284,8 +358,33 @@ impl Drop for RawMode {
 
 impl Editor {
     fn new() -> Editor {
-        Editor {
-            history: Vec::new(),
+        let file = std::env::var_os("HOME")
+            .filter(|h| !h.is_empty())
+            .map(|h| std::path::Path::new(&h).join(".maglevc_history"));
+        let mut history: Vec<String> = file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default();
+        let drop = history.len().saturating_sub(HISTORY_MAX);
+        history.drain(..drop);
+        Editor { history, file }
+    }
+
+    /// Remembers `s` for the arrows and in the history file.
+    fn remember(&mut self, s: &str) {
+        if s.trim().is_empty() || self.history.last().map(String::as_str) == Some(s) {
+            return;
+        }
+        self.history.push(s.to_string());
+        if let Some(f) = &self.file {
+            let append = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(f);
+            if let Ok(mut f) = append {
+                let _ = writeln!(f, "{s}");
+            }
         }
     }
 
@@ -316,10 +415,12 @@ impl Editor {
                 b'\r' | b'\n' => {
                     println!();
                     let s: String = line.iter().collect();
-                    if !s.trim().is_empty() && self.history.last() != Some(&s) {
-                        self.history.push(s.clone());
-                    }
+                    self.remember(&s);
                     return Some(s);
+                }
+                // Ctrl-L: clear the screen and redraw the line.
+                0x0c => {
+                    print!("\x1b[H\x1b[2J");
                 }
                 1 => cursor = 0,
                 5 => cursor = line.len(),
@@ -391,6 +492,24 @@ impl Editor {
                     if stdin.read_exact(&mut seq).is_err() {
                         continue;
                     }
+                    // ESC [ n ~ (Home 1/7, End 4/8): read up to the tilde.
+                    if seq[0] == b'[' && seq[1].is_ascii_digit() {
+                        let mut n = vec![seq[1]];
+                        let mut b = [0u8; 1];
+                        while n.len() < 4 && stdin.read_exact(&mut b).is_ok() && b[0] != b'~' {
+                            n.push(b[0]);
+                        }
+                        match n.as_slice() {
+                            b"1" | b"7" => cursor = 0,
+                            b"4" | b"8" => cursor = line.len(),
+                            b"3" if cursor < line.len() => {
+                                line.remove(cursor);
+                            }
+                            _ => {}
+                        }
+                        Self::redraw(&line, cursor);
+                        continue;
+                    }
                     match seq {
                         [b'[', b'A'] if hist > 0 => {
                             hist -= 1;
@@ -409,8 +528,8 @@ impl Editor {
                         }
                         [b'[', b'C'] if cursor < line.len() => cursor += 1,
                         [b'[', b'D'] if cursor > 0 => cursor -= 1,
-                        [b'[', b'H'] => cursor = 0,
-                        [b'[', b'F'] => cursor = line.len(),
+                        [b'[' | b'O', b'H'] => cursor = 0,
+                        [b'[' | b'O', b'F'] => cursor = line.len(),
                         _ => {}
                     }
                 }
