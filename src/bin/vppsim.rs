@@ -19,7 +19,9 @@ use vpp_maglev::vpp::stats::Segment;
 const USAGE: &str =
     "usage: vppsim --api-socket PATH [--stats-socket PATH] [--gc-delay SECONDS] [--old-lb]
        vppsim maglev-buckets SIZE ADDR:WEIGHT...
-       vppsim stats-read --stats-socket PATH [--vip INDEX]... [--route INDEX]...";
+       vppsim stats-read --stats-socket PATH [--vip INDEX]... [--route INDEX]...
+       vppsim seed --api-socket PATH    (as a client: lb state an operator made)
+       vppsim state --api-socket PATH   (as a client: print the lb state, sorted)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -28,6 +30,9 @@ fn main() -> ExitCode {
     }
     if args.first().map(String::as_str) == Some("stats-read") {
         return stats_read(&args[1..]);
+    }
+    if let Some(cmd @ ("seed" | "state")) = args.first().map(String::as_str) {
+        return client(cmd, &args[1..]);
     }
     let mut socket = None;
     let mut stats_socket = None;
@@ -76,6 +81,115 @@ fn main() -> ExitCode {
     log::info!("vppsim-stopping signal={sig:?}");
     sim.stop();
     ExitCode::SUCCESS
+}
+
+/// `seed` and `state`: the simulator (or a VPP) seen from a client, for
+/// tests that must prove something left VPP alone.
+fn client(cmd: &str, args: &[String]) -> ExitCode {
+    use vpp_maglev::vpp::client::{ApiCounters, Client, ClientConfig, LbConfig, VipSpec};
+    use vpp_maglev::vpp::wire::{Encap, LbVip, Prefix};
+    let [flag, sock] = args else {
+        return usage(&format!("{cmd} needs --api-socket PATH"));
+    };
+    if flag != "--api-socket" {
+        return usage(&format!("{cmd} needs --api-socket PATH"));
+    }
+    let mut c = match Client::connect(&ClientConfig::new(sock), ApiCounters::new()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vppsim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let r = if cmd == "seed" {
+        // What an operator set up by hand before maglevd arrived.
+        let vip = |a: &str, port: u16| LbVip {
+            pfx: Prefix::host(a.parse().unwrap_or(IpAddr::from([0, 0, 0, 0]))),
+            protocol: 6,
+            port,
+        };
+        (|| {
+            c.lb_conf(&LbConfig {
+                ip4_src: [198, 51, 100, 254].into(),
+                ip6_src: "2001:db8:ffff::254"
+                    .parse()
+                    .unwrap_or(std::net::Ipv6Addr::LOCALHOST),
+                sticky_buckets_per_core: 1024,
+                flow_timeout: 60,
+            })?;
+            for (v, ases) in [
+                (
+                    vip("203.0.113.10", 443),
+                    &["198.51.100.1", "198.51.100.2"][..],
+                ),
+                (vip("203.0.113.11", 80), &["198.51.100.3"][..]),
+            ] {
+                c.vip_add_del(
+                    &VipSpec {
+                        key: v,
+                        encap: Encap::Gre4,
+                        src_ip_sticky: false,
+                        new_flows_table_length: 1024,
+                    },
+                    false,
+                )?;
+                for a in ases {
+                    c.as_add_del(
+                        &v,
+                        a.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                        100,
+                        false,
+                        false,
+                    )?;
+                }
+            }
+            Ok(())
+        })()
+    } else {
+        (|| {
+            let conf = c.lb_conf_get()?;
+            println!(
+                "conf ip4-src={} ip6-src={} sticky-buckets={} flow-timeout={}",
+                conf.ip4_src, conf.ip6_src, conf.sticky_buckets_per_core, conf.flow_timeout
+            );
+            let mut lines: Vec<String> = c
+                .vip_dump()?
+                .iter()
+                .map(|v| {
+                    format!(
+                        "vip {}:{}/{} encap={:?} table={}",
+                        v.vip.pfx, v.vip.protocol, v.vip.port, v.encap, v.flow_table_length
+                    )
+                })
+                .collect();
+            lines.extend(c.as_dump()?.iter().map(|a| {
+                format!(
+                    "as {}:{}/{} {} weight={} flags={} buckets={}",
+                    a.vip.pfx,
+                    a.vip.protocol,
+                    a.vip.port,
+                    a.app_srv,
+                    a.weight,
+                    a.flags,
+                    a.num_buckets
+                )
+            }));
+            lines.sort();
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(())
+        })()
+    };
+    let _ = c.close();
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let e: vpp_maglev::vpp::errors::VppError = e;
+            eprintln!("vppsim: {cmd}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn usage(msg: &str) -> ExitCode {
