@@ -104,6 +104,9 @@ fn journal_stream_gets_syslog_priorities() {
         .args(["--config", file.to_str().unwrap()])
         .env("JOURNAL_STREAM", format!("{meta}:{ino}"))
         .env("MAGLEV_LOCK_DIR", common::lock_dir())
+        // Never the system path: a test must not touch /run/vpp-maglev.
+        .env("MAGLEV_CONTROL_SOCKET", dir.path("ctl.sock"))
+        .env("MAGLEV_METRICS_ADDR", "")
         .stderr(out)
         .spawn()
         .unwrap();

@@ -481,6 +481,9 @@ fn https_certificates() {
 
 #[test]
 fn icmp_on_loopback_v4_and_v6() {
+    if !common::needs_root("icmp_on_loopback_v4_and_v6") {
+        return;
+    }
     let yaml = config(
         "      type: icmp\n      interval: 200ms\n      timeout: 150ms\n",
         &[("v4", "127.77.7.1"), ("v6", "::1")],
@@ -496,6 +499,9 @@ fn icmp_on_loopback_v4_and_v6() {
 /// into a black hole.
 #[test]
 fn namespaces_icmp_link_down_and_black_hole() {
+    if !common::needs_root("namespaces_icmp_link_down_and_black_hole") {
+        return;
+    }
     let cli = Netns::new("cli");
     let srv = Netns::new("srv");
     let tag = format!("mg{}", std::process::id() % 100_000);

@@ -415,6 +415,9 @@ fn runtime_weight_override_syncs_that_frontend_at_once() {
 
 #[test]
 fn vpp_sim_flag_runs_the_example_end_to_end() {
+    if !common::needs_root("vpp_sim_flag_runs_the_example_end_to_end") {
+        return;
+    }
     let mut d = Daemon::start(&[
         "--vpp-sim",
         "--config",

@@ -46,6 +46,17 @@ pub fn maglevd_bin() -> &'static str {
     env!("CARGO_BIN_EXE_maglevd")
 }
 
+/// Whether this test can run: it needs root (raw sockets, namespaces,
+/// other users' credentials). As an ordinary user `cargo test` runs
+/// everything else and says what it skipped; CI runs as root.
+pub fn needs_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipped {test}: needs root");
+    false
+}
+
 /// The one-daemon-per-VPP lock directory of this test process (every
 /// daemon a test starts shares it, as on one router).
 pub fn lock_dir() -> PathBuf {
