@@ -19,8 +19,9 @@ use crate::health::weights::FrontendState;
 use crate::httpd::{HttpServer, Limits, Request, Response};
 use crate::snapshot::Published;
 use crate::vpp::client::ApiCounters;
-use crate::vpp::reconciler::{SyncStats, VppStatus};
+use crate::vpp::reconciler::SyncStats;
 use crate::vpp::scraper::LbCounters;
+use crate::vpp::status::VppStatus;
 
 /// Default `--metrics-addr`.
 pub const DEFAULT_ADDR: &str = ":9091";

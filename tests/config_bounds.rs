@@ -161,7 +161,7 @@ fn exercise(c: &Config) {
             None => break,
         }
     }
-    let mut s: Schedule<()> = Schedule::new(t0, 7);
+    let mut s: Schedule<()> = Schedule::new(t0, vpp_maglev::probe::schedule::Jitter::new(7));
     for (i, hc) in c.healthchecks.values().enumerate() {
         for (k, d) in [hc.interval, hc.fast_interval, hc.down_interval, hc.timeout]
             .into_iter()

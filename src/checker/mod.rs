@@ -24,6 +24,7 @@ use crate::health::weights::{self, AsWeight, FrontendState};
 use crate::heartbeat::Beat;
 use crate::logging::quote;
 use crate::probe::engine::{BackendId, Command, Engine, Report, ReportBatch, Stats};
+use crate::probe::schedule::Jitter;
 use crate::probe::{Code, ProbeSpec};
 use crate::snapshot::Published;
 use cadence::PublishCadence;
@@ -242,7 +243,7 @@ impl Checker {
             cadence: PublishCadence::new(PUBLISH_EVERY, Instant::now()),
             beat: Beat::new(),
             prober_beats: Arc::new(Mutex::new(engine_beats)),
-            rng: seed(),
+            rng: Jitter::from_clock(0),
             pending: Vec::new(),
         };
         for tx in subscribers {
@@ -433,18 +434,10 @@ struct Core {
     beat: Beat,
     /// The probers' beats (replaced when the engine restarts).
     prober_beats: Arc<Mutex<Vec<(String, Beat)>>>,
-    rng: u64,
+    rng: Jitter,
     /// Events held until the snapshot that reflects them is published, so
     /// a subscriber reacting to an event never reads an older snapshot.
     pending: Vec<Event>,
-}
-
-fn seed() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7)
-        | 1
 }
 
 fn interval_for(hc: &HealthCheck, c: Cadence) -> Duration {
@@ -456,13 +449,6 @@ fn interval_for(hc: &HealthCheck, c: Cadence) -> Duration {
 }
 
 impl Core {
-    fn unit(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-
     fn run(&mut self, req_rx: Receiver<Request>, rep_rx: Receiver<ReportBatch>) {
         loop {
             // Block until input, or until a stale snapshot is due: an idle
@@ -514,7 +500,7 @@ impl Core {
     }
 
     fn start_probing(&mut self, name: &str) {
-        let first = self.unit();
+        let first = self.rng.unit();
         let Some(e) = self.entry_mut(name) else {
             return;
         };

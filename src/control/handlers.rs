@@ -7,10 +7,45 @@ use crossbeam_channel::bounded;
 use serde_json::{Value, json};
 
 use super::grammar::Command;
-use super::server::{ConfigRequest, Context, err};
+use crossbeam_channel::Sender;
+
+use crate::checker::CheckerClient;
 use crate::checker::{BackendView, Snapshot};
 use crate::config::{Frontend, HealthCheck, Probe};
 use crate::logging::rfc3339_utc;
+use crate::snapshot::Published;
+use crate::vpp::reconciler::ReconcilerClient;
+use crate::vpp::scraper::LbCounters;
+
+/// A configuration request the main thread (which owns the file) answers.
+pub enum ConfigRequest {
+    /// Validate the file on disk.
+    Check(Sender<Result<String, Vec<String>>>),
+    /// Load it (like SIGHUP).
+    Reload(Sender<Result<String, Vec<String>>>),
+}
+
+/// Everything the commands need.
+#[derive(Clone)]
+pub struct Context {
+    /// Health state and actions.
+    pub checker: CheckerClient,
+    /// VPP sync and state, when VPP integration is on.
+    pub reconciler: Option<ReconcilerClient>,
+    /// Stats-segment counters, when a stats socket is configured.
+    pub counters: Option<Published<LbCounters>>,
+    /// To the main thread.
+    pub config: Sender<ConfigRequest>,
+    /// Members may run mutating commands (besides uid 0).
+    pub admin_group: Option<(String, u32)>,
+    /// When maglevd started.
+    pub started: SystemTime,
+}
+
+/// `{"ok":false,"error":msg}`.
+pub fn err(msg: impl Into<String>) -> Value {
+    json!({"ok": false, "error": msg.into()})
+}
 
 const WAIT: Duration = Duration::from_secs(10);
 

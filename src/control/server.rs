@@ -18,12 +18,8 @@ use log::{debug, info, warn};
 use serde_json::{Value, json};
 
 use super::grammar::{self, Command, WatchSpec};
-use super::handlers;
-use crate::checker::CheckerClient;
+use super::handlers::{self, Context, err};
 use crate::checker::events::Event;
-use crate::snapshot::Published;
-use crate::vpp::reconciler::ReconcilerClient;
-use crate::vpp::scraper::LbCounters;
 use crate::wake::{Ready, StopFd};
 
 /// Longest request line accepted.
@@ -36,31 +32,6 @@ pub const MAX_CLIENTS: usize = 512;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A client that does not take its output within this is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A configuration request the main thread (which owns the file) answers.
-pub enum ConfigRequest {
-    /// Validate the file on disk.
-    Check(Sender<Result<String, Vec<String>>>),
-    /// Load it (like SIGHUP).
-    Reload(Sender<Result<String, Vec<String>>>),
-}
-
-/// Everything the commands need.
-#[derive(Clone)]
-pub struct Context {
-    /// Health state and actions.
-    pub checker: CheckerClient,
-    /// VPP sync and state, when VPP integration is on.
-    pub reconciler: Option<ReconcilerClient>,
-    /// Stats-segment counters, when a stats socket is configured.
-    pub counters: Option<Published<LbCounters>>,
-    /// To the main thread.
-    pub config: Sender<ConfigRequest>,
-    /// Members may run mutating commands (besides uid 0).
-    pub admin_group: Option<(String, u32)>,
-    /// When maglevd started.
-    pub started: SystemTime,
-}
 
 /// The running server.
 pub struct ControlServer {
@@ -204,11 +175,6 @@ impl Drop for ControlServer {
     fn drop(&mut self) {
         self.halt();
     }
-}
-
-/// `{"ok":false,"error":msg}`.
-pub fn err(msg: impl Into<String>) -> Value {
-    json!({"ok": false, "error": msg.into()})
 }
 
 fn reply(s: &mut UnixStream, v: &Value) -> std::io::Result<()> {

@@ -19,7 +19,8 @@ use log::{error, info, warn};
 
 use crate::checker::Checker;
 use crate::config::{self, Config, ConfigError};
-use crate::control::server::{ConfigRequest, Context as ControlContext, ControlServer};
+use crate::control::handlers::{ConfigRequest, Context as ControlContext};
+use crate::control::server::ControlServer;
 use crate::logging;
 use crate::metrics::MetricsServer;
 use crate::snapshot::Published;

@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crate::probe::{Code, Outcome};
 
@@ -353,18 +353,10 @@ impl Health {
     }
 }
 
-/// Spreads `interval` by ±10 % using `unit`, a random number in [0, 1).
-///
-/// After a restart every backend would otherwise be probed on the same tick.
-pub fn jittered(interval: Duration, unit: f64) -> Duration {
-    let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
-    // Never panics: an interval too large to scale stays as it is.
-    Duration::try_from_secs_f64(interval.as_secs_f64() * factor).unwrap_or(interval)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn t0() -> SystemTime {
         SystemTime::UNIX_EPOCH
@@ -601,15 +593,6 @@ mod tests {
         assert_eq!((t.to, t.code), (Disabled, Some(Code::Disabled)));
         h.set_history_len(1);
         assert_eq!(h.history().count(), 1);
-    }
-
-    #[test]
-    fn jitter_stays_within_ten_percent() {
-        let i = Duration::from_secs(1);
-        assert_eq!(jittered(i, 0.0), Duration::from_millis(900));
-        assert_eq!(jittered(i, 0.5), Duration::from_millis(1000));
-        assert!(jittered(i, 0.999_999) <= Duration::from_millis(1100));
-        assert_eq!(jittered(i, 7.0), Duration::from_millis(1100), "clamped");
     }
 
     #[test]

@@ -18,18 +18,10 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
+pub use super::Interest;
 use super::http::{ResponseJudge, request};
 use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
 use crate::config::Probe;
-
-/// Which readiness a probe waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interest {
-    /// Readable.
-    Read,
-    /// Writable.
-    Write,
-}
 
 /// What a probe needs next.
 #[derive(Debug)]

@@ -23,7 +23,7 @@ use nix::fcntl::OFlag;
 
 use super::conn::{ConnProbe, Interest, Shared, Started, Step};
 use super::icmp::{IcmpSocket, Reply};
-use super::schedule::Schedule;
+use super::schedule::{Jitter, Schedule};
 use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
 use crate::config::Probe;
 use crate::heartbeat::Beat;
@@ -372,11 +372,6 @@ impl Prober {
         reports: Sender<ReportBatch>,
         stats: Arc<Stats>,
     ) -> Prober {
-        let seed = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
-            ^ ((index as u64 + 1) << 48);
         Prober {
             index,
             rx,
@@ -385,7 +380,7 @@ impl Prober {
             outbox: Vec::new(),
             stats,
             beat: Beat::new(),
-            schedule: Schedule::new(Instant::now(), seed),
+            schedule: Schedule::new(Instant::now(), Jitter::from_clock(index as u64 + 1)),
             max_inflight: usize::MAX,
             at_budget: false,
             deadlines: Vec::new(),

@@ -97,6 +97,16 @@ impl fmt::Display for Code {
     }
 }
 
+/// Which readiness a probe's socket waits for (shared by the connection
+/// and TLS state machines, so neither depends on the other for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interest {
+    /// Readable.
+    Read,
+    /// Writable.
+    Write,
+}
+
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {

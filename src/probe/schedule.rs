@@ -17,7 +17,46 @@ use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
 
 use super::engine::BackendId;
-use crate::health::state::jittered;
+
+/// Spreads `interval` by ±10 % using `unit`, a random number in [0, 1).
+///
+/// After a restart every backend would otherwise be probed on the same tick.
+pub fn jittered(interval: Duration, unit: f64) -> Duration {
+    let factor = 0.9 + 0.2 * unit.clamp(0.0, 1.0);
+    // Never panics: an interval too large to scale stays as it is.
+    Duration::try_from_secs_f64(interval.as_secs_f64() * factor).unwrap_or(interval)
+}
+
+/// The random numbers jitter needs (xorshift64*: plenty for spreading
+/// probes, no dependency). One definition for the prober and the checker.
+#[derive(Debug, Clone)]
+pub struct Jitter(u64);
+
+impl Jitter {
+    /// Seeded by `seed` (any value).
+    pub fn new(seed: u64) -> Jitter {
+        Jitter(seed | 1)
+    }
+
+    /// Seeded from the clock and `salt` (e.g. a thread index).
+    pub fn from_clock(salt: u64) -> Jitter {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
+        Jitter::new(t ^ salt.rotate_left(48))
+    }
+
+    /// A number in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
 
 /// The wake-up grid.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -47,28 +86,24 @@ pub struct Schedule<T> {
     jobs: HashMap<BackendId, Entry<T>>,
     heap: BinaryHeap<Reverse<(Instant, u64, BackendId)>>,
     seq: u64,
-    rng: u64,
+    rng: Jitter,
 }
 
 impl<T> Schedule<T> {
-    /// An empty schedule whose tick grid starts at `epoch`; `seed` drives
-    /// the jitter (any non-zero value).
-    pub fn new(epoch: Instant, seed: u64) -> Schedule<T> {
+    /// An empty schedule whose tick grid starts at `epoch`, jittered by
+    /// `rng`.
+    pub fn new(epoch: Instant, rng: Jitter) -> Schedule<T> {
         Schedule {
             epoch,
             jobs: HashMap::new(),
             heap: BinaryHeap::new(),
             seq: 0,
-            rng: seed | 1,
+            rng,
         }
     }
 
-    /// A number in [0, 1) for jitter (xorshift64*: plenty for this).
     fn unit(&mut self) -> f64 {
-        self.rng ^= self.rng >> 12;
-        self.rng ^= self.rng << 25;
-        self.rng ^= self.rng >> 27;
-        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+        self.rng.unit()
     }
 
     fn push(&mut self, id: BackendId, at: Instant) {
@@ -274,7 +309,7 @@ mod tests {
     #[test]
     fn probes_every_interval_with_jitter_on_the_tick_grid() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(t0, 42);
+        let mut s = Schedule::new(t0, Jitter::new(42));
         for id in 0..100 {
             s.insert(id, (), SEC, Duration::from_millis(u64::from(id) * 10), t0);
         }
@@ -294,7 +329,7 @@ mod tests {
     #[test]
     fn nothing_scheduled_means_no_wakeup() {
         let t0 = Instant::now();
-        let mut s: Schedule<()> = Schedule::new(t0, 1);
+        let mut s: Schedule<()> = Schedule::new(t0, Jitter::new(1));
         assert_eq!(s.next_start(), None);
         s.insert(7, (), SEC, Duration::ZERO, t0);
         s.remove(7);
@@ -306,7 +341,7 @@ mod tests {
     #[test]
     fn a_probe_slower_than_its_interval_skips_turns_instead_of_piling_up() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(t0, 3);
+        let mut s = Schedule::new(t0, Jitter::new(3));
         // interval 1 s, the probe takes 2.5 s (timeout above interval):
         // the next starts when the previous ends, never two at once.
         s.insert(1, (), SEC, Duration::ZERO, t0);
@@ -322,7 +357,7 @@ mod tests {
     #[test]
     fn a_new_interval_applies_from_the_last_start() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(t0, 9);
+        let mut s = Schedule::new(t0, Jitter::new(9));
         s.insert(1, (), Duration::from_secs(10), Duration::ZERO, t0);
         assert_eq!(s.pop_due(t0).map(|x| x.0), Some(1));
         s.finished(1, t0, t0 + 5 * MS);
@@ -345,7 +380,7 @@ mod tests {
     #[test]
     fn replacing_returns_the_old_data_and_drops_its_timer() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(t0, 5);
+        let mut s = Schedule::new(t0, Jitter::new(5));
         assert!(s.insert(1, "a", SEC, Duration::ZERO, t0).is_none());
         assert_eq!(s.insert(1, "b", SEC, 5 * SEC, t0), Some("a"));
         assert_eq!(s.pop_due(t0), None, "the old start is superseded");
@@ -357,7 +392,7 @@ mod tests {
     #[test]
     fn absurd_intervals_do_not_overflow() {
         let t0 = Instant::now();
-        let mut s = Schedule::new(t0, 5);
+        let mut s = Schedule::new(t0, Jitter::new(5));
         let huge = Duration::from_secs(u64::MAX / 2);
         s.insert(1, (), huge, huge, t0);
         assert_eq!(s.pop_due(t0 + SEC), None);
@@ -369,9 +404,23 @@ mod tests {
     }
 
     #[test]
+    fn jitter_stays_within_ten_percent() {
+        let i = Duration::from_secs(1);
+        assert_eq!(jittered(i, 0.0), Duration::from_millis(900));
+        assert_eq!(jittered(i, 0.5), Duration::from_millis(1000));
+        assert!(jittered(i, 0.999_999) <= Duration::from_millis(1100));
+        assert_eq!(jittered(i, 7.0), Duration::from_millis(1100), "clamped");
+        let mut j = Jitter::new(0);
+        for _ in 0..1000 {
+            let u = j.unit();
+            assert!((0.0..1.0).contains(&u));
+        }
+    }
+
+    #[test]
     fn ticks_round_up_to_the_grid() {
         let t0 = Instant::now();
-        let s: Schedule<()> = Schedule::new(t0, 1);
+        let s: Schedule<()> = Schedule::new(t0, Jitter::new(1));
         assert_eq!(s.on_tick(t0), t0);
         assert_eq!(s.on_tick(t0 + MS), t0 + TICK);
         assert_eq!(s.on_tick(t0 + TICK), t0 + TICK);

@@ -14,7 +14,7 @@ use openssl::ssl::{
 };
 use openssl::x509::X509VerifyResult;
 
-use super::conn::Interest;
+use super::Interest;
 
 /// Per-thread TLS client context (loading the trust store is not free).
 pub struct TlsContext {

@@ -11,4 +11,5 @@ pub mod reconciler;
 pub mod scraper;
 pub mod sim;
 pub mod stats;
+pub mod status;
 pub mod wire;

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use crossbeam_channel::{Sender, bounded};
 use log::{info, warn};
 
-use super::reconciler::VppStatus;
 use super::stats::Segment;
+use super::status::VppStatus;
 use super::wire::LbVip;
 use crate::snapshot::Published;
 

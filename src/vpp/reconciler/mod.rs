@@ -25,7 +25,7 @@ use log::{debug, info, warn};
 pub mod core;
 
 use self::core::{Action, Core, Phase, Timing};
-use super::client::{ApiCounters, Client, ClientConfig, Interrupt, VersionInfo};
+use super::client::{ApiCounters, Client, ClientConfig, Interrupt};
 use super::errors::VppError;
 use super::lb::{self, Actual, ActualAs, ActualVip, FlushRequests, Op, Scope};
 use super::wire::{LbVip, Prefix};
@@ -78,34 +78,7 @@ pub struct SyncReport {
     pub took: Duration,
 }
 
-/// What the reconciler knows about VPP: for `/metrics`, the stats thread
-/// and `show vpp`. Replaced, never mutated.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VppStatus {
-    /// A session is up.
-    pub connected: bool,
-    /// When it came up.
-    pub connected_at: Option<SystemTime>,
-    /// `show_version` at connect.
-    pub version: Option<VersionInfo>,
-    /// VPP's pid (`control_ping_reply`).
-    pub pid: Option<u32>,
-    /// The VIPs VPP held at the last full sync.
-    pub vips: Vec<VipStatus>,
-}
-
-/// One VIP of [`VppStatus`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VipStatus {
-    /// The frontend it belongs to (`None`: not ours).
-    pub frontend: Option<String>,
-    /// Prefix, protocol, port.
-    pub key: LbVip,
-    /// Pool index: its lb counters' index in the stats segment.
-    pub index: Option<u32>,
-    /// FIB stats index of its prefix: its `/net/route/to` index.
-    pub stats_index: Option<u32>,
-}
+pub use super::status::{VipStatus, VppStatus};
 
 enum Cmd {
     Sync {
