@@ -180,7 +180,7 @@ impl Waker {
     }
 }
 
-struct Worker {
+struct ProberHandle {
     tx: Sender<Msg>,
     waker: Waker,
     join: Option<JoinHandle<()>>,
@@ -189,7 +189,7 @@ struct Worker {
 
 /// The prober threads.
 pub struct Engine {
-    workers: Vec<Worker>,
+    workers: Vec<ProberHandle>,
     stats: Arc<Stats>,
 }
 
@@ -223,7 +223,7 @@ impl Engine {
                     }
                     prober.run();
                 })?;
-            workers.push(Worker {
+            workers.push(ProberHandle {
                 tx,
                 waker: Waker { write },
                 join: Some(join),

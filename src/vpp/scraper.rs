@@ -3,9 +3,11 @@
 //! segment into an immutable snapshot for `/metrics` and the CLI.
 //!
 //! It follows the reconciler's view of VPP (which VIPs exist, their pool
-//! and FIB stats indexes); while VPP is disconnected the snapshot is empty.
-//! A changed boot time, a heartbeat that stopped, or a read error drops
-//! the mapping and maps the segment again.
+//! and FIB stats indexes); while VPP is disconnected the snapshot is empty
+//! and the thread sleeps until VPP's status changes. A new VPP session, a
+//! heartbeat that stopped, or a read error makes it fetch the segment
+//! again; a changed boot time is logged (the new session that comes with
+//! a restarted VPP is what replaces the segment).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,7 +91,7 @@ impl Scraper {
         let join = std::thread::Builder::new()
             .name("stats".into())
             .spawn(move || {
-                let mut w = Worker {
+                let mut w = Reader {
                     socket,
                     status,
                     out,
@@ -176,7 +178,7 @@ impl Drop for Scraper {
     }
 }
 
-struct Worker {
+struct Reader {
     socket: Option<PathBuf>,
     status: Published<VppStatus>,
     out: Published<LbCounters>,
@@ -189,7 +191,7 @@ struct Worker {
     last_error: Option<String>,
 }
 
-impl Worker {
+impl Reader {
     fn clear(&mut self) {
         self.seg = None;
         if *self.out.load() != LbCounters::default() {

@@ -177,7 +177,7 @@ impl Reconciler {
         let beat = Beat::new();
         let snap = checker.snapshot();
         let (watch_tx, watch_rx) = unbounded();
-        let mut w = Worker {
+        let mut w = Thread {
             core: Core::new(Timing::of(&snap.config), opts.started, false),
             status: status.clone(),
             routes: BTreeMap::new(),
@@ -312,7 +312,7 @@ fn spawn_watch(
     Ok(SessionWatch { resume })
 }
 
-struct Worker {
+struct Thread {
     core: Core,
     status: Published<VppStatus>,
     /// FIB stats index per VIP prefix, for this session.
@@ -335,13 +335,13 @@ struct Worker {
     beat: Beat,
 }
 
-/// What a full stop of the loop looks like.
+/// Whether the thread's loop goes on.
 enum Flow {
     Go,
     Stop,
 }
 
-impl Worker {
+impl Thread {
     fn run(&mut self, events: Receiver<Event>, cmds: Receiver<Cmd>, watch: Receiver<u64>) {
         self.configure(&self.checker.snapshot());
         loop {
@@ -437,9 +437,9 @@ impl Worker {
                         }
                         Err(e) => {
                             warn!("vpp-lbsync-failed error={e:?}");
-                            if self.client.is_none() {
-                                // sync_once found the session dead.
-                            } else {
+                            // A dead session was already reported lost
+                            // (the core reconnects); otherwise retry later.
+                            if self.client.is_some() {
                                 self.core.sync_failed(Instant::now());
                             }
                         }
