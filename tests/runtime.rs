@@ -443,3 +443,32 @@ fn failover_never_leaves_the_vip_without_a_server() {
         );
     }
 }
+
+#[test]
+fn a_reload_onto_a_vpp_another_daemon_holds_is_refused() {
+    let dir = TempDir::new("relock");
+    let (api_a, api_b) = (dir.path("a.sock"), dir.path("b.sock"));
+    let _a = Sim::start(SimOptions::new(&api_a)).unwrap();
+    let _b = Sim::start(SimOptions::new(&api_b)).unwrap();
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = backend.local_addr().unwrap().port();
+    let cfg1 = dir.write("one.yaml", &config(&api_a, port, &["127.0.0.1"], 1));
+    let cfg2 = dir.write("two.yaml", &config(&api_b, port, &["127.0.0.1"], 1));
+    let mut one = start(&cfg1, &dir.path("ctl1.sock"));
+    one.wait_for(&["instance-locked"], Duration::from_secs(5));
+    let mut two = start(&cfg2, &dir.path("ctl2.sock"));
+    two.wait_for(&["instance-locked"], Duration::from_secs(5));
+    // The second is pointed at the first one's VPP.
+    dir.write("two.yaml", &config(&api_a, port, &["127.0.0.1"], 1));
+    two.signal(Signal::SIGHUP);
+    let line = two.wait_for(&["config-reload-failed"], Duration::from_secs(5));
+    assert!(
+        line.contains(&format!("pid {}", one.child.id())) && line.contains("api-socket"),
+        "{line}"
+    );
+    two.wait_for(&["config-reload-rejected"], Duration::from_secs(2));
+    assert!(two.child.try_wait().unwrap().is_none());
+    let _ = two.stop_within(STOP_LIMIT);
+    let _ = one.stop_within(STOP_LIMIT);
+    drop(backend);
+}

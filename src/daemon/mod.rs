@@ -214,6 +214,40 @@ fn remove_stale_sim_dirs() {
     }
 }
 
+/// The one-daemon-per-VPP lock this process holds, following the
+/// configured API socket (see [`lock`]).
+struct Instance {
+    held: Option<(PathBuf, lock::InstanceLock)>,
+}
+
+impl Instance {
+    fn none() -> Instance {
+        Instance { held: None }
+    }
+
+    /// Holds the lock of `cfg`'s API socket (none with `--vpp-sim` or
+    /// without VPP); a socket another daemon holds is an error and the
+    /// current lock is kept.
+    fn follow(&mut self, opts: &Options, cfg: &Config) -> Result<(), String> {
+        let want = match (&cfg.vpp.api_socket, opts.vpp_sim) {
+            (Some(api), false) => Some(api.clone()),
+            // --vpp-sim programs a private simulator; no VPP, no lock.
+            _ => None,
+        };
+        if want.as_ref() == self.held.as_ref().map(|h| &h.0) {
+            return Ok(());
+        }
+        let Some(api) = want else {
+            self.held = None;
+            return Ok(());
+        };
+        let l = lock::acquire(&opts.lock_dir, &api)?;
+        info!("instance-locked lock={}", l.path().display());
+        self.held = Some((api, l));
+        Ok(())
+    }
+}
+
 /// Removes a directory tree when dropped.
 struct RemoveOnDrop(PathBuf);
 
@@ -345,20 +379,11 @@ pub fn run(opts: Options) -> i32 {
     info!("fd-limit nofile={nofile}");
     // One daemon per VPP, decided before any side effect: a second one
     // must not send VPP a single message (nor bind sockets, nor probe).
-    let _instance = match (&cfg.vpp.api_socket, opts.vpp_sim) {
-        (Some(api), false) => match lock::acquire(&opts.lock_dir, api) {
-            Ok(l) => {
-                info!("instance-locked lock={}", l.path().display());
-                Some(l)
-            }
-            Err(e) => {
-                error!("startup-failed step=instance-lock error={e:?}");
-                return 1;
-            }
-        },
-        // --vpp-sim programs a private simulator; no VPP, no lock.
-        _ => None,
-    };
+    let mut instance = Instance::none();
+    if let Err(e) = instance.follow(&opts, &cfg) {
+        error!("startup-failed step=instance-lock error={e:?}");
+        return 1;
+    }
     if let Err(e) = signals::block() {
         error!("startup-failed step=block-signals error={e}");
         return 1;
@@ -526,6 +551,18 @@ pub fn run(opts: Options) -> i32 {
                         let _ = reply.send(r);
                     }
                     LoadFor::Sighup | LoadFor::Reload(_) => {
+                        // Another VPP socket: take its lock first, or refuse.
+                        let loaded = loaded.and_then(|c| match instance.follow(&opts, &c) {
+                            Ok(()) => Ok(c),
+                            Err(e) => Err(ConfigError::Semantic {
+                                file: opts.config.clone(),
+                                problems: vec![config::Problem {
+                                    path: "maglev.vpp.api-socket".into(),
+                                    line: None,
+                                    message: e,
+                                }],
+                            }),
+                        });
                         let r = match owner.accept(loaded) {
                             Ok(new) => {
                                 let s = summary(&new);
