@@ -164,6 +164,49 @@ pub fn parse_v6(icmp: &[u8]) -> Option<Reply> {
     }
 }
 
+/// Makes the kernel hand a raw socket only echo replies and the errors
+/// that can quote our requests: a raw ICMP socket otherwise receives a
+/// copy of every ICMP message the host gets (on a router, a lot), and on
+/// loopback each of our own requests too. Best effort: without the filter
+/// the parsers ignore what is not ours anyway.
+fn only_replies_and_errors(fd: &OwnedFd, v6: bool) {
+    use nix::libc::{c_void, setsockopt, socklen_t};
+    let raw = fd.as_raw_fd();
+    if v6 {
+        // struct icmp6_filter: 256 bits, a set bit blocks that type.
+        let mut f = [u32::MAX; 8];
+        for t in [1u32, 3, 129] {
+            f[(t >> 5) as usize] &= !(1 << (t & 31));
+        }
+        const ICMP6_FILTER: i32 = 1;
+        // SAFETY: setsockopt reads exactly `len` bytes from a live local.
+        let _ = unsafe {
+            setsockopt(
+                raw,
+                nix::libc::IPPROTO_ICMPV6,
+                ICMP6_FILTER,
+                f.as_ptr() as *const c_void,
+                std::mem::size_of_val(&f) as socklen_t,
+            )
+        };
+    } else {
+        // ICMP_FILTER (SOL_RAW): a set bit blocks that type (0..31).
+        let mask: u32 = !((1 << 0) | (1 << 3) | (1 << 11));
+        const SOL_RAW: i32 = 255;
+        const ICMP_FILTER: i32 = 1;
+        // SAFETY: as above.
+        let _ = unsafe {
+            setsockopt(
+                raw,
+                SOL_RAW,
+                ICMP_FILTER,
+                &mask as *const u32 as *const c_void,
+                std::mem::size_of::<u32>() as socklen_t,
+            )
+        };
+    }
+}
+
 /// One ICMP socket of one family, optionally bound to a source.
 pub struct IcmpSocket {
     fd: OwnedFd,
@@ -205,6 +248,9 @@ impl IcmpSocket {
             SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             proto,
         )?;
+        if ty == SockType::Raw {
+            only_replies_and_errors(&fd, v6);
+        }
         if let Some(src) = source {
             bind(
                 fd.as_raw_fd(),
