@@ -158,11 +158,19 @@ pub struct Snapshot {
     pub backends: BTreeMap<Arc<str>, BackendView>,
     /// Frontends by name.
     pub frontends: BTreeMap<String, FrontendView>,
+    /// The frontends that use each backend: one index, built once per
+    /// configuration by the checker and shared by every snapshot.
+    pub users: Arc<HashMap<String, Vec<String>>>,
     /// When it was taken.
     pub at: SystemTime,
 }
 
 impl Snapshot {
+    /// The frontends that use backend `name`.
+    pub fn users_of(&self, name: &str) -> &[String] {
+        self.users.get(name).map_or(&[], Vec::as_slice)
+    }
+
     /// State of backend `name` (`removed` if unknown to the snapshot).
     pub fn state_of(&self, name: &str) -> State {
         self.backends.get(name).map_or(State::Removed, |b| b.state)
@@ -226,6 +234,7 @@ impl Checker {
             config: Arc::clone(&config),
             backends: BTreeMap::new(),
             frontends: BTreeMap::new(),
+            users: Arc::new(HashMap::new()),
             at: SystemTime::now(),
         });
         let mut core = Core {
@@ -234,7 +243,7 @@ impl Checker {
             names: BTreeMap::new(),
             next_id: 1,
             frontend_states: BTreeMap::new(),
-            users: HashMap::new(),
+            users: Arc::new(HashMap::new()),
             engine: Some(engine),
             report_tx: rep_tx,
             stats: Arc::clone(&stats),
@@ -423,7 +432,7 @@ struct Core {
     next_id: BackendId,
     frontend_states: BTreeMap<String, FrontendState>,
     /// backend → frontends that use it
-    users: HashMap<String, Vec<String>>,
+    users: Arc<HashMap<String, Vec<String>>>,
     engine: Option<Engine>,
     report_tx: Sender<ReportBatch>,
     stats: Arc<Stats>,
@@ -869,15 +878,16 @@ impl Core {
             }
         }
         // Frontends.
-        self.users.clear();
+        let mut users: HashMap<String, Vec<String>> = HashMap::new();
         for (fe_name, fe) in &cfg.frontends {
             for b in fe.backend_names() {
-                self.users
+                users
                     .entry(b.to_string())
                     .or_default()
                     .push(fe_name.clone());
             }
         }
+        self.users = Arc::new(users);
         self.frontend_states
             .retain(|n, _| cfg.frontends.contains_key(n));
         let names: Vec<String> = cfg.frontends.keys().cloned().collect();
@@ -1002,6 +1012,7 @@ impl Core {
             config: Arc::clone(&self.config),
             backends,
             frontends,
+            users: Arc::clone(&self.users),
             at: SystemTime::now(),
         }));
         self.cadence.published(Instant::now());

@@ -664,15 +664,6 @@ impl Thread {
         }));
     }
 
-    fn users(snap: &Snapshot, backend: &str) -> Vec<String> {
-        snap.config
-            .frontends
-            .iter()
-            .filter(|(_, fe)| fe.pools.iter().any(|p| p.backends.contains_key(backend)))
-            .map(|(n, _)| n.clone())
-            .collect()
-    }
-
     fn on_event(&mut self, ev: Event) {
         let snap = self.checker.snapshot();
         match ev {
@@ -682,7 +673,7 @@ impl Thread {
                     .get(e.backend.as_str())
                     .map(|b| b.config.address);
                 let flushy = matches!(e.to, State::Down | State::Disabled | State::Removed);
-                let users = Self::users(&snap, &e.backend);
+                let users = snap.users_of(&e.backend).to_vec();
                 if let (true, Some(a)) = (flushy, addr) {
                     for fe in &users {
                         self.flushes.transitions.insert((fe.clone(), a));
