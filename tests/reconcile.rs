@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::servers::{Behaviour, Server, http};
 use common::{Daemon, TempDir, wait_until};
+use vpp_maglev::vpp::sim::lb::VipArgs;
 use vpp_maglev::vpp::sim::{Sim, SimOptions, is_mutation};
 use vpp_maglev::vpp::wire::{LbVip, Prefix};
 
@@ -166,15 +167,8 @@ fn health_drives_vpp_failover_recovery_restart_and_drift() {
     // Drift: someone changes VPP behind our back.
     let now = Instant::now();
     sim.with_state(|s| {
-        s.add_del_vip(
-            "198.51.100.9/32".parse().unwrap(),
-            6,
-            443,
-            0,
-            0,
-            1024,
-            false,
-            false,
+        s.add_vip(
+            &VipArgs::new("198.51.100.9/32".parse().unwrap(), 6, 443),
             now,
         );
         s.add_del_as(
@@ -195,8 +189,14 @@ fn health_drives_vpp_failover_recovery_restart_and_drift() {
     // Sticky flipped behind our back: the VIP is recreated.
     sim.with_state(|s| {
         let pfx: Prefix = "192.0.2.1/32".parse().unwrap();
-        s.add_del_vip(pfx, 6, 80, 0, 0, 1024, false, true, now);
-        s.add_del_vip(pfx, 6, 80, 0, 0, 1024, true, false, now);
+        s.del_vip(pfx, 6, 80, now);
+        s.add_vip(
+            &VipArgs {
+                sticky: true,
+                ..VipArgs::new(pfx, 6, 80)
+            },
+            now,
+        );
     });
     wait_until("sticky restored", Duration::from_secs(4), || {
         sim.with_state(|s| s.vips().first().is_some_and(|v| !v.sticky))

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::TempDir;
-use vpp_maglev::vpp::sim::lb::VipCounters;
+use vpp_maglev::vpp::sim::lb::{VipArgs, VipCounters};
 use vpp_maglev::vpp::sim::stats::SegmentWriter;
 use vpp_maglev::vpp::sim::{Sim, SimOptions};
 use vpp_maglev::vpp::stats::{Segment, StatsError, kind};
@@ -134,7 +134,7 @@ fn a_restarted_vpp_has_a_new_segment() {
     };
     let now = Instant::now();
     sim.with_state(|s| {
-        s.add_del_vip(key.pfx, 6, 80, 0, 0, 1024, false, false, now);
+        s.add_vip(&VipArgs::new(key.pfx, 6, 80), now);
         s.add_traffic(
             &key,
             VipCounters {
@@ -200,7 +200,7 @@ fn the_stats_thread_follows_a_vpp_restart() {
     };
     let now = Instant::now();
     sim.with_state(|s| {
-        s.add_del_vip(key.pfx, 6, 80, 0, 0, 1024, false, false, now);
+        s.add_vip(&VipArgs::new(key.pfx, 6, 80), now);
         s.add_traffic(&key, traffic(10))
     });
     let session = |t: u64| VppStatus {
@@ -238,7 +238,7 @@ fn the_stats_thread_follows_a_vpp_restart() {
     // the VIP; traffic starts from zero in the new segment.
     sim.restart();
     sim.with_state(|s| {
-        s.add_del_vip(key.pfx, 6, 80, 0, 0, 1024, false, false, now);
+        s.add_vip(&VipArgs::new(key.pfx, 6, 80), now);
         s.add_traffic(&key, traffic(3))
     });
     status.store(Arc::new(session(2)));

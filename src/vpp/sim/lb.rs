@@ -315,6 +315,40 @@ fn fmt_prefix(p: &Prefix) -> String {
     format!("{}/{}", fmt_ip(p.addr), p.len)
 }
 
+/// What `lb_add_del_vip(_v2)` carries to add a VIP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VipArgs {
+    /// Prefix.
+    pub pfx: Prefix,
+    /// Protocol (255: any).
+    pub protocol: u8,
+    /// Port (0: all).
+    pub port: u16,
+    /// `lb_encap_type` as sent (GRE4 0, GRE6 1, L3DSR 2, NAT4 3, NAT6 4).
+    pub encap: u32,
+    /// L3DSR's DSCP.
+    pub dscp: u8,
+    /// New-flow table length.
+    pub table_len: u32,
+    /// Hash on the source address only.
+    pub sticky: bool,
+}
+
+impl VipArgs {
+    /// A GRE4 VIP with a 1024-bucket table, not sticky.
+    pub fn new(pfx: Prefix, protocol: u8, port: u16) -> VipArgs {
+        VipArgs {
+            pfx,
+            protocol,
+            port,
+            encap: 0,
+            dscp: 0,
+            table_len: 1024,
+            sticky: false,
+        }
+    }
+}
+
 impl LbState {
     /// A freshly started VPP: all-ones sources, 1024 buckets, 40 s; objects
     /// deleted more than `gc_delay` ago are collected.
@@ -400,52 +434,53 @@ impl LbState {
             .map(|(i, _)| i)
     }
 
-    /// `lb_add_del_vip(_v2)`: the checks of §7.5 in VPP's order.
-    #[allow(clippy::too_many_arguments)]
-    pub fn add_del_vip(
-        &mut self,
-        pfx: Prefix,
-        protocol: u8,
-        port: u16,
-        encap: u32,
-        dscp: u8,
-        table_len: u32,
-        sticky: bool,
-        is_del: bool,
-        now: Instant,
-    ) -> i32 {
+    /// `lb_add_del_vip(_v2)` with `is_del`: VPP reads only the key then.
+    pub fn del_vip(&mut self, pfx: Prefix, protocol: u8, port: u16, now: Instant) -> i32 {
         self.collect(now);
-        if is_del {
-            let Some(i) = self.find_vip(pfx, protocol, port) else {
-                return NO_SUCH_ENTRY;
-            };
-            let since = self.uptime(now);
-            let slots: Vec<usize> = self
-                .vips
-                .get(i)
-                .map_or(Vec::new(), |v| v.as_slots.iter().map(|(_, &a)| a).collect());
-            for a in slots {
-                if let Some(a) = self.ases.get_mut(a) {
-                    if a.in_use {
-                        a.in_use = false;
-                        a.deleted_at = Some(now);
-                        a.in_use_since = since;
-                    }
-                    a.buckets = 0;
+        let Some(i) = self.find_vip(pfx, protocol, port) else {
+            return NO_SUCH_ENTRY;
+        };
+        let since = self.uptime(now);
+        let slots: Vec<usize> = self
+            .vips
+            .get(i)
+            .map_or(Vec::new(), |v| v.as_slots.iter().map(|(_, &a)| a).collect());
+        for a in slots {
+            if let Some(a) = self.ases.get_mut(a) {
+                if a.in_use {
+                    a.in_use = false;
+                    a.deleted_at = Some(now);
+                    a.in_use_since = since;
                 }
+                a.buckets = 0;
             }
-            let vp = {
-                let v = self.vips.get_mut(i).expect("found above");
-                v.in_use = false;
-                v.pfx
-            };
-            if !self.vips.iter().any(|(_, v)| v.in_use && v.pfx == vp) {
-                self.routes.remove(&vp);
-            }
-            // The VIP itself goes when its AS slots are gone.
-            self.collect(now);
-            return 0;
         }
+        let vp = {
+            let v = self.vips.get_mut(i).expect("found above");
+            v.in_use = false;
+            v.pfx
+        };
+        if !self.vips.iter().any(|(_, v)| v.in_use && v.pfx == vp) {
+            self.routes.remove(&vp);
+        }
+        // The VIP itself goes when its AS slots are gone.
+        self.collect(now);
+        0
+    }
+
+    /// `lb_add_del_vip(_v2)` adding a VIP: the checks of §7.5 in VPP's
+    /// order.
+    pub fn add_vip(&mut self, v: &VipArgs, now: Instant) -> i32 {
+        self.collect(now);
+        let VipArgs {
+            pfx,
+            protocol,
+            port,
+            encap,
+            dscp,
+            table_len,
+            sticky,
+        } = *v;
         let (npfx, protocol, port) = Self::key(pfx, protocol, port);
         if self.find_vip(npfx, protocol, port).is_some() {
             return VALUE_EXIST;
@@ -996,48 +1031,73 @@ mod tests {
     #[test]
     fn vip_add_errors_in_vpp_order() {
         let (mut s, t) = state();
+        assert_eq!(s.add_vip(&VipArgs::new(p("192.0.2.1/32"), 6, 80), t), 0);
         assert_eq!(
-            s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, false, false, t),
-            0
-        );
-        assert_eq!(
-            s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, false, false, t),
+            s.add_vip(&VipArgs::new(p("192.0.2.1/32"), 6, 80), t),
             VALUE_EXIST
         );
         // all-port vs per-port on the same prefix
         assert_eq!(
-            s.add_del_vip(p("192.0.2.1/32"), 6, 0, 0, 0, 1024, false, false, t),
+            s.add_vip(&VipArgs::new(p("192.0.2.1/32"), 6, 0), t),
             VALUE_EXIST
         );
         // other per-port VIP with a different type
         assert_eq!(
-            s.add_del_vip(p("192.0.2.1/32"), 6, 443, 1, 0, 1024, false, false, t),
+            s.add_vip(
+                &VipArgs {
+                    encap: 1,
+                    ..VipArgs::new(p("192.0.2.1/32"), 6, 443)
+                },
+                t
+            ),
             INVALID_ARGUMENT
         );
         assert_eq!(
-            s.add_del_vip(p("192.0.2.1/32"), 6, 443, 0, 0, 1000, false, false, t),
+            s.add_vip(
+                &VipArgs {
+                    table_len: 1000,
+                    ..VipArgs::new(p("192.0.2.1/32"), 6, 443)
+                },
+                t
+            ),
             INVALID_MEMORY_SIZE
         );
         assert_eq!(
-            s.add_del_vip(p("192.0.2.9/32"), 6, 80, 4, 0, 1024, false, false, t),
+            s.add_vip(
+                &VipArgs {
+                    encap: 4,
+                    ..VipArgs::new(p("192.0.2.9/32"), 6, 80)
+                },
+                t
+            ),
             INVALID_ADDRESS_FAMILY
         );
         // IPv6 with L3DSR silently becomes GRE6
         assert_eq!(
-            s.add_del_vip(p("2001:db8::1/128"), 17, 53, 2, 0, 1024, false, false, t),
+            s.add_vip(
+                &VipArgs {
+                    encap: 2,
+                    ..VipArgs::new(p("2001:db8::1/128"), 17, 53)
+                },
+                t
+            ),
             0
         );
         assert_eq!(s.vips()[1].encap, Encap::Gre6);
         // port 0 forces protocol 255
         assert_eq!(
-            s.add_del_vip(p("198.51.100.7/32"), 6, 0, 2, 34, 1024, false, false, t),
+            s.add_vip(
+                &VipArgs {
+                    encap: 2,
+                    dscp: 34,
+                    ..VipArgs::new(p("198.51.100.7/32"), 6, 0)
+                },
+                t
+            ),
             0
         );
         assert_eq!(s.vips()[2].key.protocol, 255);
-        assert_eq!(
-            s.add_del_vip(p("203.0.113.1/32"), 6, 80, 0, 0, 1024, false, true, t),
-            NO_SUCH_ENTRY
-        );
+        assert_eq!(s.del_vip(p("203.0.113.1/32"), 6, 80, t), NO_SUCH_ENTRY);
     }
 
     #[test]
@@ -1048,7 +1108,13 @@ mod tests {
             s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, t),
             NO_SUCH_ENTRY
         );
-        s.add_del_vip(v, 6, 80, 0, 0, 1024, true, false, t);
+        s.add_vip(
+            &VipArgs {
+                sticky: true,
+                ..VipArgs::new(v, 6, 80)
+            },
+            t,
+        );
         assert_eq!(
             s.add_del_as(v, 6, 80, ip("2001:db8::1"), 50, false, t),
             INVALID_ADDRESS_FAMILY
@@ -1083,27 +1149,27 @@ mod tests {
     fn vip_delete_with_ases_lingers_until_collected() {
         let (mut s, t) = state();
         let v = p("192.0.2.1/32");
-        s.add_del_vip(v, 6, 80, 0, 0, 1024, false, false, t);
+        s.add_vip(&VipArgs::new(v, 6, 80), t);
         s.add_del_as(v, 6, 80, ip("10.0.0.1"), 100, false, t);
-        assert_eq!(s.add_del_vip(v, 6, 80, 0, 0, 1024, false, true, t), 0);
+        assert_eq!(s.del_vip(v, 6, 80, t), 0);
         assert!(s.vips().is_empty());
         assert!(s.show_vips().contains(" removed"));
         assert_eq!(s.ases(Prefix::any(), 0, 0)[0].flags, 0);
         // re-adding meanwhile takes a new index
-        s.add_del_vip(v, 6, 80, 0, 0, 1024, false, false, t);
+        s.add_vip(&VipArgs::new(v, 6, 80), t);
         assert_eq!(s.vips()[0].index, 2);
         s.collect(t + Duration::from_secs(61));
         assert_eq!(s.all_vips().len(), 1);
         // the freed slot 1 is reused next
-        s.add_del_vip(p("192.0.2.2/32"), 6, 80, 0, 0, 1024, false, false, t);
+        s.add_vip(&VipArgs::new(p("192.0.2.2/32"), 6, 80), t);
         assert_eq!(s.vips()[0].index, 1);
     }
 
     #[test]
     fn route_lookup() {
         let (mut s, t) = state();
-        s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, false, false, t);
-        s.add_del_vip(p("192.0.2.1/32"), 17, 53, 0, 0, 1024, false, false, t);
+        s.add_vip(&VipArgs::new(p("192.0.2.1/32"), 6, 80), t);
+        s.add_vip(&VipArgs::new(p("192.0.2.1/32"), 17, 53), t);
         let (rv, r) = s.route_lookup(0, true, p("192.0.2.1/32"));
         assert_eq!((rv, r.stats_index, r.paths.len()), (0, 40, 1));
         assert_eq!(s.route_lookup(0, true, p("192.0.2.2/32")).0, NO_SUCH_ENTRY);
@@ -1137,9 +1203,28 @@ mod tests {
             flow_timeout: u32::MAX,
         };
         s.set_conf(cfg);
-        s.add_del_vip(p("192.0.2.1/32"), 6, 80, 0, 0, 1024, true, false, t);
-        s.add_del_vip(p("2001:db8::1/128"), 17, 53, 1, 0, 1024, false, false, t);
-        s.add_del_vip(p("198.51.100.7/32"), 0, 0, 2, 34, 1024, false, false, t);
+        s.add_vip(
+            &VipArgs {
+                sticky: true,
+                ..VipArgs::new(p("192.0.2.1/32"), 6, 80)
+            },
+            t,
+        );
+        s.add_vip(
+            &VipArgs {
+                encap: 1,
+                ..VipArgs::new(p("2001:db8::1/128"), 17, 53)
+            },
+            t,
+        );
+        s.add_vip(
+            &VipArgs {
+                encap: 2,
+                dscp: 34,
+                ..VipArgs::new(p("198.51.100.7/32"), 0, 0)
+            },
+            t,
+        );
         assert_eq!(
             s.show_vips(),
             "ip4-gre4 192.0.2.1/32 new_size:1024 #as:0  protocol:6 port:80 \n\

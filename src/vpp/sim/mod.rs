@@ -23,7 +23,16 @@ use log::{debug, info, warn};
 
 use crate::wake::StopFd;
 
-use self::lb::{Conf, LbState};
+use self::lb::{Conf, LbState, VipArgs};
+
+/// One `lb_add_del_vip(_v2)`: VPP reads only the key to delete.
+fn add_or_del_vip(st: &mut LbState, v: &VipArgs, is_del: bool, now: Instant) -> i32 {
+    if is_del {
+        st.del_vip(v.pfx, v.protocol, v.port, now)
+    } else {
+        st.add_vip(v, now)
+    }
+}
 use self::stats::SegmentWriter;
 use super::stats::{LB_COUNTERS, kind};
 use super::wire::*;
@@ -806,31 +815,31 @@ impl Conn<'_> {
                     flow_timeout: c.flow_timeout,
                 })])
             }
-            "lb_add_del_vip" => plain!(LbAddDelVip, LbAddDelVipReply, |r: &LbAddDelVip| st()
-                .add_del_vip(
-                    r.pfx,
-                    r.protocol,
-                    r.port,
-                    r.encap.code(),
-                    r.dscp,
-                    r.new_flows_table_length,
-                    false,
-                    r.is_del,
-                    now,
-                )),
+            "lb_add_del_vip" => plain!(LbAddDelVip, LbAddDelVipReply, |r: &LbAddDelVip| {
+                let v = VipArgs {
+                    pfx: r.pfx,
+                    protocol: r.protocol,
+                    port: r.port,
+                    encap: r.encap.code(),
+                    dscp: r.dscp,
+                    table_len: r.new_flows_table_length,
+                    sticky: false,
+                };
+                add_or_del_vip(&mut st(), &v, r.is_del, now)
+            }),
             "lb_add_del_vip_v2" => {
-                plain!(LbAddDelVipV2, LbAddDelVipV2Reply, |r: &LbAddDelVipV2| st()
-                    .add_del_vip(
-                        r.pfx,
-                        r.protocol,
-                        r.port,
-                        r.encap.code(),
-                        r.dscp,
-                        r.new_flows_table_length,
-                        r.src_ip_sticky,
-                        r.is_del,
-                        now,
-                    ))
+                plain!(LbAddDelVipV2, LbAddDelVipV2Reply, |r: &LbAddDelVipV2| {
+                    let v = VipArgs {
+                        pfx: r.pfx,
+                        protocol: r.protocol,
+                        port: r.port,
+                        encap: r.encap.code(),
+                        dscp: r.dscp,
+                        table_len: r.new_flows_table_length,
+                        sticky: r.src_ip_sticky,
+                    };
+                    add_or_del_vip(&mut st(), &v, r.is_del, now)
+                })
             }
             "lb_add_del_as" => plain!(LbAddDelAs, LbAddDelAsReply, |r: &LbAddDelAs| st()
                 .add_del_as(r.pfx, r.protocol, r.port, r.as_address, 100, r.is_del, now)),
