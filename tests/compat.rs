@@ -193,6 +193,7 @@ fn show_vpp_info_without_vpp_is_an_error() {
             "maglev:
   vpp:
     api-socket: {}
+    stats-socket: \"\"
     lb: {{ ipv4-src-address: 192.0.2.254 }}
   healthchecks:
     t: {{ type: tcp, port: 1 }}
@@ -217,6 +218,21 @@ fn show_vpp_info_without_vpp_is_an_error() {
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not connected"));
+    // Counters switched off are said to be, not "not read yet".
+    let o = Command::new(env!("CARGO_BIN_EXE_maglevc"))
+        .args([
+            "--socket",
+            ctl.to_str().unwrap(),
+            "show",
+            "vpp",
+            "lb",
+            "counters",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("VPP counters are disabled"), "{e}");
     let _ = d.stop_within(Duration::from_secs(2));
 }
 

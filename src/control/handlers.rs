@@ -297,10 +297,14 @@ pub fn run(cmd: &Command, ctx: &Context) -> Value {
             }
         }
         Command::ShowVppLbCounters => {
-            let Some(c) = &ctx.counters else {
+            let Some(c) = ctx
+                .counters
+                .as_ref()
+                .map(Published::load)
+                .filter(|c| c.enabled)
+            else {
                 return err("VPP counters are disabled (vpp.stats-socket is empty)");
             };
-            let c = c.load();
             if c.at.is_none() {
                 return err(
                     "no counters yet (VPP not connected, or the stats segment not read yet)",

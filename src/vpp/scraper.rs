@@ -51,6 +51,9 @@ pub struct VipCounters {
 /// One scrape.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LbCounters {
+    /// A stats socket is configured (false: counters are switched off,
+    /// which readers report as such rather than as "not read yet").
+    pub enabled: bool,
     /// `/sys/boottime`: when VPP started (Unix seconds).
     pub boottime: u64,
     /// Per VIP.
@@ -194,8 +197,12 @@ struct Reader {
 impl Reader {
     fn clear(&mut self) {
         self.seg = None;
-        if *self.out.load() != LbCounters::default() {
-            self.out.store(Arc::new(LbCounters::default()));
+        let empty = LbCounters {
+            enabled: self.socket.is_some(),
+            ..LbCounters::default()
+        };
+        if *self.out.load() != empty {
+            self.out.store(Arc::new(empty));
         }
     }
 
@@ -273,6 +280,7 @@ impl Reader {
             })
             .collect();
         self.out.store(Arc::new(LbCounters {
+            enabled: true,
             boottime: r.boottime,
             vips,
             at: Some(SystemTime::now()),
