@@ -505,7 +505,6 @@ pub fn run(opts: Options) -> i32 {
     crate::limits::release_free_memory();
     // The watchdog is fed only while every working thread answers (see
     // crate::heartbeat); asked at half the period systemd expects.
-    let mut beats = Beats::default();
     let mut seq = 0u64;
     let watchdog_tick = notify.watchdog().map(|w| w / 2);
     let apply = |new: Arc<Config>| {
@@ -581,7 +580,7 @@ pub fn run(opts: Options) -> i32 {
             recv(tick) -> _ => {
                 // The probers may have been restarted by a reload: ask
                 // the current set each time.
-                beats = Beats::default();
+                let mut beats = Beats::default();
                 for (name, b) in checker.beats() {
                     beats.add(name, b);
                 }
@@ -598,7 +597,6 @@ pub fn run(opts: Options) -> i32 {
             },
         }
     };
-    drop(beats);
     let started = Instant::now();
     info!("stopping reason={stop}");
     notify.stopping();

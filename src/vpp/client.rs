@@ -820,51 +820,6 @@ pub struct VipSpec {
     pub new_flows_table_length: u32,
 }
 
-/// Backoff between reconnect attempts: doubling from `min` to `max`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    current: Duration,
-    next_try: Option<Instant>,
-}
-
-impl Backoff {
-    /// Starts at `min`.
-    pub fn new(min: Duration, max: Duration) -> Backoff {
-        Backoff {
-            min,
-            max,
-            current: min,
-            next_try: None,
-        }
-    }
-
-    /// Whether an attempt is allowed at `now`.
-    pub fn ready(&self, now: Instant) -> bool {
-        self.next_try.is_none_or(|t| now >= t)
-    }
-
-    /// Records a failure at `now`; returns the wait before the next try.
-    pub fn failed(&mut self, now: Instant) -> Duration {
-        let wait = self.current;
-        self.next_try = Some(now + wait);
-        self.current = (self.current * 2).min(self.max);
-        wait
-    }
-
-    /// Records a success: the next failure waits `min` again.
-    pub fn succeeded(&mut self) {
-        self.current = self.min;
-        self.next_try = None;
-    }
-
-    /// When the next attempt is allowed.
-    pub fn next_try(&self) -> Option<Instant> {
-        self.next_try
-    }
-}
-
 impl Drop for Client {
     /// Shuts the socket down, so a thread watching it for hang-up (the
     /// reconciler's liveness watch) wakes and ends with the session.
@@ -876,22 +831,6 @@ impl Drop for Client {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_to_max_and_resets() {
-        let t0 = Instant::now();
-        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(2));
-        assert!(b.ready(t0));
-        assert_eq!(b.failed(t0), Duration::from_millis(500));
-        assert!(!b.ready(t0));
-        assert!(b.ready(t0 + Duration::from_millis(500)));
-        assert_eq!(b.failed(t0), Duration::from_secs(1));
-        assert_eq!(b.failed(t0), Duration::from_secs(2));
-        assert_eq!(b.failed(t0), Duration::from_secs(2));
-        b.succeeded();
-        assert!(b.ready(t0));
-        assert_eq!(b.failed(t0), Duration::from_millis(500));
-    }
 
     #[test]
     fn required_keys_are_unique() {
