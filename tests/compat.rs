@@ -80,17 +80,7 @@ fn debug_logs_use_the_originals_event_names() {
     d.wait_for(&["probe-start", "backend="], Duration::from_secs(5));
     // The first full sync (at startup-max-delay) dumps VIPs and ASes;
     // an operator read does the same at once.
-    let out = Command::new(env!("CARGO_BIN_EXE_maglevc"))
-        .args([
-            "--socket",
-            dir.path("ctl.sock").to_str().unwrap(),
-            "show",
-            "vpp",
-            "lb",
-            "state",
-        ])
-        .output()
-        .unwrap();
+    let out = common::maglevc(&dir.path("ctl.sock"), &["show", "vpp", "lb", "state"]);
     assert!(
         out.status.success(),
         "{}",
@@ -212,24 +202,11 @@ fn show_vpp_info_without_vpp_is_an_error() {
         ctl.to_str().unwrap(),
     ]));
     d.wait_for(&["vpp-connect-failed"], Duration::from_secs(5));
-    let o = Command::new(env!("CARGO_BIN_EXE_maglevc"))
-        .args(["--socket", ctl.to_str().unwrap(), "show", "vpp", "info"])
-        .output()
-        .unwrap();
+    let o = common::maglevc(&ctl, &["show", "vpp", "info"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not connected"));
     // Counters switched off are said to be, not "not read yet".
-    let o = Command::new(env!("CARGO_BIN_EXE_maglevc"))
-        .args([
-            "--socket",
-            ctl.to_str().unwrap(),
-            "show",
-            "vpp",
-            "lb",
-            "counters",
-        ])
-        .output()
-        .unwrap();
+    let o = common::maglevc(&ctl, &["show", "vpp", "lb", "counters"]);
     assert_eq!(o.status.code(), Some(1));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("VPP counters are disabled"), "{e}");

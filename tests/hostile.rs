@@ -340,17 +340,7 @@ fn maglevc_in_a_closed_pipe_and_over_the_client_limit() {
         "{err}"
     );
     // Audit: a mutating command names the peer.
-    let o = Command::new(maglevc)
-        .args([
-            "--socket",
-            ctl.to_str().unwrap(),
-            "set",
-            "backend",
-            "web-a",
-            "pause",
-        ])
-        .output()
-        .unwrap();
+    let o = common::maglevc(&ctl, &["set", "backend", "web-a", "pause"]);
     let line = d.wait_for(&["control-command", "pause"], Duration::from_secs(5));
     assert!(line.contains("uid=") && line.contains("pid="), "{line}");
     if !o.status.success() {
@@ -362,10 +352,7 @@ fn maglevc_in_a_closed_pipe_and_over_the_client_limit() {
         .filter_map(|_| UnixStream::connect(&ctl).ok())
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    let o = Command::new(maglevc)
-        .args(["--socket", ctl.to_str().unwrap(), "show", "version"])
-        .output()
-        .unwrap();
+    let o = common::maglevc(&ctl, &["show", "version"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(err.contains("too many clients"), "{err}");

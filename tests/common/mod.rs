@@ -208,6 +208,16 @@ pub fn deaf_listener(
     (fd, fillers)
 }
 
+/// Runs maglevc with `args` against the control socket `sock`.
+pub fn maglevc(sock: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_maglevc"))
+        .arg("--socket")
+        .arg(sock)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// utime + stime of process `pid` from /proc (clock ticks).
 pub fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
