@@ -112,7 +112,9 @@ impl ClientConfig {
 /// soon as it is created.
 #[derive(Debug, Default)]
 pub struct Interrupt {
-    state: Mutex<(bool, Option<UnixStream>)>,
+    /// Triggered; the registered session (its number and socket).
+    state: Mutex<(bool, Option<(u64, UnixStream)>)>,
+    next: std::sync::atomic::AtomicU64,
 }
 
 impl Interrupt {
@@ -125,7 +127,7 @@ impl Interrupt {
     pub fn trigger(&self) {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.0 = true;
-        if let Some(s) = st.1.take() {
+        if let Some((_, s)) = st.1.take() {
             let _ = s.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -135,15 +137,25 @@ impl Interrupt {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
-    /// Makes `stream` the one to shut down; false if already triggered.
-    fn register(&self, stream: &UnixStream) -> bool {
+    /// Session `id` ended: let go of its socket (if it is still the one).
+    fn forget(&self, id: u64) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.1.as_ref().is_some_and(|(n, _)| *n == id) {
+            st.1 = None;
+        }
+    }
+
+    /// Makes `stream` the one to shut down; its number, or `None` if
+    /// already triggered.
+    fn register(&self, stream: &UnixStream) -> Option<u64> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if st.0 {
             let _ = stream.shutdown(std::net::Shutdown::Both);
-            return false;
+            return None;
         }
-        st.1 = stream.try_clone().ok();
-        true
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        st.1 = stream.try_clone().ok().map(|s| (id, s));
+        Some(id)
     }
 }
 
@@ -212,6 +224,8 @@ pub struct Client {
     counters: Arc<ApiCounters>,
     broken: bool,
     socket: PathBuf,
+    /// Where stop can reach this session, and its number there.
+    interrupt: Option<(Arc<Interrupt>, u64)>,
 }
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> VppError {
@@ -231,11 +245,13 @@ impl Client {
     /// message of [`REQUIRED`] with the expected layout.
     pub fn connect(cfg: &ClientConfig, counters: Arc<ApiCounters>) -> Result<Client, VppError> {
         let stream = connect_stream(&cfg.socket).map_err(|e| io_err(&cfg.socket, "connect", e))?;
-        if let Some(i) = &cfg.interrupt {
-            if !i.register(&stream) {
-                return Err(VppError::Closed("stopping".into()));
-            }
-        }
+        let interrupt = match &cfg.interrupt {
+            None => None,
+            Some(i) => match i.register(&stream) {
+                Some(id) => Some((Arc::clone(i), id)),
+                None => return Err(VppError::Closed("stopping".into())),
+            },
+        };
         stream
             .set_read_timeout(Some(cfg.timeout))
             .and_then(|_| stream.set_write_timeout(Some(cfg.timeout)))
@@ -251,6 +267,7 @@ impl Client {
             counters,
             broken: false,
             socket: cfg.socket.clone(),
+            interrupt,
         };
         let hello = SockclntCreate {
             context: 0x6d61_676c,
@@ -825,6 +842,9 @@ impl Drop for Client {
     /// reconciler's liveness watch) wakes and ends with the session.
     fn drop(&mut self) {
         let _ = self.stream.shutdown(std::net::Shutdown::Both);
+        if let Some((i, id)) = &self.interrupt {
+            i.forget(*id);
+        }
     }
 }
 
