@@ -18,9 +18,23 @@ pub struct Problem {
 impl Problem {
     /// `file:line: key.path: message`, like a compiler's.
     pub fn located(&self, file: &std::path::Path) -> String {
+        self.located_as(file, "")
+    }
+
+    /// `file:line: warning: key.path: message`.
+    pub fn located_warning(&self, file: &std::path::Path) -> String {
+        self.located_as(file, "warning: ")
+    }
+
+    fn located_as(&self, file: &std::path::Path, kind: &str) -> String {
         match self.line {
-            Some(l) => format!("{}:{l}: {}: {}", file.display(), self.path, self.message),
-            None => format!("{}: {}: {}", file.display(), self.path, self.message),
+            Some(l) => format!(
+                "{}:{l}: {kind}{}: {}",
+                file.display(),
+                self.path,
+                self.message
+            ),
+            None => format!("{}: {kind}{}: {}", file.display(), self.path, self.message),
         }
     }
 }
@@ -58,6 +72,19 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// One semantic problem at `path` without a known line (found outside
+    /// the file's own rules: the process's capabilities, another daemon).
+    pub fn semantic(file: &std::path::Path, path: &str, message: String) -> ConfigError {
+        ConfigError::Semantic {
+            file: file.to_path_buf(),
+            problems: vec![Problem {
+                path: path.into(),
+                line: None,
+                message,
+            }],
+        }
+    }
+
     /// Exit status of `maglevd --check`: 1 unreadable or unparsable, 2 semantic.
     pub fn exit_code(&self) -> i32 {
         match self {

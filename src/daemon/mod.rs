@@ -62,17 +62,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
                 .keys()
                 .next()
                 .map_or("every backend".to_string(), |b| format!("backend {b}"));
-            return Err(ConfigError::Semantic {
-                file: path.to_path_buf(),
-                problems: vec![config::Problem {
-                    path: "maglev.healthchecker.netns".into(),
-                    line: None,
-                    message: format!(
-                        "{who} uses netns {ns} but the process lacks CAP_SYS_ADMIN; \
-                         see maglevd(8) for the drop-in"
-                    ),
-                }],
-            });
+            return Err(ConfigError::semantic(
+                path,
+                "maglev.healthchecker.netns",
+                format!(
+                    "{who} uses netns {ns} but the process lacks CAP_SYS_ADMIN; \
+                     see maglevd(8) for the drop-in"
+                ),
+            ));
         }
     }
     Ok(c)
@@ -83,7 +80,7 @@ pub fn check(path: &Path) -> i32 {
     match load(path) {
         Ok(c) => {
             for w in &c.warnings {
-                eprintln!("{}", w.located(path).replacen(": ", ": warning: ", 1));
+                eprintln!("{}", w.located_warning(path));
             }
             println!(
                 "{}: configuration OK ({} health checks, {} backends, {} frontends)",
@@ -553,14 +550,7 @@ pub fn run(opts: Options) -> i32 {
                         // Another VPP socket: take its lock first, or refuse.
                         let loaded = loaded.and_then(|c| match instance.follow(&opts, &c) {
                             Ok(()) => Ok(c),
-                            Err(e) => Err(ConfigError::Semantic {
-                                file: opts.config.clone(),
-                                problems: vec![config::Problem {
-                                    path: "maglev.vpp.api-socket".into(),
-                                    line: None,
-                                    message: e,
-                                }],
-                            }),
+                            Err(e) => Err(ConfigError::semantic(&opts.config, "maglev.vpp.api-socket", e)),
                         });
                         let r = match owner.accept(loaded) {
                             Ok(new) => {
