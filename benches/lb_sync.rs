@@ -29,7 +29,7 @@ fn arg(args: &[String], name: &str, default: usize) -> usize {
 fn sends(c: &ApiCounters) -> u64 {
     c.snapshot()
         .iter()
-        .filter(|((_, d, _), _)| *d == "send")
+        .filter(|((_, d, _), _)| *d == vpp_maglev::vpp::client::Direction::Send)
         .map(|(_, n)| n)
         .sum()
 }

@@ -308,7 +308,11 @@ pub fn render(src: &Sources, out: &mut String) {
     for ((msg, dir, result), n) in src.api.snapshot() {
         o.sample(
             "maglev_vpp_api_total",
-            &[("msg", msg), ("direction", dir), ("result", &result)],
+            &[
+                ("msg", msg),
+                ("direction", dir.as_str()),
+                ("result", result.as_str()),
+            ],
             n,
         );
     }
@@ -320,7 +324,7 @@ pub fn render(src: &Sources, out: &mut String) {
     for ((scope, kind), n) in src.sync.ops() {
         o.sample(
             "maglev_vpp_lbsync_total",
-            &[("scope", scope), ("kind", kind)],
+            &[("scope", scope.as_str()), ("kind", kind.as_str())],
             n,
         );
     }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use common::servers::{Behaviour, Server, http};
 use common::{Daemon, TempDir};
+use vpp_maglev::control::grammar;
+use vpp_maglev::control::protocol::Reply;
 
 fn maglevc(sock: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_maglevc"))
@@ -28,6 +30,15 @@ fn out(o: &Output) -> String {
 
 fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// One exchange, read through the protocol's own types (a reply of the
+/// wrong shape fails the test here).
+fn reply(sock: &str, line: &str) -> Reply {
+    let cmd = grammar::parse(line).unwrap();
+    Reply::decode(&cmd, ask(sock, line.as_bytes()).trim_end())
+        .unwrap()
+        .unwrap_or_else(|f| panic!("{line}: {}", f.error))
 }
 
 /// One raw protocol exchange.
@@ -104,21 +115,24 @@ fn start(extra: &[&str]) -> Setup {
     // Settled: web-a up, web-b down, and VPP programmed accordingly.
     let t = Instant::now();
     loop {
-        let v: serde_json::Value = serde_json::from_str(&ask(&sock, b"show vpp lb state")).unwrap();
-        let b: serde_json::Value =
-            serde_json::from_str(&ask(&sock, b"show backend web-b")).unwrap();
-        let w = &v["vips"][0]["ases"];
-        let settled = b["backend"]["state"] == "down"
-            && w.as_array().is_some_and(|a| {
-                a.iter()
-                    .any(|x| x["address"] == "127.0.0.1" && x["weight"] == 60)
+        let (Reply::LbState(v), Reply::Backend { backend: b }) = (
+            reply(&sock, "show vpp lb state"),
+            reply(&sock, "show backend web-b"),
+        ) else {
+            panic!("wrong replies");
+        };
+        let settled = b.state == "down"
+            && v.vips.first().is_some_and(|vip| {
+                vip.ases
+                    .iter()
+                    .any(|x| x.address == "127.0.0.1" && x.weight == 60)
             });
         if settled {
             break;
         }
         assert!(
             t.elapsed() < Duration::from_secs(5),
-            "never settled: {v} {b}"
+            "never settled: {v:?} {b:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -511,10 +525,10 @@ fn two_hundred_clients_while_backends_flap() {
             let sock = sock.clone();
             std::thread::spawn(move || {
                 for _ in 0..5 {
-                    let l = ask(&sock, b"show backends");
-                    let v: serde_json::Value = serde_json::from_str(&l).unwrap();
-                    assert_eq!(v["ok"], true);
-                    assert_eq!(v["backends"].as_array().unwrap().len(), 3);
+                    match reply(&sock, "show backends") {
+                        Reply::Backends { backends } => assert_eq!(backends.len(), 3),
+                        other => panic!("{other:?}"),
+                    }
                 }
             })
         })
@@ -522,8 +536,16 @@ fn two_hundred_clients_while_backends_flap() {
     // Probing keeps its pace under the load: web-b (closed port, every
     // 100 ms) gets about 10 probes a second.
     let probes = |sock: &str| -> u64 {
-        let v: serde_json::Value = serde_json::from_str(&ask(sock, b"show backend web-b")).unwrap();
-        v["backend"]["probes"]["L4CON"].as_u64().unwrap_or(0)
+        let Reply::Backend { backend } = reply(sock, "show backend web-b") else {
+            panic!("not a backend");
+        };
+        backend
+            .detail
+            .unwrap()
+            .probes
+            .get("L4CON")
+            .copied()
+            .unwrap_or(0)
     };
     let p0 = probes(&sock);
     std::thread::sleep(Duration::from_millis(2000));

@@ -8,7 +8,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use common::TempDir;
-use vpp_maglev::vpp::client::{ApiCounters, Client, ClientConfig, LbConfig, VipSpec};
+use vpp_maglev::vpp::client::{
+    ApiCounters, ApiResult, Client, ClientConfig, Direction, LbConfig, VipSpec,
+};
 use vpp_maglev::vpp::errors::VppError;
 use vpp_maglev::vpp::sim::{Flavor, Sim, SimOptions};
 use vpp_maglev::vpp::wire::{Encap, LbVip, Prefix};
@@ -129,15 +131,15 @@ fn full_conversation_with_the_simulator() {
 
     let counts = counters.snapshot();
     assert!(counts.iter().any(|((m, d, r), n)| *m == "lb_add_del_vip_v2"
-        && *d == "send"
-        && r == "success"
+        && *d == Direction::Send
+        && *r == ApiResult::Success
         && *n == 3));
     assert!(
         counts
             .iter()
             .any(|((m, d, r), n)| *m == "lb_add_del_vip_v2_reply"
-                && *d == "recv"
-                && r == "failure"
+                && *d == Direction::Recv
+                && *r == ApiResult::Failure
                 && *n == 1)
     );
 

@@ -1,7 +1,9 @@
 //! `maglevc`'s human output: aligned tables and `label  value` blocks made
-//! from the protocol's JSON. Pure, so every layout is unit-testable.
+//! from the [`protocol`](super::protocol) types. Pure, so every layout is
+//! unit-testable. `-` stands for a value that is absent, never for one the
+//! formatter failed to find.
 
-use serde_json::Value;
+use super::protocol::{self as p, Reply};
 
 /// ANSI styling, on or off.
 #[derive(Debug, Clone, Copy)]
@@ -29,20 +31,19 @@ impl Style {
     }
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) if s.is_empty() => "-".into(),
-        Value::String(s) => s.clone(),
-        // As the original prints them (scripts match on these).
-        Value::Bool(b) => if *b { "true" } else { "false" }.into(),
-        Value::Number(n) => match n.as_f64() {
-            Some(f) if n.is_f64() => format!("{f:.1}"),
-            _ => n.to_string(),
-        },
-        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(", "),
-        other => other.to_string(),
-    }
+/// A value that may be absent: `-` then, as the original prints it.
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".into(), ToString::to_string)
+}
+
+/// A string that may be empty: `-` then.
+fn txt(v: &str) -> String {
+    if v.is_empty() { "-".into() } else { v.into() }
+}
+
+/// A duration or latency in milliseconds, one decimal.
+fn dec(v: f64) -> String {
+    format!("{v:.1}")
 }
 
 /// A VIP or prefix without `/32` or `/128`.
@@ -104,345 +105,379 @@ fn block(pairs: &[(&str, String)], st: Style) -> String {
     out
 }
 
-fn arr(v: &Value) -> &[Value] {
-    v.as_array().map(Vec::as_slice).unwrap_or(&[])
+fn frontends(fs: &[p::Frontend], st: Style) -> String {
+    let rows: Vec<Vec<String>> = fs
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                f.address.clone(),
+                f.protocol.clone(),
+                f.port.to_string(),
+                f.state.clone(),
+                opt(&f.active_pool),
+                f.backends.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "FRONTEND",
+            "ADDRESS",
+            "PROTOCOL",
+            "PORT",
+            "STATE",
+            "ACTIVE POOL",
+            "BACKENDS",
+        ],
+        &rows,
+        st,
+    )
 }
 
-/// Renders a successful response for the command words it answers.
-pub fn render(words: &[&str], v: &Value, st: Style) -> String {
-    if let Some(fs) = v.get("frontends") {
-        let rows: Vec<Vec<String>> = arr(fs)
-            .iter()
-            .map(|f| {
-                vec![
-                    text(&f["name"]),
-                    text(&f["address"]),
-                    text(&f["protocol"]),
-                    text(&f["port"]),
-                    text(&f["state"]),
-                    text(&f["active_pool"]),
-                    text(&f["backends"]),
-                ]
-            })
-            .collect();
-        return table(
-            &[
-                "FRONTEND",
-                "ADDRESS",
-                "PROTOCOL",
-                "PORT",
-                "STATE",
-                "ACTIVE POOL",
-                "BACKENDS",
-            ],
-            &rows,
-            st,
-        );
-    }
-    if let Some(f) = v.get("frontend") {
-        let mut out = block(
-            &[
-                ("frontend", text(&f["name"])),
-                ("address", text(&f["address"])),
-                ("protocol", text(&f["protocol"])),
-                ("port", text(&f["port"])),
-                ("state", text(&f["state"])),
-                ("src-ip-sticky", text(&f["src_ip_sticky"])),
-                ("flush-on-down", text(&f["flush_on_down"])),
-                ("description", text(&f["description"])),
-            ],
-            st,
-        );
-        for p in arr(&f["pools"]) {
+fn frontend(f: &p::Frontend, st: Style) -> String {
+    let d = f.detail.as_ref();
+    let mut out = block(
+        &[
+            ("frontend", f.name.clone()),
+            ("address", f.address.clone()),
+            ("protocol", f.protocol.clone()),
+            ("port", f.port.to_string()),
+            ("state", f.state.clone()),
+            ("active-pool", opt(&f.active_pool)),
+            ("backends", f.backends.to_string()),
+            ("src-ip-sticky", opt(&d.map(|d| d.src_ip_sticky))),
+            ("flush-on-down", opt(&d.map(|d| d.flush_on_down))),
+            ("description", txt(&f.description)),
+        ],
+        st,
+    );
+    for pool in d.map_or(&[][..], |d| &d.pools) {
+        out.push_str(&format!(
+            "{} {}{}\n",
+            st.label("pool"),
+            pool.name,
+            if pool.active { " (active)" } else { "" }
+        ));
+        for b in &pool.backends {
             out.push_str(&format!(
-                "{} {}{}\n",
-                st.label("pool"),
-                text(&p["name"]),
-                if p["active"].as_bool() == Some(true) {
-                    " (active)"
-                } else {
-                    ""
-                }
+                "  {:<20} {:<16} weight {:>3}  effective {:>3}  {}{}{}\n",
+                b.name,
+                opt(&b.address),
+                b.weight,
+                b.effective_weight,
+                b.state,
+                if b.enabled { "" } else { " [disabled]" },
+                if b.flush { " [flush]" } else { "" },
             ));
-            for b in arr(&p["backends"]) {
-                out.push_str(&format!(
-                    "  {:<20} {:<16} weight {:>3}  effective {:>3}  {}{}\n",
-                    text(&b["name"]),
-                    text(&b["address"]),
-                    text(&b["weight"]),
-                    text(&b["effective_weight"]),
-                    text(&b["state"]),
-                    if b["enabled"].as_bool() == Some(false) {
-                        " [disabled]"
-                    } else {
-                        ""
-                    }
-                ));
-            }
         }
-        return out;
     }
-    if let Some(bs) = v.get("backends").filter(|b| b.is_array()) {
-        let rows: Vec<Vec<String>> = arr(bs)
-            .iter()
-            .map(|b| {
-                vec![
-                    text(&b["name"]),
-                    text(&b["address"]),
-                    text(&b["healthcheck"]),
-                    text(&b["state"]),
-                    text(&b["enabled"]),
-                    text(&b["last"]["code"]),
-                    text(&b["last"]["detail"]),
-                ]
-            })
-            .collect();
-        return table(
-            &[
-                "BACKEND",
-                "ADDRESS",
-                "HEALTHCHECK",
-                "STATE",
-                "ENABLED",
-                "LAST",
-                "DETAIL",
-            ],
-            &rows,
-            st,
-        );
-    }
-    if let Some(b) = v.get("backend") {
-        let mut out = block(
-            &[
-                ("backend", text(&b["name"])),
-                ("address", text(&b["address"])),
-                ("healthcheck", text(&b["healthcheck"])),
-                ("state", text(&b["state"])),
-                ("enabled", text(&b["enabled"])),
-                (
-                    "counter",
-                    format!("{}/{}", text(&b["counter"]), text(&b["counter_max"])),
-                ),
-                (
-                    "last probe",
+    out
+}
+
+fn backends(bs: &[p::Backend], st: Style) -> String {
+    let rows: Vec<Vec<String>> = bs
+        .iter()
+        .map(|b| {
+            vec![
+                b.name.clone(),
+                b.address.clone(),
+                txt(&b.healthcheck),
+                b.state.clone(),
+                b.enabled.to_string(),
+                opt(&b.last.as_ref().map(|l| &l.code)),
+                opt(&b.last.as_ref().map(|l| txt(&l.detail))),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "BACKEND",
+            "ADDRESS",
+            "HEALTHCHECK",
+            "STATE",
+            "ENABLED",
+            "LAST",
+            "DETAIL",
+        ],
+        &rows,
+        st,
+    )
+}
+
+fn backend(b: &p::Backend, st: Style) -> String {
+    let d = b.detail.as_ref();
+    let mut out = block(
+        &[
+            ("backend", b.name.clone()),
+            ("address", b.address.clone()),
+            ("healthcheck", txt(&b.healthcheck)),
+            ("state", b.state.clone()),
+            ("enabled", b.enabled.to_string()),
+            (
+                "counter",
+                opt(&d.map(|d| format!("{}/{}", d.counter, d.counter_max))),
+            ),
+            (
+                "last probe",
+                opt(&b.last.as_ref().map(|l| {
                     format!(
                         "{} {} ({} ms) at {}",
-                        text(&b["last"]["code"]),
-                        text(&b["last"]["detail"]),
-                        text(&b["last"]["duration_ms"]),
-                        text(&b["last"]["at"])
-                    ),
-                ),
-            ],
-            st,
-        );
-        let hist = arr(&b["history"]);
-        if !hist.is_empty() {
-            out.push_str(&st.label("history"));
-            out.push('\n');
-            for t in hist {
-                out.push_str(&format!(
-                    "  {}  {} -> {}  {} {}\n",
-                    text(&t["at"]),
-                    text(&t["from"]),
-                    text(&t["to"]),
-                    text(&t["code"]),
-                    text(&t["detail"])
-                ));
-            }
-        }
-        return out;
-    }
-    if let Some(hs) = v.get("healthchecks") {
-        let rows: Vec<Vec<String>> = arr(hs)
-            .iter()
-            .map(|h| {
-                vec![
-                    text(&h["name"]),
-                    text(&h["type"]),
-                    text(&h["port"]),
-                    format!("{}ms", text(&h["interval_ms"])),
-                    format!("{}ms", text(&h["timeout_ms"])),
-                    format!("{}/{}", text(&h["rise"]), text(&h["fall"])),
-                ]
-            })
-            .collect();
-        return table(
-            &[
-                "HEALTHCHECK",
-                "TYPE",
-                "PORT",
-                "INTERVAL",
-                "TIMEOUT",
-                "RISE/FALL",
-            ],
-            &rows,
-            st,
-        );
-    }
-    if let Some(h) = v.get("healthcheck") {
-        let mut pairs = vec![
-            ("healthcheck", text(&h["name"])),
-            ("type", text(&h["type"])),
-            ("port", text(&h["port"])),
-            ("interval", format!("{} ms", text(&h["interval_ms"]))),
-            (
-                "fast-interval",
-                format!("{} ms", text(&h["fast_interval_ms"])),
+                        l.code,
+                        txt(&l.detail),
+                        dec(l.duration_ms),
+                        l.at
+                    )
+                })),
             ),
             (
-                "down-interval",
-                format!("{} ms", text(&h["down_interval_ms"])),
+                "probes",
+                opt(&d.filter(|d| !d.probes.is_empty()).map(|d| {
+                    d.probes
+                        .iter()
+                        .map(|(c, n)| format!("{c} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })),
             ),
-            ("timeout", format!("{} ms", text(&h["timeout_ms"]))),
-            ("rise", text(&h["rise"])),
-            ("fall", text(&h["fall"])),
-        ];
-        if let Some(p) = h.get("params").and_then(Value::as_object) {
-            for (k, val) in p {
-                pairs.push((k.as_str(), text(val)));
-            }
-        }
-        return block(&pairs, st);
-    }
-    if words.starts_with(&["show", "vpp", "lb", "counters"]) {
-        let rows: Vec<Vec<String>> = arr(&v["vips"])
-            .iter()
-            .map(|c| {
-                vec![
-                    text(&c["frontend"]),
-                    host(&text(&c["prefix"])),
-                    text(&c["protocol"]),
-                    text(&c["port"]),
-                    text(&c["first"]),
-                    text(&c["next"]),
-                    text(&c["untracked"]),
-                    text(&c["no_server"]),
-                    text(&c["fib_packets"]),
-                    text(&c["fib_bytes"]),
-                ]
-            })
-            .collect();
-        return table(
-            &[
-                "FRONTEND",
-                "VIP",
-                "PROTO",
-                "PORT",
-                "FIRST",
-                "NEXT",
-                "UNTRACKED",
-                "NO-SERVER",
-                "FIB-PACKETS",
-                "FIB-BYTES",
-            ],
-            &rows,
-            st,
-        );
-    }
-    if words.starts_with(&["show", "vpp", "lb", "state"]) {
-        let c = &v["conf"];
-        let mut out = block(
-            &[
-                ("ip4-src-address", text(&c["ip4_src"])),
-                ("ip6-src-address", text(&c["ip6_src"])),
-                (
-                    "sticky-buckets-per-core",
-                    text(&c["sticky_buckets_per_core"]),
-                ),
-                ("flow-timeout", format!("{}s", text(&c["flow_timeout"]))),
-            ],
-            st,
-        );
-        for vip in arr(&v["vips"]) {
+        ],
+        st,
+    );
+    let hist = d.map_or(&[][..], |d| &d.history);
+    if !hist.is_empty() {
+        out.push_str(&st.label("history"));
+        out.push('\n');
+        for t in hist {
             out.push_str(&format!(
-                "{} {} protocol {} port {} encap {} src-ip-sticky {} index {}\n",
-                st.label("vip"),
-                host(&text(&vip["prefix"])),
-                text(&vip["protocol"]),
-                text(&vip["port"]),
-                text(&vip["encap"]),
-                text(&vip["src_ip_sticky"]),
-                text(&vip["index"])
+                "  {}  {} -> {}  {} {}\n",
+                t.at,
+                t.from,
+                t.to,
+                opt(&t.code),
+                txt(&t.detail)
             ));
-            for a in arr(&vip["ases"]) {
-                out.push_str(&format!(
-                    "  {:<40} weight {:>3}  buckets {:>5}{}\n",
-                    text(&a["address"]),
-                    text(&a["weight"]),
-                    text(&a["buckets"]),
-                    if a["in_use"].as_bool() == Some(false) {
-                        "  removed"
-                    } else {
-                        ""
-                    }
-                ));
-            }
         }
-        return out;
     }
-    if words.starts_with(&["show", "vpp", "info"]) {
-        // The original's labels: a time with how long ago it was.
-        let since = |at: &Value, secs: &Value| match (at.as_u64(), secs.as_u64()) {
-            (Some(at), Some(s)) => format!(
-                "{} ({} ago)",
-                crate::logging::rfc3339_utc(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(at)
-                ),
-                crate::config::format_duration(std::time::Duration::from_secs(s))
+    out
+}
+
+fn healthchecks(hs: &[p::Healthcheck], st: Style) -> String {
+    let rows: Vec<Vec<String>> = hs
+        .iter()
+        .map(|h| {
+            vec![
+                h.name.clone(),
+                h.kind.clone(),
+                opt(&h.port),
+                format!("{}ms", h.interval_ms),
+                format!("{}ms", h.timeout_ms),
+                format!("{}/{}", h.rise, h.fall),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "HEALTHCHECK",
+            "TYPE",
+            "PORT",
+            "INTERVAL",
+            "TIMEOUT",
+            "RISE/FALL",
+        ],
+        &rows,
+        st,
+    )
+}
+
+fn healthcheck(h: &p::Healthcheck, st: Style) -> String {
+    let mut pairs = vec![
+        ("healthcheck", h.name.clone()),
+        ("type", h.kind.clone()),
+        ("port", opt(&h.port)),
+        ("interval", format!("{} ms", h.interval_ms)),
+        ("fast-interval", format!("{} ms", h.fast_interval_ms)),
+        ("down-interval", format!("{} ms", h.down_interval_ms)),
+        ("timeout", format!("{} ms", h.timeout_ms)),
+        ("rise", h.rise.to_string()),
+        ("fall", h.fall.to_string()),
+        ("probe-ipv4-src", opt(&h.probe_ipv4_src)),
+        ("probe-ipv6-src", opt(&h.probe_ipv6_src)),
+    ];
+    if let Some(x) = &h.params {
+        // The keys as the original prints them (scripts match on these).
+        pairs.extend([
+            ("path", txt(&x.path)),
+            ("host", opt(&x.host)),
+            ("method", x.method.clone()),
+            ("expect_status", x.expect_status.join(", ")),
+            ("expect_body", opt(&x.expect_body)),
+            ("tls_server_name", opt(&x.tls_server_name)),
+            ("tls_verify", opt(&x.tls_verify)),
+        ]);
+    }
+    block(&pairs, st)
+}
+
+fn lb_counters(c: &p::LbCounters, st: Style) -> String {
+    let rows: Vec<Vec<String>> = c
+        .vips
+        .iter()
+        .map(|c| {
+            vec![
+                opt(&c.frontend),
+                host(&c.prefix),
+                c.protocol.to_string(),
+                c.port.to_string(),
+                c.first.to_string(),
+                c.next.to_string(),
+                c.untracked.to_string(),
+                c.no_server.to_string(),
+                opt(&c.fib_packets),
+                opt(&c.fib_bytes),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "FRONTEND",
+            "VIP",
+            "PROTO",
+            "PORT",
+            "FIRST",
+            "NEXT",
+            "UNTRACKED",
+            "NO-SERVER",
+            "FIB-PACKETS",
+            "FIB-BYTES",
+        ],
+        &rows,
+        st,
+    )
+}
+
+fn lb_state(s: &p::LbState, st: Style) -> String {
+    let c = s.conf.as_ref();
+    let mut out = block(
+        &[
+            ("ip4-src-address", opt(&c.map(|c| &c.ip4_src))),
+            ("ip6-src-address", opt(&c.map(|c| &c.ip6_src))),
+            (
+                "sticky-buckets-per-core",
+                opt(&c.map(|c| c.sticky_buckets_per_core)),
             ),
-            _ => "-".into(),
-        };
-        return block(
-            &[
-                ("version", text(&v["version"])),
-                ("build-date", text(&v["build_date"])),
-                ("build-dir", text(&v["build_directory"])),
-                ("vpp-pid", text(&v["pid"])),
-                ("vpp-boottime", since(&v["boottime"], &v["uptime_seconds"])),
-                (
-                    "connected",
-                    since(&v["connected_at"], &v["connected_seconds"]),
-                ),
-            ],
-            st,
-        );
-    }
-    if let Some(ops) = v.get("ops") {
-        let mut out = format!(
-            "sync {}: {} operation(s), {} refused, {} drift, {} ms\n",
-            text(&v["scope"]),
-            arr(ops).len(),
-            arr(&v["errors"]).len(),
-            text(&v["drift"]),
-            text(&v["took_ms"])
-        );
-        for o in arr(ops) {
-            out.push_str(&format!("  {}\n", text(o)));
+            (
+                "flow-timeout",
+                opt(&c.map(|c| format!("{}s", c.flow_timeout))),
+            ),
+        ],
+        st,
+    );
+    for vip in &s.vips {
+        out.push_str(&format!(
+            "{} {} protocol {} port {} encap {} src-ip-sticky {} index {} buckets {}\n",
+            st.label("vip"),
+            host(&vip.prefix),
+            vip.protocol,
+            vip.port,
+            vip.encap,
+            opt(&vip.src_ip_sticky),
+            opt(&vip.index),
+            vip.new_flows_table_length,
+        ));
+        for a in &vip.ases {
+            out.push_str(&format!(
+                "  {:<40} weight {:>3}  buckets {:>5}{}\n",
+                a.address,
+                a.weight,
+                a.buckets,
+                if a.in_use { "" } else { "  removed" }
+            ));
         }
-        return out;
     }
-    if let Some(r) = v.get("result") {
-        return format!("{}\n", text(r));
+    out
+}
+
+fn vpp_info(v: &p::VppInfo, st: Style) -> String {
+    // The original's labels: a time with how long ago it was.
+    let since = |at: Option<u64>, secs: Option<u64>| match (at, secs) {
+        (Some(at), Some(s)) => format!(
+            "{} ({} ago)",
+            crate::logging::rfc3339_utc(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at)),
+            crate::config::format_duration(std::time::Duration::from_secs(s))
+        ),
+        _ => "-".into(),
+    };
+    block(
+        &[
+            ("version", opt(&v.version)),
+            ("build-date", opt(&v.build_date)),
+            ("build-dir", opt(&v.build_directory)),
+            ("vpp-pid", opt(&v.pid)),
+            ("vpp-boottime", since(v.boottime, v.uptime_seconds)),
+            ("connected", since(v.connected_at, v.connected_seconds)),
+        ],
+        st,
+    )
+}
+
+fn synced(s: &p::Synced) -> String {
+    let mut out = format!(
+        "sync {}: {} operation(s), {} refused, {} drift, {} ms\n",
+        s.scope,
+        s.ops.len(),
+        s.errors.len(),
+        s.drift,
+        dec(s.took_ms)
+    );
+    for o in &s.ops {
+        out.push_str(&format!("  {o}\n"));
     }
-    if v.get("version").is_some() && v.get("commit").is_some() {
-        return block(
+    for e in &s.errors {
+        out.push_str(&format!("  refused: {e}\n"));
+    }
+    out
+}
+
+/// Renders a successful reply.
+pub fn render(reply: &Reply, st: Style) -> String {
+    match reply {
+        Reply::Version(v) => block(
             &[
-                ("maglevd", text(&v["version"])),
-                ("commit", text(&v["commit"])),
-                ("pid", text(&v["pid"])),
-                ("uptime", format!("{}s", text(&v["uptime_seconds"]))),
+                ("maglevd", v.version.clone()),
+                ("commit", v.commit.clone()),
+                ("pid", v.pid.to_string()),
+                ("uptime", format!("{}s", v.uptime_seconds)),
             ],
             st,
-        );
+        ),
+        Reply::Frontends { frontends: fs } => frontends(fs, st),
+        Reply::Frontend { frontend: Some(f) } => frontend(f, st),
+        Reply::Frontend { frontend: None } => "done\n".into(),
+        Reply::Backends { backends: bs } => backends(bs, st),
+        Reply::Backend { backend: b } => backend(b, st),
+        Reply::Healthchecks { healthchecks: hs } => healthchecks(hs, st),
+        Reply::Healthcheck { healthcheck: h } => healthcheck(h, st),
+        Reply::VppInfo(v) => vpp_info(v, st),
+        Reply::LbState(s) => lb_state(s, st),
+        Reply::LbCounters(c) => lb_counters(c, st),
+        Reply::Synced(s) => synced(s),
+        Reply::Config { result } => format!("{result}\n"),
+        Reply::Watching { watching: w } => format!(
+            "watching{}{}{}{}\n",
+            if w.backend { " backend" } else { "" },
+            if w.frontend { " frontend" } else { "" },
+            w.log
+                .as_ref()
+                .map_or(String::new(), |l| format!(" log level {l}")),
+            w.num.map_or(String::new(), |n| format!(" num {n}")),
+        ),
     }
-    format!("{v}\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::control::protocol::samples;
 
     const PLAIN: Style = Style { color: false };
 
@@ -455,12 +490,129 @@ mod tests {
         assert_eq!(host("10.0.0.0/24"), "10.0.0.0/24");
     }
 
+    /// Every leaf of a JSON value with its path.
+    fn leaves(v: &serde_json::Value, path: String, out: &mut Vec<(String, String)>) {
+        use serde_json::Value;
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    leaves(x, format!("{path}.{k}"), out);
+                }
+            }
+            Value::Array(a) => {
+                for x in a {
+                    leaves(x, format!("{path}[]"), out);
+                }
+            }
+            Value::String(s) => out.push((path, s.clone())),
+            Value::Number(n) if n.is_f64() => {
+                out.push((path, format!("{:.1}", n.as_f64().unwrap())))
+            }
+            Value::Number(n) => out.push((path, n.to_string())),
+            Value::Bool(_) | Value::Null => {}
+        }
+    }
+
+    /// Fields the human view leaves out on purpose (`--json` has them).
+    const NOT_SHOWN: &[&str] = &[
+        // Summaries: one line per object, the detail view has the rest.
+        "ShowFrontends:.frontends[].description",
+        // A VIP is shown without its host length; a time as "ago".
+        "ShowVppLbState:.vips[].prefix",
+        "ShowVppLbCounters:.vips[].prefix",
+        "ShowVppLbCounters:.at",
+        "ShowVppInfo:.connected_at",
+        "ShowVppInfo:.connected_seconds",
+        "ShowVppInfo:.boottime",
+        "ShowVppInfo:.uptime_seconds",
+        // A table cell holds these as `rise/fall`, `NNms`.
+        "ShowHealthchecks:.healthchecks[].fast_interval_ms",
+        "ShowHealthchecks:.healthchecks[].down_interval_ms",
+        "ShowHealthchecks:.healthchecks[].probe_ipv4_src",
+        "ShowHealthchecks:.healthchecks[].probe_ipv6_src",
+        "ShowHealthchecks:.healthchecks[].params.path",
+        "ShowHealthchecks:.healthchecks[].params.host",
+        "ShowHealthchecks:.healthchecks[].params.method",
+        "ShowHealthchecks:.healthchecks[].params.expect_status[]",
+        "ShowHealthchecks:.healthchecks[].params.expect_body",
+        "ShowHealthchecks:.healthchecks[].params.tls_server_name",
+        "ShowBackends:.backends[].last.duration_ms",
+        "ShowBackends:.backends[].last.at",
+        "SetBackend:.backend.last.duration_ms",
+        "SetBackend:.backend.last.at",
+        "SetBackend:.backend.last.detail",
+    ];
+
+    /// The acceptance test of the shared protocol: every reply, with every
+    /// field set, goes over the wire and through maglevc's formatter; no
+    /// `-` stands where a value exists, and every value is shown unless
+    /// listed in [`NOT_SHOWN`].
+    #[test]
+    fn every_reply_renders_every_value_and_no_placeholder() {
+        for (cmd, reply) in samples() {
+            let line = reply.encode();
+            let decoded = Reply::decode(&cmd, &line).unwrap().unwrap();
+            let out = render(&decoded, PLAIN);
+            let name = format!("{cmd:?}");
+            let name = name.split(['(', ' ', '{']).next().unwrap();
+            for l in out.lines() {
+                assert!(
+                    !l.split_whitespace().any(|w| w == "-"),
+                    "{name}: placeholder in {l:?}\n{out}"
+                );
+            }
+            let mut all = Vec::new();
+            leaves(
+                &serde_json::from_str(&line).unwrap(),
+                String::new(),
+                &mut all,
+            );
+            for (path, value) in all {
+                let key = format!("{name}:{path}");
+                if NOT_SHOWN.contains(&key.as_str()) {
+                    continue;
+                }
+                assert!(out.contains(&value), "{key} = {value:?} not shown:\n{out}");
+            }
+        }
+    }
+
+    #[test]
+    fn absent_values_are_dashes_or_left_out() {
+        let b = p::Backend {
+            name: "b".into(),
+            address: "192.0.2.9".into(),
+            healthcheck: String::new(),
+            state: "up".into(),
+            enabled: true,
+            last: None,
+            detail: None,
+        };
+        let out = render(
+            &Reply::Backends {
+                backends: vec![b.clone()],
+            },
+            PLAIN,
+        );
+        assert_eq!(
+            out.lines().nth(1).unwrap(),
+            "b        192.0.2.9  -            up     true     -     -"
+        );
+        // A block leaves absent fields out, as the original does.
+        let out = render(&Reply::Backend { backend: b }, PLAIN);
+        assert!(
+            !out.contains("last probe") && !out.contains("counter"),
+            "{out}"
+        );
+    }
+
     #[test]
     fn counters_put_first_before_next() {
-        let v = json!({"ok": true, "vips": [{"frontend": "web", "prefix": "192.0.2.1/32",
-            "protocol": 6, "port": 80, "first": 3, "next": 5, "untracked": 0, "no_server": 1,
-            "fib_packets": 9, "fib_bytes": 900}]});
-        let out = render(&["show", "vpp", "lb", "counters"], &v, PLAIN);
+        let (_, r) = samples()
+            .into_iter()
+            .find(|(c, _)| matches!(c, crate::control::grammar::Command::ShowVppLbCounters))
+            .unwrap();
+        let out = render(&r, PLAIN);
         let head = out.lines().next().unwrap();
         assert!(head.find("FIRST").unwrap() < head.find("NEXT").unwrap());
         assert!(head.contains("FIB-PACKETS") && head.contains("FIB-BYTES"));
@@ -468,21 +620,25 @@ mod tests {
             out.lines()
                 .nth(1)
                 .unwrap()
-                .starts_with("web       192.0.2.1  6"),
+                .starts_with("web       198.51.100.1  6"),
             "{out}"
         );
     }
 
     #[test]
     fn frontend_shows_pools_and_disabled_marker() {
-        let v = json!({"ok": true, "frontend": {"name": "web", "address": "192.0.2.1",
-            "protocol": "tcp", "port": 80, "state": "up", "src_ip_sticky": false,
-            "flush_on_down": true, "description": "", "pools": [{"name": "main", "active": true,
-            "backends": [{"name": "b1", "address": "10.0.0.1", "weight": 100,
-            "effective_weight": 0, "state": "disabled", "enabled": false}]}]}});
-        let out = render(&["show", "frontend", "web"], &v, PLAIN);
-        assert!(out.contains("pool main (active)"), "{out}");
+        let (_, mut r) = samples()
+            .into_iter()
+            .find(|(c, _)| matches!(c, crate::control::grammar::Command::ShowFrontend(_)))
+            .unwrap();
+        if let Reply::Frontend { frontend: Some(f) } = &mut r {
+            let b = &mut f.detail.as_mut().unwrap().pools[0].backends[0];
+            b.enabled = false;
+            b.flush = false;
+        }
+        let out = render(&r, PLAIN);
+        assert!(out.contains("pool primary (active)"), "{out}");
         assert!(out.contains("[disabled]"), "{out}");
-        assert!(out.contains("weight 100  effective   0"), "{out}");
+        assert!(out.contains("weight  70  effective  35  up"), "{out}");
     }
 }

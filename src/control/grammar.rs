@@ -610,26 +610,6 @@ fn last_node(path: &[&str], args: &[(Slot, String)]) -> Option<&'static [Node]> 
     last
 }
 
-/// The canonical keywords of a (possibly abbreviated) line, arguments
-/// skipped: what picks the output layout of a command.
-pub fn keywords(line: &str) -> Vec<&'static str> {
-    let mut nodes = TREE;
-    let mut out = Vec::new();
-    for w in line.split_whitespace() {
-        match match_keyword(nodes, w) {
-            Ok(Some(n)) => {
-                out.push(n.word.unwrap_or(""));
-                nodes = n.next;
-            }
-            _ => match nodes.iter().find(|n| n.slot.is_some()) {
-                Some(n) => nodes = n.next,
-                None => break,
-            },
-        }
-    }
-    out
-}
-
 /// What may come after `words` (complete words typed so far): keywords and
 /// slots with their help, for `?` and TAB.
 pub fn next_nodes(words: &[&str]) -> Vec<&'static Node> {

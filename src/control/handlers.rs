@@ -1,13 +1,13 @@
-//! What each command answers, as JSON. Read-only commands use the
-//! published snapshots; actions go to the thread that owns the state.
+//! What each command answers, as [`protocol`](super::protocol) types.
+//! Read-only commands use the published snapshots; actions go to the
+//! thread that owns the state.
 
 use std::time::{Duration, SystemTime};
 
-use crossbeam_channel::bounded;
-use serde_json::{Value, json};
+use crossbeam_channel::{Sender, bounded};
 
 use super::grammar::Command;
-use crossbeam_channel::Sender;
+use super::protocol::{self as p, Failure, Reply};
 
 use crate::checker::CheckerClient;
 use crate::checker::{BackendView, Snapshot};
@@ -42,15 +42,26 @@ pub struct Context {
     pub started: SystemTime,
 }
 
-/// `{"ok":false,"error":msg}`.
-pub fn err(msg: impl Into<String>) -> Value {
-    json!({"ok": false, "error": msg.into()})
+/// What a command answers: the reply, or why not.
+pub type Answer = Result<Reply, Failure>;
+
+/// A failure with only a message.
+pub fn err(msg: impl Into<String>) -> Failure {
+    Failure::new(msg)
 }
 
 const WAIT: Duration = Duration::from_secs(10);
 
+const NO_VPP: &str = "VPP integration is disabled (vpp.api-socket is empty)";
+
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
+}
+
+fn unix_secs(t: SystemTime) -> Option<u64> {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 fn protocol(fe: &Frontend) -> &'static str {
@@ -60,123 +71,129 @@ fn protocol(fe: &Frontend) -> &'static str {
     }
 }
 
-fn backend_json(name: &str, b: &BackendView, full: bool) -> Value {
-    let mut v = json!({
-        "name": name,
-        "address": b.config.address.to_string(),
-        "healthcheck": b.config.healthcheck,
-        "state": b.state.as_str(),
-        "enabled": b.enabled,
-        "last": b.last.as_ref().map(|l| json!({
-            "code": l.outcome.code.as_str(),
-            "detail": l.outcome.detail,
-            "duration_ms": l.outcome.duration.as_secs_f64() * 1000.0,
-            "at": rfc3339_utc(l.at),
-        })),
-    });
-    if full {
-        v["counter"] = json!(b.counter.0);
-        v["counter_max"] = json!(b.counter.1);
-        v["history"] = b
-            .history
-            .iter()
-            .map(|t| {
-                json!({
-                    "from": t.from.as_str(), "to": t.to.as_str(),
-                    "code": t.code.map(|c| c.as_str()), "detail": t.detail,
-                    "at": rfc3339_utc(t.at),
+fn backend(name: &str, b: &BackendView, full: bool) -> p::Backend {
+    p::Backend {
+        name: name.to_string(),
+        address: b.config.address.to_string(),
+        healthcheck: b.config.healthcheck.clone(),
+        state: b.state.as_str().to_string(),
+        enabled: b.enabled,
+        last: b.last.as_ref().map(|l| p::LastProbe {
+            code: l.outcome.code.as_str().to_string(),
+            detail: l.outcome.detail.to_string(),
+            duration_ms: l.outcome.duration.as_secs_f64() * 1000.0,
+            at: rfc3339_utc(l.at),
+        }),
+        detail: full.then(|| p::BackendDetail {
+            counter: b.counter.0,
+            counter_max: b.counter.1,
+            history: b
+                .history
+                .iter()
+                .map(|t| p::Transition {
+                    from: t.from.as_str().to_string(),
+                    to: t.to.as_str().to_string(),
+                    code: t.code.map(|c| c.as_str().to_string()),
+                    detail: t.detail.clone(),
+                    at: rfc3339_utc(t.at),
                 })
-            })
-            .collect();
-        v["probes"] = b
-            .counters
-            .by_code
-            .iter()
-            .map(|(c, n)| (c.as_str().to_string(), json!(n)))
-            .collect::<serde_json::Map<_, _>>()
-            .into();
+                .collect(),
+            probes: b
+                .counters
+                .by_code
+                .iter()
+                .map(|(c, n)| (c.as_str().to_string(), *n))
+                .collect(),
+        }),
     }
-    v
 }
 
-fn healthcheck_json(name: &str, h: &HealthCheck) -> Value {
-    let mut v = json!({
-        "name": name,
-        "type": h.probe.check_type().as_str(),
-        "port": h.probe.port(),
-        "interval_ms": ms(h.interval),
-        "fast_interval_ms": ms(h.fast_interval),
-        "down_interval_ms": ms(h.down_interval),
-        "timeout_ms": ms(h.timeout),
-        "rise": h.rise,
-        "fall": h.fall,
-        "probe_ipv4_src": h.probe_ipv4_src.map(|a| a.to_string()),
-        "probe_ipv6_src": h.probe_ipv6_src.map(|a| a.to_string()),
-    });
-    if let Probe::Http(p) = &h.probe {
-        v["params"] = json!({
-            "path": p.path,
-            "host": p.host,
-            "method": p.method.as_str(),
-            "expect_status": p.expect_status.iter().map(|r| if r.lo == r.hi {
-                r.lo.to_string()
-            } else {
-                format!("{}-{}", r.lo, r.hi)
-            }).collect::<Vec<_>>(),
-            "expect_body": p.expect_body,
-            "tls_server_name": p.tls.as_ref().and_then(|t| t.server_name.clone()),
-            "tls_verify": p.tls.as_ref().map(|t| t.verify),
-        });
-    }
-    v
-}
-
-fn frontend_json(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> Value {
-    let view = snap.frontends.get(name);
-    let mut v = json!({
-        "name": name,
-        "address": fe.address.to_string(),
-        "protocol": protocol(fe),
-        "port": fe.port,
-        "description": fe.description,
-        "state": view.map_or("unknown", |f| f.state.as_str()),
-        "active_pool": view.and_then(|f| f.pools.iter().find(|p| p.active)).map(|p| p.name.clone()),
-        "backends": fe.backend_names().len(),
-    });
-    if full {
-        v["src_ip_sticky"] = json!(fe.src_ip_sticky);
-        v["flush_on_down"] = json!(fe.flush_on_down);
-        v["pools"] = view
-            .map(|f| {
-                f.pools
+fn healthcheck(name: &str, h: &HealthCheck) -> p::Healthcheck {
+    p::Healthcheck {
+        name: name.to_string(),
+        kind: h.probe.check_type().as_str().to_string(),
+        port: h.probe.port(),
+        interval_ms: ms(h.interval),
+        fast_interval_ms: ms(h.fast_interval),
+        down_interval_ms: ms(h.down_interval),
+        timeout_ms: ms(h.timeout),
+        rise: h.rise,
+        fall: h.fall,
+        probe_ipv4_src: h.probe_ipv4_src.map(|a| a.to_string()),
+        probe_ipv6_src: h.probe_ipv6_src.map(|a| a.to_string()),
+        params: match &h.probe {
+            Probe::Http(x) => Some(p::HttpParams {
+                path: x.path.clone(),
+                host: x.host.clone(),
+                method: x.method.as_str().to_string(),
+                expect_status: x
+                    .expect_status
                     .iter()
-                    .map(|p| {
-                        json!({
-                            "name": p.name,
-                            "active": p.active,
-                            "backends": p.members.iter().map(|m| {
-                                let b = snap.backends.get(m.backend.as_str());
-                                json!({
-                                    "name": m.backend,
-                                    "address": b.map(|b| b.config.address.to_string()),
-                                    "weight": m.configured,
-                                    "effective_weight": m.effective.weight,
-                                    "flush": m.effective.flush,
-                                    "state": m.state.as_str(),
-                                    "enabled": b.is_none_or(|b| b.enabled),
-                                })
-                            }).collect::<Vec<_>>(),
-                        })
+                    .map(|r| {
+                        if r.lo == r.hi {
+                            r.lo.to_string()
+                        } else {
+                            format!("{}-{}", r.lo, r.hi)
+                        }
                     })
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-            .into();
+                    .collect(),
+                expect_body: x.expect_body.clone(),
+                tls_server_name: x.tls.as_ref().and_then(|t| t.server_name.clone()),
+                tls_verify: x.tls.as_ref().map(|t| t.verify),
+            }),
+            _ => None,
+        },
     }
-    v
 }
 
-fn config_request(ctx: &Context, check: bool) -> Value {
+fn frontend(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> p::Frontend {
+    let view = snap.frontends.get(name);
+    p::Frontend {
+        name: name.to_string(),
+        address: fe.address.to_string(),
+        protocol: protocol(fe).to_string(),
+        port: fe.port,
+        description: fe.description.clone(),
+        state: view.map_or("unknown", |f| f.state.as_str()).to_string(),
+        active_pool: view
+            .and_then(|f| f.pools.iter().find(|p| p.active))
+            .map(|p| p.name.clone()),
+        backends: fe.backend_names().len(),
+        detail: full.then(|| p::FrontendDetail {
+            src_ip_sticky: fe.src_ip_sticky,
+            flush_on_down: fe.flush_on_down,
+            pools: view
+                .map(|f| {
+                    f.pools
+                        .iter()
+                        .map(|pool| p::Pool {
+                            name: pool.name.clone(),
+                            active: pool.active,
+                            backends: pool
+                                .members
+                                .iter()
+                                .map(|m| {
+                                    let b = snap.backends.get(m.backend.as_str());
+                                    p::PoolBackend {
+                                        name: m.backend.to_string(),
+                                        address: b.map(|b| b.config.address.to_string()),
+                                        weight: m.configured,
+                                        effective_weight: m.effective.weight,
+                                        flush: m.effective.flush,
+                                        state: m.state.as_str().to_string(),
+                                        enabled: b.is_none_or(|b| b.enabled),
+                                    }
+                                })
+                                .collect(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+    }
+}
+
+fn config_request(ctx: &Context, check: bool) -> Answer {
     let (tx, rx) = bounded(1);
     let req = if check {
         ConfigRequest::Check(tx)
@@ -184,192 +201,229 @@ fn config_request(ctx: &Context, check: bool) -> Value {
         ConfigRequest::Reload(tx)
     };
     if ctx.config.send(req).is_err() {
-        return err("maglevd is shutting down");
+        return Err(err("maglevd is shutting down"));
     }
     match rx.recv_timeout(WAIT) {
-        Ok(Ok(summary)) => json!({"ok": true, "result": summary}),
-        Ok(Err(lines)) => json!({"ok": false, "error": lines.join("\n"), "problems": lines}),
-        Err(_) => err("the main thread did not answer"),
+        Ok(Ok(result)) => Ok(Reply::Config { result }),
+        Ok(Err(problems)) => Err(Failure {
+            error: problems.join("\n"),
+            problems,
+        }),
+        Err(_) => Err(err("the main thread did not answer")),
     }
 }
 
+fn vpp_info(ctx: &Context) -> Answer {
+    let r = ctx.reconciler.as_ref().ok_or_else(|| err(NO_VPP))?;
+    let st = r.status();
+    if !st.connected {
+        // As the original: no VPP, no info (an error, exit 1).
+        return Err(err("VPP is not connected"));
+    }
+    let boottime = ctx
+        .counters
+        .as_ref()
+        .map(|c| c.load().boottime)
+        .filter(|b| *b > 0);
+    let now = SystemTime::now();
+    let version = st.version.as_ref();
+    Ok(Reply::VppInfo(p::VppInfo {
+        connected: st.connected,
+        version: version.map(|v| v.version.clone()),
+        build_date: version.map(|v| v.build_date.clone()),
+        build_directory: version.map(|v| v.build_directory.clone()),
+        pid: st.pid,
+        connected_seconds: st
+            .connected_at
+            .and_then(|t| now.duration_since(t).ok())
+            .map(|d| d.as_secs()),
+        connected_at: st.connected_at.and_then(unix_secs),
+        boottime,
+        uptime_seconds: boottime.map(|b| unix_secs(now).unwrap_or(0).saturating_sub(b)),
+    }))
+}
+
+fn lb_state(ctx: &Context) -> Answer {
+    let r = ctx.reconciler.as_ref().ok_or_else(|| err(NO_VPP))?;
+    let a = r
+        .read(WAIT)
+        .map_err(|e| err(format!("cannot read VPP: {e}")))?;
+    Ok(Reply::LbState(p::LbState {
+        conf: a.conf.map(|c| p::LbConf {
+            ip4_src: c.ip4_src.to_string(),
+            ip6_src: c.ip6_src.to_string(),
+            sticky_buckets_per_core: c.sticky_buckets_per_core,
+            flow_timeout: c.flow_timeout,
+        }),
+        vips: a
+            .vips
+            .iter()
+            .map(|(k, v)| p::LbVip {
+                prefix: k.pfx.to_string(),
+                protocol: k.protocol,
+                port: k.port,
+                encap: v.encap.to_string(),
+                src_ip_sticky: v.sticky,
+                index: v.index,
+                new_flows_table_length: v.table_len,
+                ases: v
+                    .ases
+                    .iter()
+                    .map(|(ip, x)| p::LbAs {
+                        address: ip.to_string(),
+                        weight: x.weight,
+                        buckets: x.buckets,
+                        in_use: x.in_use,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }))
+}
+
+fn lb_counters(ctx: &Context) -> Answer {
+    let c = ctx
+        .counters
+        .as_ref()
+        .map(Published::load)
+        .filter(|c| c.enabled)
+        .ok_or_else(|| err("VPP counters are disabled (vpp.stats-socket is empty)"))?;
+    if c.at.is_none() {
+        return Err(err(
+            "no counters yet (VPP not connected, or the stats segment not read yet)",
+        ));
+    }
+    Ok(Reply::LbCounters(p::LbCounters {
+        at: c.at.map(rfc3339_utc),
+        vips: c
+            .vips
+            .iter()
+            .map(|v| p::VipCounters {
+                frontend: v.frontend.clone(),
+                prefix: v.key.pfx.to_string(),
+                protocol: v.key.protocol,
+                port: v.key.port,
+                first: v.first,
+                next: v.next,
+                untracked: v.untracked,
+                no_server: v.no_server,
+                fib_packets: v.route.map(|r| r.0),
+                fib_bytes: v.route.map(|r| r.1),
+            })
+            .collect(),
+    }))
+}
+
 /// Runs one command.
-pub fn run(cmd: &Command, ctx: &Context) -> Value {
+pub fn run(cmd: &Command, ctx: &Context) -> Answer {
     let snap = ctx.checker.snapshot();
-    match cmd {
-        Command::ShowVersion => json!({
-            "ok": true,
-            "version": crate::VERSION,
-            "commit": crate::GIT_COMMIT,
-            "pid": std::process::id(),
-            "uptime_seconds": SystemTime::now()
+    Ok(match cmd {
+        Command::ShowVersion => Reply::Version(p::Version {
+            version: crate::VERSION.to_string(),
+            commit: crate::GIT_COMMIT.to_string(),
+            pid: std::process::id(),
+            uptime_seconds: SystemTime::now()
                 .duration_since(ctx.started)
                 .map_or(0, |d| d.as_secs()),
         }),
-        Command::ShowFrontends => json!({
-            "ok": true,
-            "frontends": snap.config.frontends.iter()
-                .map(|(n, fe)| frontend_json(&snap, n, fe, false))
-                .collect::<Vec<_>>(),
-        }),
-        Command::ShowFrontend(name) => match snap.config.frontends.get(name) {
-            Some(fe) => json!({"ok": true, "frontend": frontend_json(&snap, name, fe, true)}),
-            None => err(format!("no frontend named `{name}`")),
+        Command::ShowFrontends => Reply::Frontends {
+            frontends: snap
+                .config
+                .frontends
+                .iter()
+                .map(|(n, fe)| frontend(&snap, n, fe, false))
+                .collect(),
         },
-        Command::ShowBackends => json!({
-            "ok": true,
-            "backends": snap.backends.iter()
-                .map(|(n, b)| backend_json(n, b, false))
-                .collect::<Vec<_>>(),
-        }),
-        Command::ShowBackend(name) => match snap.backends.get(name.as_str()) {
-            Some(b) => json!({"ok": true, "backend": backend_json(name, b, true)}),
-            None => err(format!("no backend named `{name}`")),
-        },
-        Command::ShowHealthchecks => json!({
-            "ok": true,
-            "healthchecks": snap.config.healthchecks.iter()
-                .map(|(n, h)| healthcheck_json(n, h))
-                .collect::<Vec<_>>(),
-        }),
-        Command::ShowHealthcheck(name) => match snap.config.healthchecks.get(name) {
-            Some(h) => json!({"ok": true, "healthcheck": healthcheck_json(name, h)}),
-            None => err(format!("no health check named `{name}`")),
-        },
-        Command::ShowVppInfo => {
-            let Some(r) = &ctx.reconciler else {
-                return err("VPP integration is disabled (vpp.api-socket is empty)");
-            };
-            let st = r.status();
-            if !st.connected {
-                // As the original: no VPP, no info (an error, exit 1).
-                return err("VPP is not connected");
-            }
-            let boottime = ctx
-                .counters
-                .as_ref()
-                .map(|c| c.load().boottime)
-                .filter(|b| *b > 0);
-            let now = SystemTime::now();
-            json!({
-                "ok": true,
-                "connected": st.connected,
-                "version": st.version.as_ref().map(|v| v.version.clone()),
-                "build_date": st.version.as_ref().map(|v| v.build_date.clone()),
-                "build_directory": st.version.as_ref().map(|v| v.build_directory.clone()),
-                "pid": st.pid,
-                "connected_seconds": st.connected_at.and_then(|t| now.duration_since(t).ok()).map(|d| d.as_secs()),
-                "connected_at": st.connected_at.and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok()).map(|d| d.as_secs()),
-                "boottime": boottime,
-                "uptime_seconds": boottime.map(|b| now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()).saturating_sub(b)),
-            })
-        }
-        Command::ShowVppLbState => {
-            let Some(r) = &ctx.reconciler else {
-                return err("VPP integration is disabled (vpp.api-socket is empty)");
-            };
-            match r.read(WAIT) {
-                Ok(a) => json!({
-                    "ok": true,
-                    "conf": a.conf.map(|c| json!({
-                        "ip4_src": c.ip4_src.to_string(),
-                        "ip6_src": c.ip6_src.to_string(),
-                        "sticky_buckets_per_core": c.sticky_buckets_per_core,
-                        "flow_timeout": c.flow_timeout,
-                    })),
-                    "vips": a.vips.iter().map(|(k, v)| json!({
-                        "prefix": k.pfx.to_string(),
-                        "protocol": k.protocol,
-                        "port": k.port,
-                        "encap": v.encap.to_string(),
-                        "src_ip_sticky": v.sticky,
-                        "index": v.index,
-                        "new_flows_table_length": v.table_len,
-                        "ases": v.ases.iter().map(|(ip, x)| json!({
-                            "address": ip.to_string(),
-                            "weight": x.weight,
-                            "buckets": x.buckets,
-                            "in_use": x.in_use,
-                        })).collect::<Vec<_>>(),
-                    })).collect::<Vec<_>>(),
-                }),
-                Err(e) => err(format!("cannot read VPP: {e}")),
+        Command::ShowFrontend(name) => {
+            let fe = snap
+                .config
+                .frontends
+                .get(name)
+                .ok_or_else(|| err(format!("no frontend named `{name}`")))?;
+            Reply::Frontend {
+                frontend: Some(frontend(&snap, name, fe, true)),
             }
         }
-        Command::ShowVppLbCounters => {
-            let Some(c) = ctx
-                .counters
-                .as_ref()
-                .map(Published::load)
-                .filter(|c| c.enabled)
-            else {
-                return err("VPP counters are disabled (vpp.stats-socket is empty)");
-            };
-            if c.at.is_none() {
-                return err(
-                    "no counters yet (VPP not connected, or the stats segment not read yet)",
-                );
+        Command::ShowBackends => Reply::Backends {
+            backends: snap
+                .backends
+                .iter()
+                .map(|(n, b)| backend(n, b, false))
+                .collect(),
+        },
+        Command::ShowBackend(name) => {
+            let b = snap
+                .backends
+                .get(name.as_str())
+                .ok_or_else(|| err(format!("no backend named `{name}`")))?;
+            Reply::Backend {
+                backend: backend(name, b, true),
             }
-            json!({
-                "ok": true,
-                "at": c.at.map(rfc3339_utc),
-                "vips": c.vips.iter().map(|v| json!({
-                    "frontend": v.frontend,
-                    "prefix": v.key.pfx.to_string(),
-                    "protocol": v.key.protocol,
-                    "port": v.key.port,
-                    "first": v.first,
-                    "next": v.next,
-                    "untracked": v.untracked,
-                    "no_server": v.no_server,
-                    "fib_packets": v.route.map(|r| r.0),
-                    "fib_bytes": v.route.map(|r| r.1),
-                })).collect::<Vec<_>>(),
-            })
         }
+        Command::ShowHealthchecks => Reply::Healthchecks {
+            healthchecks: snap
+                .config
+                .healthchecks
+                .iter()
+                .map(|(n, h)| healthcheck(n, h))
+                .collect(),
+        },
+        Command::ShowHealthcheck(name) => {
+            let h = snap
+                .config
+                .healthchecks
+                .get(name)
+                .ok_or_else(|| err(format!("no health check named `{name}`")))?;
+            Reply::Healthcheck {
+                healthcheck: healthcheck(name, h),
+            }
+        }
+        Command::ShowVppInfo => return vpp_info(ctx),
+        Command::ShowVppLbState => return lb_state(ctx),
+        Command::ShowVppLbCounters => return lb_counters(ctx),
         Command::SyncVppLbState(fe) => {
-            let Some(r) = &ctx.reconciler else {
-                return err("VPP integration is disabled (vpp.api-socket is empty)");
-            };
-            match r.sync(fe.as_deref(), WAIT) {
-                Ok(rep) => json!({
-                    "ok": true,
-                    "scope": rep.scope,
-                    "ops": rep.ops,
-                    "errors": rep.errors,
-                    "drift": rep.drift,
-                    "took_ms": rep.took.as_secs_f64() * 1000.0,
-                }),
-                Err(e) => err(e),
+            let r = ctx.reconciler.as_ref().ok_or_else(|| err(NO_VPP))?;
+            let rep = r
+                .sync(fe.as_deref(), WAIT)
+                .map_err(|e| err(e.to_string()))?;
+            Reply::Synced(p::Synced {
+                scope: rep.scope.as_str().to_string(),
+                ops: rep.ops,
+                errors: rep.errors,
+                drift: rep.drift,
+                took_ms: rep.took.as_secs_f64() * 1000.0,
+            })
+        }
+        Command::SetBackend(name, action) => {
+            let b = ctx
+                .checker
+                .action(name, *action)
+                .map_err(|e| err(e.to_string()))?;
+            Reply::Backend {
+                backend: backend(name, &b, false),
             }
         }
-        Command::SetBackend(name, action) => match ctx.checker.action(name, *action) {
-            Ok(b) => json!({"ok": true, "backend": backend_json(name, &b, false)}),
-            Err(e) => err(e),
-        },
         Command::SetWeight {
-            frontend,
+            frontend: fe_name,
             pool,
             backend,
             weight,
             flush,
-        } => match ctx
-            .checker
-            .set_weight(frontend, pool, backend, *weight, *flush)
-        {
-            Ok(_) => {
-                let snap = ctx.checker.snapshot();
-                match snap.config.frontends.get(frontend) {
-                    Some(fe) => {
-                        json!({"ok": true, "frontend": frontend_json(&snap, frontend, fe, true)})
-                    }
-                    None => json!({"ok": true}),
-                }
+        } => {
+            ctx.checker
+                .set_weight(fe_name, pool, backend, *weight, *flush)
+                .map_err(|e| err(e.to_string()))?;
+            let snap = ctx.checker.snapshot();
+            Reply::Frontend {
+                frontend: snap
+                    .config
+                    .frontends
+                    .get(fe_name)
+                    .map(|fe| frontend(&snap, fe_name, fe, true)),
             }
-            Err(e) => err(e),
-        },
-        Command::ConfigCheck => config_request(ctx, true),
-        Command::ConfigReload => config_request(ctx, false),
-        Command::Watch(_) => err("watch is a stream; the server handles it"),
-    }
+        }
+        Command::ConfigCheck => return config_request(ctx, true),
+        Command::ConfigReload => return config_request(ctx, false),
+        Command::Watch(_) => return Err(err("watch is a stream; the server handles it")),
+    })
 }

@@ -5,5 +5,6 @@ pub mod format;
 pub mod grammar;
 pub mod handlers;
 pub mod paths;
+pub mod protocol;
 pub mod server;
 pub mod shell;

@@ -15,10 +15,10 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Sender, bounded};
 use log::{debug, info, warn};
-use serde_json::{Value, json};
 
 use super::grammar::{self, Command, WatchSpec};
-use super::handlers::{self, Context, err};
+use super::handlers::{self, Answer, Context, err};
+use super::protocol::{Reply, StreamEvent, Watching};
 use crate::checker::events::Event;
 use crate::wake::{Ready, StopFd};
 
@@ -124,7 +124,7 @@ impl ControlServer {
                     if active.load(Ordering::SeqCst) >= max_clients {
                         let mut s = stream;
                         let _ = s.set_write_timeout(Some(WRITE_TIMEOUT));
-                        let _ = reply(&mut s, &err("too many clients; try again"));
+                        let _ = reply(&mut s, &Err(err("too many clients; try again")));
                         continue;
                     }
                     active.fetch_add(1, Ordering::SeqCst);
@@ -177,10 +177,19 @@ impl Drop for ControlServer {
     }
 }
 
-fn reply(s: &mut UnixStream, v: &Value) -> std::io::Result<()> {
-    let mut line = v.to_string();
+fn send_line(s: &mut UnixStream, mut line: String) -> std::io::Result<()> {
     line.push('\n');
     s.write_all(line.as_bytes())
+}
+
+fn reply(s: &mut UnixStream, a: &Answer) -> std::io::Result<()> {
+    send_line(
+        s,
+        match a {
+            Ok(r) => r.encode(),
+            Err(f) => f.encode(),
+        },
+    )
 }
 
 enum Line {
@@ -281,7 +290,7 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
             Line::TooLong => {
                 if reply(
                     &mut out,
-                    &err(format!("request longer than {MAX_LINE} bytes")),
+                    &Err(err(format!("request longer than {MAX_LINE} bytes"))),
                 )
                 .is_err()
                 {
@@ -290,7 +299,7 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
                 continue;
             }
             Line::NotUtf8 => {
-                if reply(&mut out, &err("request is not valid UTF-8")).is_err() {
+                if reply(&mut out, &Err(err("request is not valid UTF-8"))).is_err() {
                     return;
                 }
                 continue;
@@ -301,7 +310,7 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
             continue;
         }
         let answer = match grammar::parse(&line) {
-            Err(e) => err(e.0),
+            Err(e) => Err(err(e.0)),
             Ok(cmd) if cmd.mutates() => match authorised(&out, ctx) {
                 Ok(()) => {
                     info!("control-command command={:?} {}", line.trim(), peer(&out));
@@ -313,11 +322,11 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
                         line.trim(),
                         peer(&out)
                     );
-                    err(format!(
+                    Err(err(format!(
                         "permission denied: `{}` changes state and needs root or group {} ({who})",
                         line.trim(),
                         ctx.admin_group.as_ref().map_or("-", |g| g.0.as_str())
-                    ))
+                    )))
                 }
             },
             Ok(Command::Watch(spec)) => {
@@ -333,18 +342,24 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
     }
 }
 
-fn event_json(ev: &Event) -> Option<Value> {
+fn stream_event(ev: &Event) -> Option<StreamEvent> {
+    use crate::logging::rfc3339_utc;
     Some(match ev {
-        Event::Backend(e) => json!({
-            "type": "backend", "backend": e.backend, "from": e.from.as_str(), "to": e.to.as_str(),
-            "code": e.code.map(|c| c.as_str()), "detail": e.detail,
-            "at": crate::logging::rfc3339_utc(e.at),
-        }),
-        Event::Frontend(e) => json!({
-            "type": "frontend", "frontend": e.frontend, "from": e.from.as_str(), "to": e.to.as_str(),
-            "at": crate::logging::rfc3339_utc(e.at),
-        }),
-        Event::Lagged { missed } => json!({"type": "lagged", "missed": missed}),
+        Event::Backend(e) => StreamEvent::Backend {
+            backend: e.backend.clone(),
+            from: e.from.as_str().to_string(),
+            to: e.to.as_str().to_string(),
+            code: e.code.map(|c| c.as_str().to_string()),
+            detail: e.detail.clone(),
+            at: rfc3339_utc(e.at),
+        },
+        Event::Frontend(e) => StreamEvent::Frontend {
+            frontend: e.frontend.clone(),
+            from: e.from.as_str().to_string(),
+            to: e.to.as_str().to_string(),
+            at: rfc3339_utc(e.at),
+        },
+        Event::Lagged { missed } => StreamEvent::Lagged { missed: *missed },
         _ => return None,
     })
 }
@@ -399,8 +414,14 @@ fn watch(
         .unwrap_or(log::LevelFilter::Info);
     if reply(
         out,
-        &json!({"ok": true, "watching": {
-        "backend": spec.backend, "frontend": spec.frontend, "log": spec.log, "num": spec.num}}),
+        &Ok(Reply::Watching {
+            watching: Watching {
+                backend: spec.backend,
+                frontend: spec.frontend,
+                log: spec.log.clone(),
+                num: spec.num,
+            },
+        }),
     )
     .is_err()
     {
@@ -415,7 +436,7 @@ fn watch(
             .spawn(move || watch_input(input, &stop, gone_tx))
     });
     if spawned.is_err() {
-        let _ = reply(out, &err("cannot watch: out of threads"));
+        let _ = reply(out, &Err(err("cannot watch: out of threads")));
         return;
     }
     let never = crossbeam_channel::never::<(log::Level, String)>();
@@ -431,15 +452,16 @@ fn watch(
                         Event::Lagged { .. } => true,
                         _ => false,
                     };
-                    if keep { event_json(&ev) } else { None }
+                    if keep { stream_event(&ev) } else { None }
                 }
                 Err(_) => break,
             },
             recv(logs_rx) -> l => match l {
-                Ok((lvl, msg)) if lvl <= level => Some(json!({
-                    "type": "log", "level": lvl.as_str().to_lowercase(), "message": msg,
-                    "at": crate::logging::rfc3339_utc(SystemTime::now()),
-                })),
+                Ok((lvl, message)) if lvl <= level => Some(StreamEvent::Log {
+                    level: lvl.as_str().to_lowercase(),
+                    message,
+                    at: crate::logging::rfc3339_utc(SystemTime::now()),
+                }),
                 Ok(_) => None,
                 Err(_) => break,
             },
@@ -447,7 +469,7 @@ fn watch(
             recv(gone) -> _ => break,
         };
         if let Some(v) = v {
-            if reply(out, &v).is_err() {
+            if send_line(out, v.encode()).is_err() {
                 warn!("control-watch-dropped reason=slow-or-gone");
                 break;
             }

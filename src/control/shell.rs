@@ -6,41 +6,62 @@
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::os::unix::net::UnixStream;
 
-use serde_json::Value;
-
 use super::format::{Style, render};
 use super::grammar::{self, Command, Slot};
+use super::protocol::{Reply, StreamEvent};
 
 const PROMPT: &str = "maglev> ";
 
-/// The `name` fields of the array `key` in maglevd's answer to `cmd`
-/// (empty when maglevd cannot be asked: completion just offers less).
-fn ask_names(socket: &str, cmd: &str, pick: impl Fn(&Value) -> Option<&Value>) -> Vec<String> {
-    let answer = UnixStream::connect(socket).ok().and_then(|s| {
-        writeln!(s.try_clone().ok()?, "{cmd}").ok()?;
-        let mut l = String::new();
-        BufReader::new(s).read_line(&mut l).ok()?;
-        serde_json::from_str::<Value>(&l).ok()
-    });
-    answer
-        .as_ref()
-        .and_then(&pick)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|x| x["name"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// maglevd's reply to `line` (`None` when maglevd cannot be asked or
+/// says no: completion just offers less).
+fn ask(socket: &str, line: &str) -> Option<Reply> {
+    let cmd = grammar::parse(line).ok()?;
+    let s = UnixStream::connect(socket).ok()?;
+    writeln!(s.try_clone().ok()?, "{line}").ok()?;
+    let mut l = String::new();
+    BufReader::new(s).read_line(&mut l).ok()?;
+    Reply::decode(&cmd, l.trim_end()).ok()?.ok()
 }
 
 /// Names for a slot, fetched live from maglevd (`words` gives context:
 /// the frontend whose pools to list).
 fn names(socket: &str, slot: Slot, words: &[&str]) -> Vec<String> {
-    match slot {
-        Slot::Frontend => ask_names(socket, "show frontends", |v| v.get("frontends")),
-        Slot::Backend => ask_names(socket, "show backends", |v| v.get("backends")),
-        Slot::Healthcheck => ask_names(socket, "show healthchecks", |v| v.get("healthchecks")),
+    let names = |v: &mut dyn Iterator<Item = &String>| v.cloned().collect();
+    match (
+        slot,
+        slot_command(slot, words).and_then(|l| ask(socket, &l)),
+    ) {
+        (Slot::Frontend, Some(Reply::Frontends { frontends })) => {
+            names(&mut frontends.iter().map(|f| &f.name))
+        }
+        (Slot::Backend, Some(Reply::Backends { backends })) => {
+            names(&mut backends.iter().map(|b| &b.name))
+        }
+        (Slot::Healthcheck, Some(Reply::Healthchecks { healthchecks })) => {
+            names(&mut healthchecks.iter().map(|h| &h.name))
+        }
+        (
+            Slot::Pool,
+            Some(Reply::Frontend {
+                frontend: Some(frontend),
+            }),
+        ) => names(
+            &mut frontend
+                .detail
+                .iter()
+                .flat_map(|d| &d.pools)
+                .map(|p| &p.name),
+        ),
+        _ => Vec::new(),
+    }
+}
+
+/// The command that lists the names of `slot`.
+fn slot_command(slot: Slot, words: &[&str]) -> Option<String> {
+    Some(match slot {
+        Slot::Frontend => "show frontends".into(),
+        Slot::Backend => "show backends".into(),
+        Slot::Healthcheck => "show healthchecks".into(),
         Slot::Pool => {
             let fe = words
                 .iter()
@@ -48,12 +69,10 @@ fn names(socket: &str, slot: Slot, words: &[&str]) -> Vec<String> {
                 .and_then(|i| words.get(i + 1))
                 .copied()
                 .unwrap_or("");
-            ask_names(socket, &format!("show frontend {fe}"), |v| {
-                v.get("frontend").and_then(|f| f.get("pools"))
-            })
+            format!("show frontend {fe}")
         }
-        _ => Vec::new(),
-    }
+        _ => return None,
+    })
 }
 
 /// Completions of the last (partial) word of `line`.
@@ -172,7 +191,6 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
     // A write can fail because maglevd refused us and closed (too many
     // clients): its reply, already sent, is still worth reading.
     let sent = stream.try_clone().and_then(|mut w| writeln!(w, "{line}"));
-    let words = grammar::keywords(line);
     // On a terminal a watch ends on any key or Ctrl-C, as the original's:
     // the terminal is in cbreak mode meanwhile (output untouched).
     let keys = if watching && std::io::stdin().is_terminal() {
@@ -204,22 +222,26 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
             Ok(_) => {}
         }
         let raw = buf.trim_end();
-        let Ok(v) = serde_json::from_str::<Value>(raw) else {
-            eprintln!("{prefix}unexpected reply: {raw}");
-            return EXIT_ERROR;
+        // The first line answers the command; a watch then streams events.
+        let answer = if first {
+            Reply::decode(&cmd, raw).map(|a| a.map(Some))
+        } else {
+            StreamEvent::decode(raw).map(|_| Ok(None))
         };
-        let failed = v["ok"] == Value::Bool(false);
-        if json {
-            println!("{raw}");
-        } else if failed {
-            eprintln!(
-                "{prefix}{}",
-                st.error(v["error"].as_str().unwrap_or("error"))
-            );
-        } else if !watching {
-            print!("{}", render(&words, &v, st));
-        } else if v.get("type").is_some() {
-            println!("{raw}");
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("{prefix}{}", st.error(&e.to_string()));
+                return EXIT_ERROR;
+            }
+        };
+        let failed = answer.is_err();
+        match answer {
+            _ if json => println!("{raw}"),
+            Err(f) => eprintln!("{prefix}{}", st.error(&f.error)),
+            Ok(Some(_)) if watching => {}
+            Ok(Some(reply)) => print!("{}", render(&reply, st)),
+            Ok(None) => println!("{raw}"),
         }
         let _ = std::io::stdout().flush();
         if failed {

@@ -59,8 +59,57 @@ pub const REQUIRED_VPP: &str = "VPP 26.10 or newer (lb plugin API 1.2.0: lb_conf
 /// `maglev_vpp_api_total`. Shared by every session of the process.
 #[derive(Debug, Default)]
 pub struct ApiCounters {
-    counts: Mutex<BTreeMap<(&'static str, &'static str, String), u64>>,
+    counts: Mutex<BTreeMap<ApiKey, u64>>,
 }
+
+/// Which way a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Direction {
+    /// maglevd to VPP.
+    Send,
+    /// VPP to maglevd.
+    Recv,
+}
+
+/// How a message fared (`retval` 0, or a write that went through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ApiResult {
+    /// Sent, or answered with `retval` 0.
+    Success,
+    /// Not sent, or answered with an error.
+    Failure,
+}
+
+impl Direction {
+    /// The label value (`maglev_vpp_api_total{direction}`, as the original's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Send => "send",
+            Direction::Recv => "recv",
+        }
+    }
+}
+
+impl ApiResult {
+    /// The label value (`maglev_vpp_api_total{result}`, as the original's).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiResult::Success => "success",
+            ApiResult::Failure => "failure",
+        }
+    }
+
+    fn of(retval: i32) -> ApiResult {
+        if retval == 0 {
+            ApiResult::Success
+        } else {
+            ApiResult::Failure
+        }
+    }
+}
+
+/// What [`ApiCounters`] counts by: message name, direction, result.
+pub type ApiKey = (&'static str, Direction, ApiResult);
 
 impl ApiCounters {
     /// A new, empty set.
@@ -68,16 +117,16 @@ impl ApiCounters {
         Arc::new(ApiCounters::default())
     }
 
-    /// Adds one (direction is `send` or `recv`).
-    pub fn count(&self, msg: &'static str, direction: &'static str, result: &str) {
+    /// Adds one.
+    pub fn count(&self, msg: &'static str, direction: Direction, result: ApiResult) {
         let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((msg, direction, result.to_string())).or_insert(0) += 1;
+        *m.entry((msg, direction, result)).or_insert(0) += 1;
     }
 
     /// A copy of all counts.
-    pub fn snapshot(&self) -> Vec<((&'static str, &'static str, String), u64)> {
+    pub fn snapshot(&self) -> Vec<(ApiKey, u64)> {
         let m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        m.iter().map(|(k, v)| (k.clone(), *v)).collect()
+        m.iter().map(|(k, v)| (*k, *v)).collect()
     }
 }
 
@@ -283,12 +332,8 @@ impl Client {
         };
         c.counters.count(
             SockclntCreateReply::NAME,
-            "recv",
-            if reply.response == 0 {
-                "success"
-            } else {
-                "failure"
-            },
+            Direction::Recv,
+            ApiResult::of(reply.response),
         );
         if reply.response != 0 {
             return Err(VppError::Protocol(format!(
@@ -351,10 +396,12 @@ impl Client {
         let r = self.stream.write_all(&frame(payload));
         if let Err(e) = r {
             self.broken = true;
-            self.counters.count(name, "send", "failure");
+            self.counters
+                .count(name, Direction::Send, ApiResult::Failure);
             return Err(io_err(&self.socket, name, e));
         }
-        self.counters.count(name, "send", "success");
+        self.counters
+            .count(name, Direction::Send, ApiResult::Success);
         Ok(())
     }
 
@@ -543,11 +590,8 @@ impl Client {
         })?;
         let retval = rep.retval().unwrap_or(0);
         // The original's label values, so dashboards keep working.
-        self.counters.count(
-            Rep::NAME,
-            "recv",
-            if retval == 0 { "success" } else { "failure" },
-        );
+        self.counters
+            .count(Rep::NAME, Direction::Recv, ApiResult::of(retval));
         debug!(
             "vpp-api-recv msg={} context={context} retval={retval}",
             Rep::NAME
@@ -577,11 +621,14 @@ impl Client {
         );
         if let Err(e) = self.stream.write_all(&bytes) {
             self.broken = true;
-            self.counters.count(Req::NAME, "send", "failure");
+            self.counters
+                .count(Req::NAME, Direction::Send, ApiResult::Failure);
             return Err(io_err(&self.socket, Req::NAME, e));
         }
-        self.counters.count(Req::NAME, "send", "success");
-        self.counters.count(ControlPing::NAME, "send", "success");
+        self.counters
+            .count(Req::NAME, Direction::Send, ApiResult::Success);
+        self.counters
+            .count(ControlPing::NAME, Direction::Send, ApiResult::Success);
         let det = self.id_of::<Det>()?;
         let ping = self.id_of::<ControlPingReply>()?;
         let deadline = Instant::now() + self.timeout;
@@ -601,7 +648,7 @@ impl Client {
             };
             if id == ping {
                 self.counters
-                    .count(ControlPingReply::NAME, "recv", "success");
+                    .count(ControlPingReply::NAME, Direction::Recv, ApiResult::Success);
                 debug!(
                     "vpp-api-recv-multi msg={} context={context} details={}",
                     Req::NAME,
@@ -618,7 +665,8 @@ impl Client {
             }
             match Det::decode(&p) {
                 Ok(d) => {
-                    self.counters.count(Det::NAME, "recv", "success");
+                    self.counters
+                        .count(Det::NAME, Direction::Recv, ApiResult::Success);
                     out.push(d);
                 }
                 Err(e) => {
@@ -814,9 +862,11 @@ impl Client {
         )?;
         let deadline = Instant::now() + self.timeout.min(Duration::from_secs(1));
         match self.recv_for(context, deadline, SockclntDelete::NAME) {
-            Ok(_) => self
-                .counters
-                .count(SockclntDeleteReply::NAME, "recv", "success"),
+            Ok(_) => self.counters.count(
+                SockclntDeleteReply::NAME,
+                Direction::Recv,
+                ApiResult::Success,
+            ),
             Err(VppError::Closed(_)) => {}
             Err(e) => return Err(e),
         }

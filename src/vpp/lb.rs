@@ -344,16 +344,47 @@ pub enum Op {
     },
 }
 
-impl Op {
-    /// The metric kind (`maglev_vpp_lbsync_total{kind}`).
-    pub fn kind(&self) -> &'static str {
+/// What kind of change an [`Op`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OpKind {
+    /// `lb_conf`.
+    ConfSet,
+    /// A VIP added.
+    VipAdded,
+    /// A VIP removed.
+    VipRemoved,
+    /// An AS added.
+    AsAdded,
+    /// An AS removed.
+    AsRemoved,
+    /// An AS's weight changed.
+    AsWeightUpdated,
+}
+
+impl OpKind {
+    /// The label value (`maglev_vpp_lbsync_total{kind}`, as the original's).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Op::Conf(_) => "conf_set",
-            Op::AddVip(_) => "vip_added",
-            Op::DelVip(_) => "vip_removed",
-            Op::AddAs { .. } => "as_added",
-            Op::DelAs { .. } => "as_removed",
-            Op::SetWeight { .. } => "as_weight_updated",
+            OpKind::ConfSet => "conf_set",
+            OpKind::VipAdded => "vip_added",
+            OpKind::VipRemoved => "vip_removed",
+            OpKind::AsAdded => "as_added",
+            OpKind::AsRemoved => "as_removed",
+            OpKind::AsWeightUpdated => "as_weight_updated",
+        }
+    }
+}
+
+impl Op {
+    /// What kind of change it is.
+    pub fn kind(&self) -> OpKind {
+        match self {
+            Op::Conf(_) => OpKind::ConfSet,
+            Op::AddVip(_) => OpKind::VipAdded,
+            Op::DelVip(_) => OpKind::VipRemoved,
+            Op::AddAs { .. } => OpKind::AsAdded,
+            Op::DelAs { .. } => OpKind::AsRemoved,
+            Op::SetWeight { .. } => OpKind::AsWeightUpdated,
         }
     }
 }
@@ -415,12 +446,37 @@ impl Scope {
         }
     }
 
-    /// The metric scope (`all` or `vip`).
-    pub fn label(&self) -> &'static str {
+    /// Whether it is a full or a targeted sync.
+    pub fn kind(&self) -> ScopeKind {
         match self {
-            Scope::All => "all",
-            Scope::Frontends(_) => "vip",
+            Scope::All => ScopeKind::All,
+            Scope::Frontends(_) => ScopeKind::Vip,
         }
+    }
+}
+
+/// A sync's reach, without the frontend names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScopeKind {
+    /// A full sync.
+    All,
+    /// A sync of some frontends' VIPs.
+    Vip,
+}
+
+impl ScopeKind {
+    /// The label value (`maglev_vpp_lbsync_total{scope}`, logs, replies).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeKind::All => "all",
+            ScopeKind::Vip => "vip",
+        }
+    }
+}
+
+impl std::fmt::Display for ScopeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -27,7 +27,7 @@ pub mod core;
 use self::core::{Action, Core, Phase, Timing};
 use super::client::{ApiCounters, Client, ClientConfig, Interrupt};
 use super::errors::VppError;
-use super::lb::{self, Actual, ActualAs, ActualVip, FlushRequests, Op, Scope};
+use super::lb::{self, Actual, ActualAs, ActualVip, FlushRequests, Op, OpKind, Scope, ScopeKind};
 use super::wire::{LbVip, Prefix};
 use crate::checker::events::Event;
 use crate::checker::{CheckerClient, Snapshot};
@@ -39,7 +39,7 @@ use std::time::SystemTime;
 /// Counters for `/metrics` and `show vpp lb state`.
 #[derive(Debug, Default)]
 pub struct SyncStats {
-    ops: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    ops: Mutex<BTreeMap<(ScopeKind, OpKind), u64>>,
     /// ASes whose VPP bucket count differed from `vpp::maglev`'s.
     pub drift_mismatches: AtomicU64,
     /// Syncs that completed.
@@ -51,13 +51,13 @@ pub struct SyncStats {
 }
 
 impl SyncStats {
-    fn count(&self, scope: &'static str, kind: &'static str) {
+    fn count(&self, scope: ScopeKind, kind: OpKind) {
         let mut m = self.ops.lock().unwrap_or_else(|e| e.into_inner());
         *m.entry((scope, kind)).or_insert(0) += 1;
     }
 
     /// Operations sent, by (scope, kind).
-    pub fn ops(&self) -> Vec<((&'static str, &'static str), u64)> {
+    pub fn ops(&self) -> Vec<((ScopeKind, OpKind), u64)> {
         let m = self.ops.lock().unwrap_or_else(|e| e.into_inner());
         m.iter().map(|(k, v)| (*k, *v)).collect()
     }
@@ -66,8 +66,8 @@ impl SyncStats {
 /// What one sync did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncReport {
-    /// `all` or `vip`.
-    pub scope: &'static str,
+    /// A full or a targeted sync.
+    pub scope: ScopeKind,
     /// Operations sent, in order.
     pub ops: Vec<String>,
     /// Operations VPP refused (with the reason).
@@ -879,7 +879,7 @@ impl Syncer {
         let actual = self.cache.as_mut().expect("read above");
         let ops = lb::diff(desired, actual, scope, flushes);
         let mut report = SyncReport {
-            scope: scope.label(),
+            scope: scope.kind(),
             ops: Vec::with_capacity(ops.len()),
             errors: Vec::new(),
             drift: 0,
@@ -889,8 +889,8 @@ impl Syncer {
         for op in &ops {
             match apply(client, op) {
                 Ok(()) => {
-                    info!("vpp-lbsync scope={} {op}", scope.label());
-                    stats.count(scope.label(), op.kind());
+                    info!("vpp-lbsync scope={} {op}", scope.kind());
+                    stats.count(scope.kind(), op.kind());
                     record(actual, op);
                 }
                 Err(e) if e.is_connection_error() => {
@@ -900,7 +900,7 @@ impl Syncer {
                 Err(e) => {
                     warn!(
                         "vpp-lbsync-refused scope={} {op} error={:?}",
-                        scope.label(),
+                        scope.kind(),
                         e.to_string()
                     );
                     stats.op_errors.fetch_add(1, Ordering::Relaxed);
