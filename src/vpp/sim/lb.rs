@@ -456,7 +456,9 @@ impl LbState {
             }
         }
         let vp = {
-            let v = self.vips.get_mut(i).expect("found above");
+            let Some(v) = self.vips.get_mut(i) else {
+                return NO_SUCH_ENTRY;
+            };
             v.in_use = false;
             v.pfx
         };
@@ -568,7 +570,9 @@ impl LbState {
                 return NO_SUCH_ENTRY;
             };
             let since = self.uptime(now);
-            let a = self.ases.get_mut(ai).expect("listed");
+            let Some(a) = self.ases.get_mut(ai) else {
+                return NO_SUCH_ENTRY;
+            };
             if a.in_use {
                 a.in_use = false;
                 a.deleted_at = Some(now);
@@ -588,7 +592,9 @@ impl LbState {
             self.rebuild(vi);
             return 0;
         }
-        let vtype = self.vips.get(vi).expect("found").vtype;
+        let Some(vtype) = self.vips.get(vi).map(|v| v.vtype) else {
+            return NO_SUCH_ENTRY;
+        };
         if vtype.wants_ipv4_as() != addr.is_ipv4() {
             return INVALID_ADDRESS_FAMILY;
         }
@@ -604,7 +610,9 @@ impl LbState {
             buckets: 0,
             dpo,
         });
-        self.vips.get_mut(vi).expect("found").as_slots.alloc(ai);
+        if let Some(v) = self.vips.get_mut(vi) {
+            v.as_slots.alloc(ai);
+        }
         self.rebuild(vi);
         0
     }
@@ -624,10 +632,9 @@ impl LbState {
         let Some(ai) = self.vip_as(vi, addr) else {
             return NO_SUCH_ENTRY;
         };
-        let a = self.ases.get_mut(ai).expect("listed");
-        if !a.in_use {
+        let Some(a) = self.ases.get_mut(ai).filter(|a| a.in_use) else {
             return NO_SUCH_ENTRY;
-        }
+        };
         a.weight = weight;
         self.rebuild(vi);
         0
@@ -644,12 +651,10 @@ impl LbState {
             .collect();
         let members: Vec<Member> = live
             .iter()
-            .map(|&a| {
-                let x = self.ases.get(a).expect("live");
-                Member {
-                    addr: x.addr,
-                    weight: x.weight,
-                }
+            .filter_map(|&a| self.ases.get(a))
+            .map(|x| Member {
+                addr: x.addr,
+                weight: x.weight,
             })
             .collect();
         let counts = maglev::bucket_counts(&members, size);
@@ -680,7 +685,9 @@ impl LbState {
             .map(|(i, _)| i)
             .collect();
         for ai in expired {
-            let vi = self.ases.get(ai).expect("listed").vip;
+            let Some(vi) = self.ases.get(ai).map(|a| a.vip) else {
+                continue;
+            };
             if let Some(v) = self.vips.get_mut(vi) {
                 let pos: Vec<usize> = v
                     .as_slots
@@ -840,7 +847,9 @@ impl LbState {
         let Some(i) = self.find_vip(key.pfx, key.protocol, key.port) else {
             return false;
         };
-        let v = self.vips.get_mut(i).expect("found");
+        let Some(v) = self.vips.get_mut(i) else {
+            return false;
+        };
         let c = &mut v.counters;
         c.existing_sessions += add.existing_sessions;
         c.first_packet += add.first_packet;

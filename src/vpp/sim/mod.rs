@@ -208,9 +208,10 @@ impl Inner {
             (st.all_vips(), st.routes(), st.route_traffic())
         };
         let threads = w.threads();
+        let mut full = false;
         if let Some(max) = vips.iter().map(|v| v.index).max() {
             for (k, name) in LB_COUNTERS.iter().enumerate() {
-                w.ensure(name, kind::COUNTER_VECTOR_SIMPLE, max + 1);
+                full |= !w.ensure(name, kind::COUNTER_VECTOR_SIMPLE, max + 1);
                 for v in &vips {
                     let c = &v.counters;
                     let total = [
@@ -229,7 +230,7 @@ impl Inner {
             .chain(traffic.keys().copied())
             .max();
         if let Some(max) = max_route {
-            w.ensure(
+            full |= !w.ensure(
                 "/net/route/to",
                 kind::COUNTER_VECTOR_COMBINED,
                 max as usize + 1,
@@ -241,6 +242,12 @@ impl Inner {
                     .collect();
                 w.set_combined("/net/route/to", *i as usize, &rows);
             }
+        }
+        if full {
+            debug!(
+                "vppsim-stats-segment-full used={} (counters beyond it are not published)",
+                w.used()
+            );
         }
     }
 

@@ -10,13 +10,16 @@ use memmap2::MmapMut;
 
 use crate::vpp::stats::{ENTRY_LEN, NAME_LEN, VERSION, header, kind};
 
+/// A per-thread counter row: offset, length and capacity.
+type Row = (usize, usize, usize);
+
 /// One directory entry as the writer tracks it.
 struct Slot {
     kind: u32,
     value: u64,
     name: String,
     /// Counter entries: offset, length and capacity of each thread's row.
-    rows: Vec<(usize, usize, usize)>,
+    rows: Vec<Row>,
     /// Bytes per counter element (8 simple, 16 combined).
     elem: usize,
 }
@@ -66,10 +69,12 @@ impl SegmentWriter {
             });
         }
         w.slots[2].value = boottime;
+        let small = || std::io::Error::other("stats segment too small");
         for name in ["/net/route/to", "/net/route/via"] {
-            w.add_counter(name, kind::COUNTER_VECTOR_COMBINED, 16, 1);
+            w.add_counter(name, kind::COUNTER_VECTOR_COMBINED, 16, 1)
+                .ok_or_else(small)?;
         }
-        w.write_directory();
+        w.write_directory().ok_or_else(small)?;
         Ok(w)
     }
 
@@ -113,14 +118,21 @@ impl SegmentWriter {
     /// A vector of `len` elements of `elem` bytes, 64-byte aligned, with
     /// VPP's 16-byte header in front. New memory every time: readers may
     /// still be reading an old vector.
-    fn alloc(&mut self, len: usize, elem: usize) -> usize {
+    /// `None` when the segment is full (then nothing changes: the caller
+    /// keeps what it had, as a VPP whose stats heap is exhausted would not
+    /// grow a vector either).
+    fn alloc(&mut self, len: usize, elem: usize) -> Option<usize> {
         self.alloc_cap(len, len, elem)
     }
 
-    fn alloc_cap(&mut self, len: usize, cap: usize, elem: usize) -> usize {
+    fn alloc_cap(&mut self, len: usize, cap: usize, elem: usize) -> Option<usize> {
         let off = (self.next + 16).div_ceil(64) * 64;
-        let end = off + (cap.max(len) * elem).max(8);
-        assert!(end <= self.map.len(), "simulated stats segment full");
+        let end = cap
+            .max(len)
+            .checked_mul(elem)
+            .map(|b| b.max(8))
+            .and_then(|b| off.checked_add(b))
+            .filter(|end| *end <= self.map.len())?;
         self.map[off..end].fill(0);
         self.put(off - 16, 0);
         self.put_u32(off - 8, len as u32);
@@ -129,7 +141,7 @@ impl SegmentWriter {
         self.map[off - 2] = 0;
         self.map[off - 1] = 0;
         self.next = end;
-        off
+        Some(off)
     }
 
     fn lock(&mut self) {
@@ -145,9 +157,9 @@ impl SegmentWriter {
         self.put(header::IN_PROGRESS, 0);
     }
 
-    fn write_directory(&mut self) {
+    fn write_directory(&mut self) -> Option<()> {
         let n = self.slots.len();
-        let off = self.alloc(n, ENTRY_LEN);
+        let off = self.alloc(n, ENTRY_LEN)?;
         for i in 0..n {
             let e = off + i * ENTRY_LEN;
             let (k, v) = (self.slots[i].kind, self.slots[i].value);
@@ -159,10 +171,11 @@ impl SegmentWriter {
         }
         self.dir_off = off;
         self.put(header::DIRECTORY, self.base + off as u64);
+        Some(())
     }
 
-    fn add_counter(&mut self, name: &str, k: u32, elem: usize, len: usize) {
-        let (value, rows) = self.new_rows(elem, len, &[]);
+    fn add_counter(&mut self, name: &str, k: u32, elem: usize, len: usize) -> Option<()> {
+        let (value, rows) = self.new_rows(elem, len, &[])?;
         self.slots.push(Slot {
             kind: k,
             value,
@@ -170,33 +183,29 @@ impl SegmentWriter {
             rows,
             elem,
         });
+        Some(())
     }
 
     /// Fresh per-thread rows of `len` elements (old values copied) and the
     /// thread vector pointing at them.
-    fn new_rows(
-        &mut self,
-        elem: usize,
-        len: usize,
-        old: &[(usize, usize, usize)],
-    ) -> (u64, Vec<(usize, usize, usize)>) {
+    fn new_rows(&mut self, elem: usize, len: usize, old: &[Row]) -> Option<(u64, Vec<Row>)> {
         // Room to grow, as vppinfra vectors have: most growth is then an
         // in-place length change without the lock.
         let cap = old.first().map_or(len, |r| len.max(2 * r.2));
         let mut rows = Vec::with_capacity(self.threads);
         for t in 0..self.threads {
-            let r = self.alloc_cap(len, cap, elem);
+            let r = self.alloc_cap(len, cap, elem)?;
             if let Some(&(o, ol, _)) = old.get(t) {
                 let n = ol.min(len) * elem;
                 self.map.copy_within(o..o + n, r);
             }
             rows.push((r, len, cap));
         }
-        let tv = self.alloc(self.threads, 8);
+        let tv = self.alloc(self.threads, 8)?;
         for (t, &(r, _, _)) in rows.iter().enumerate() {
             self.put(tv + 8 * t, self.base + r as u64);
         }
-        (self.base + tv as u64, rows)
+        Some((self.base + tv as u64, rows))
     }
 
     fn slot(&self, name: &str) -> Option<usize> {
@@ -205,7 +214,9 @@ impl SegmentWriter {
 
     /// Makes counter `name` exist with room for index `len - 1` (adding
     /// the entry or reallocating its rows under the lock, as VPP does).
-    pub fn ensure(&mut self, name: &str, k: u32, len: usize) {
+    /// False when the segment is full: the counter then stays as it was
+    /// and writes beyond its length are dropped.
+    pub fn ensure(&mut self, name: &str, k: u32, len: usize) -> bool {
         let elem = if k == kind::COUNTER_VECTOR_COMBINED {
             16
         } else {
@@ -214,9 +225,16 @@ impl SegmentWriter {
         match self.slot(name) {
             None => {
                 self.lock();
-                self.add_counter(name, k, elem, len);
-                self.write_directory();
+                let dir = self.dir_off;
+                let done = self.add_counter(name, k, elem, len).is_some()
+                    && self.write_directory().is_some();
+                if !done && self.slots.last().is_some_and(|s| s.name == name) {
+                    // The directory could not grow: the old one stays.
+                    self.slots.pop();
+                    self.dir_off = dir;
+                }
                 self.unlock();
+                return done;
             }
             Some(i)
                 if self.slots[i]
@@ -235,15 +253,19 @@ impl SegmentWriter {
             Some(i) if self.slots[i].rows.first().is_some_and(|r| r.1 < len) => {
                 self.lock();
                 let old = self.slots[i].rows.clone();
-                let (value, rows) = self.new_rows(elem, len, &old);
-                self.slots[i].value = value;
-                self.slots[i].rows = rows;
-                let e = self.dir_off + i * ENTRY_LEN;
-                self.put(e + 8, value);
+                let grown = self.new_rows(elem, len, &old);
+                if let Some((value, rows)) = &grown {
+                    self.slots[i].value = *value;
+                    self.slots[i].rows = rows.clone();
+                    let e = self.dir_off + i * ENTRY_LEN;
+                    self.put(e + 8, *value);
+                }
                 self.unlock();
+                return grown.is_some();
             }
             Some(_) => {}
         }
+        true
     }
 
     /// Sets a simple counter's per-thread values (no lock: plain stores,
@@ -351,5 +373,21 @@ mod tests {
         let r2 = reader(&w).read(&[3], &[]).unwrap();
         assert_eq!(r2.vips[&3][1], 211);
         assert!(r2.epoch > r.epoch);
+    }
+
+    #[test]
+    fn a_full_segment_refuses_growth_and_keeps_what_it_has() {
+        let mut w = SegmentWriter::new(64 << 10, 2, 1).unwrap();
+        assert!(w.ensure("first session packet", kind::COUNTER_VECTOR_SIMPLE, 4));
+        w.set_simple("first session packet", 2, &[0, 7]);
+        // Far more than 64 KiB: refused, no panic, old rows intact.
+        assert!(!w.ensure("first session packet", kind::COUNTER_VECTOR_SIMPLE, 100_000));
+        assert!(!w.ensure("/net/route/to", kind::COUNTER_VECTOR_COMBINED, 100_000));
+        w.set_simple("first session packet", 50_000, &[1, 1]);
+        let r = reader(&w).read(&[2], &[]).unwrap();
+        assert_eq!(r.vips[&2][1], 7);
+        // A new entry whose directory cannot grow is not half-added.
+        while w.ensure(&format!("/x/{}", w.used()), kind::COUNTER_VECTOR_SIMPLE, 1) {}
+        assert!(reader(&w).read(&[2], &[]).is_ok());
     }
 }
