@@ -9,6 +9,7 @@ pub mod lock;
 pub mod notify;
 pub mod options;
 pub mod signals;
+mod simulated;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use crate::snapshot::Published;
 use crate::vpp::client::ApiCounters;
 use crate::vpp::reconciler::{Reconciler, ReconcilerOptions};
 use crate::vpp::scraper::Scraper;
-use crate::vpp::sim::{Sim, SimOptions};
+use simulated::SimulatedVpp;
 
 pub use options::Options;
 
@@ -181,36 +182,6 @@ fn summary(c: &Config) -> String {
     )
 }
 
-/// The private directory of `--vpp-sim`'s sockets for process `pid`.
-fn sim_dir(pid: u32) -> PathBuf {
-    std::env::temp_dir().join(format!("maglevd-vppsim-{pid}"))
-}
-
-/// Removes the simulator directories of maglevds that are gone (killed,
-/// or failed to start) so they do not pile up in the temp directory.
-fn remove_stale_sim_dirs() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("maglevd-vppsim-"))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        // Only ours (same owner), only if that process is gone.
-        let mine = e.metadata().is_ok_and(|m| {
-            std::os::unix::fs::MetadataExt::uid(&m) == nix::unistd::geteuid().as_raw()
-        });
-        if mine && !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
-}
-
 /// The one-daemon-per-VPP lock this process holds, following the
 /// configured API socket (see [`lock`]).
 struct Instance {
@@ -242,39 +213,6 @@ impl Instance {
         info!("instance-locked lock={}", l.path().display());
         self.held = Some((api, l));
         Ok(())
-    }
-}
-
-/// Removes a directory tree when dropped.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Starts the in-process simulator for `--vpp-sim` on a private socket.
-fn start_sim() -> std::io::Result<Sim> {
-    remove_stale_sim_dirs();
-    let dir = sim_dir(std::process::id());
-    std::fs::create_dir_all(&dir)?;
-    let started =
-        std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .and_then(|_| {
-                let mut opts = SimOptions::new(dir.join("api.sock"));
-                opts.stats_socket = Some(dir.join("stats.sock"));
-                Sim::start(opts)
-            });
-    match started {
-        Ok(sim) => {
-            info!("vpp-sim-started api-socket={}", sim.api_socket().display());
-            Ok(sim)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&dir);
-            Err(e)
-        }
     }
 }
 
@@ -392,7 +330,7 @@ pub fn run(opts: Options) -> i32 {
     }
     let mut owner = ConfigOwner::new(opts.config.clone(), cfg);
     let sim = if opts.vpp_sim {
-        match start_sim() {
+        match SimulatedVpp::start() {
             Ok(s) => Some(s),
             Err(e) => {
                 error!("startup-failed step=vpp-sim error={e}");
@@ -402,10 +340,6 @@ pub fn run(opts: Options) -> i32 {
     } else {
         None
     };
-    // Whatever way run() ends from here, the simulator's directory goes.
-    let _sim_dir = sim
-        .as_ref()
-        .map(|_| RemoveOnDrop(sim_dir(std::process::id())));
     let (ev_tx, ev_rx) = bounded(4096);
     let checker = match Checker::start(owner.published().load(), vec![ev_tx]) {
         Ok(c) => c,
@@ -600,7 +534,7 @@ pub fn run(opts: Options) -> i32 {
     scraper.shutdown();
     reconciler.shutdown();
     checker.shutdown();
-    if let Some(mut s) = sim {
+    if let Some(s) = sim {
         s.stop();
     }
     drop(owner);

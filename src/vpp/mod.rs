@@ -9,6 +9,7 @@ pub mod lb;
 pub mod maglev;
 pub mod reconciler;
 pub mod scraper;
+#[cfg(feature = "vpp-sim")]
 pub mod sim;
 pub mod stats;
 pub mod status;

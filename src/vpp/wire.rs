@@ -184,6 +184,7 @@ impl<'a> Reader<'a> {
     }
 }
 
+#[cfg(any(test, feature = "vpp-sim"))]
 /// A decoded field value in the neutral shape vpp_papi prints, so the
 /// golden vectors can be compared field by field and built from JSON.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +201,7 @@ pub enum Value {
     Map(Vec<(String, Value)>),
 }
 
+#[cfg(any(test, feature = "vpp-sim"))]
 impl Value {
     /// The member `key` of a map.
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -210,11 +212,13 @@ impl Value {
     }
 }
 
+#[cfg(any(test, feature = "vpp-sim"))]
 /// A field's wire name (`r#type` is `type`).
 fn fname(ident: &'static str) -> &'static str {
     ident.strip_prefix("r#").unwrap_or(ident)
 }
 
+#[cfg(any(test, feature = "vpp-sim"))]
 fn field<'v>(m: &'v Value, key: &str) -> Result<&'v Value, String> {
     m.get(key).ok_or_else(|| format!("missing field {key}"))
 }
@@ -225,8 +229,10 @@ pub trait Field: Sized {
     fn put(&self, out: &mut Vec<u8>);
     /// Reads one value.
     fn get(r: &mut Reader<'_>) -> WireResult<Self>;
+    #[cfg(any(test, feature = "vpp-sim"))]
     /// The vpp_papi-shaped view.
     fn to_value(&self) -> Value;
+    #[cfg(any(test, feature = "vpp-sim"))]
     /// Builds from the vpp_papi-shaped view.
     fn from_value(v: &Value) -> Result<Self, String>;
 }
@@ -241,9 +247,11 @@ macro_rules! int_field {
                 const N: usize = std::mem::size_of::<$t>();
                 Ok(<$t>::from_be_bytes(r.array::<N>()?))
             }
+            #[cfg(any(test, feature = "vpp-sim"))]
             fn to_value(&self) -> Value {
                 Value::Int(*self as i64)
             }
+            #[cfg(any(test, feature = "vpp-sim"))]
             fn from_value(v: &Value) -> Result<Self, String> {
                 match v {
                     Value::Int(i) => <$t>::try_from(*i).map_err(|_| format!("{i} out of range")),
@@ -263,9 +271,11 @@ impl Field for bool {
     fn get(r: &mut Reader<'_>) -> WireResult<Self> {
         Ok(r.u8()? != 0)
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Bool(*self)
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         match v {
             Value::Bool(b) => Ok(*b),
@@ -275,6 +285,7 @@ impl Field for bool {
     }
 }
 
+#[cfg(any(test, feature = "vpp-sim"))]
 fn parse_str<T: std::str::FromStr>(v: &Value, what: &str) -> Result<T, String> {
     match v {
         Value::Str(s) => s.parse().map_err(|_| format!("bad {what} {s:?}")),
@@ -290,9 +301,11 @@ impl Field for Ipv4Addr {
     fn get(r: &mut Reader<'_>) -> WireResult<Self> {
         Ok(Ipv4Addr::from(r.array::<4>()?))
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Str(self.to_string())
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         parse_str(v, "IPv4 address")
     }
@@ -306,9 +319,11 @@ impl Field for Ipv6Addr {
     fn get(r: &mut Reader<'_>) -> WireResult<Self> {
         Ok(Ipv6Addr::from(r.array::<16>()?))
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Str(self.to_string())
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         parse_str(v, "IPv6 address")
     }
@@ -338,9 +353,11 @@ impl Field for IpAddr {
             _ => Err(WireError::Invalid(format!("address family {af}"))),
         }
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Str(self.to_string())
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         parse_str(v, "IP address")
     }
@@ -432,9 +449,11 @@ impl Field for Prefix {
         let len = r.u8()?;
         Ok(Prefix { addr, len })
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Str(self.to_string())
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         parse_str(v, "prefix")
     }
@@ -458,9 +477,11 @@ impl<const N: usize> Field for FixedStr<N> {
         let end = raw.iter().position(|&c| c == 0).unwrap_or(N);
         Ok(FixedStr(String::from_utf8_lossy(&raw[..end]).into_owned()))
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Str(self.0.clone())
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         match v {
             Value::Str(s) => Ok(FixedStr(s.clone())),
@@ -483,9 +504,11 @@ impl Field for VarStr {
         let raw = r.take(n)?;
         Ok(VarStr(String::from_utf8_lossy(raw).into_owned()))
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Str(self.0.clone())
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         match v {
             Value::Str(s) => Ok(VarStr(s.clone())),
@@ -566,9 +589,11 @@ impl Field for Encap {
     fn get(r: &mut Reader<'_>) -> WireResult<Self> {
         Ok(Encap::from_code(r.u32()?))
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Int(i64::from(self.code()))
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         Ok(Encap::from_code(u32::from_value(v)?))
     }
@@ -604,9 +629,11 @@ macro_rules! packed_struct {
             fn get(r: &mut Reader<'_>) -> WireResult<Self> {
                 Ok($ty { $($f: <$t>::get(r)?),* })
             }
+            #[cfg(any(test, feature = "vpp-sim"))]
             fn to_value(&self) -> Value {
                 Value::Map(vec![$((fname(stringify!($f)).to_string(), self.$f.to_value())),*])
             }
+            #[cfg(any(test, feature = "vpp-sim"))]
             fn from_value(v: &Value) -> Result<Self, String> {
                 Ok($ty { $($f: <$t>::from_value(field(v, fname(stringify!($f)))?)
                     .map_err(|e| format!("{}: {e}", stringify!($f)))?),* })
@@ -652,6 +679,7 @@ impl Field for AddressUnion {
     fn get(r: &mut Reader<'_>) -> WireResult<Self> {
         Ok(AddressUnion(r.array()?))
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         let b = self.0;
         Value::Map(vec![
@@ -662,6 +690,7 @@ impl Field for AddressUnion {
             ("ip6".into(), Value::Str(Ipv6Addr::from(b).to_string())),
         ])
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         if let Some(a) = v.get("ip6") {
             let a = Ipv6Addr::from_value(a)?;
@@ -783,6 +812,7 @@ impl Field for FibPath {
         }
         Ok(p)
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Map(vec![
             ("sw_if_index".into(), self.sw_if_index.to_value()),
@@ -801,6 +831,7 @@ impl Field for FibPath {
             ),
         ])
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         let mut p = FibPath {
             sw_if_index: u32::from_value(field(v, "sw_if_index")?)?,
@@ -863,6 +894,7 @@ impl Field for IpRoute {
             paths,
         })
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn to_value(&self) -> Value {
         Value::Map(vec![
             ("table_id".into(), self.table_id.to_value()),
@@ -875,6 +907,7 @@ impl Field for IpRoute {
             ),
         ])
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_value(v: &Value) -> Result<Self, String> {
         let paths = match v.get("paths") {
             Some(Value::List(l)) => l
@@ -926,8 +959,10 @@ pub trait Message: Sized {
     fn put_body(&self, out: &mut Vec<u8>);
     /// Reads every field after the message id.
     fn get_body(r: &mut Reader<'_>) -> WireResult<Self>;
+    #[cfg(any(test, feature = "vpp-sim"))]
     /// The vpp_papi-shaped view of the fields (without `_vl_msg_id`).
     fn fields(&self) -> Value;
+    #[cfg(any(test, feature = "vpp-sim"))]
     /// Builds the message from the vpp_papi-shaped view.
     fn from_fields(v: &Value) -> Result<Self, String>;
     /// `context` of replies, details and requests.
@@ -1034,9 +1069,11 @@ macro_rules! messages {
                 fn get_body(r: &mut Reader<'_>) -> WireResult<Self> {
                     Ok($ty { $($f: <$t>::get(r)?),* })
                 }
+                #[cfg(any(test, feature = "vpp-sim"))]
                 fn fields(&self) -> Value {
                     Value::Map(vec![$((fname(stringify!($f)).to_string(), self.$f.to_value())),*])
                 }
+                #[cfg(any(test, feature = "vpp-sim"))]
                 fn from_fields(v: &Value) -> Result<Self, String> {
                     Ok($ty { $($f: <$t>::from_value(field(v, fname(stringify!($f)))?)
                         .map_err(|e| format!("{}: {e}", stringify!($f)))?),* })
@@ -1189,12 +1226,14 @@ impl Message for SockclntCreate {
             name: FixedStr::get(r)?,
         })
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn fields(&self) -> Value {
         Value::Map(vec![
             ("context".into(), self.context.to_value()),
             ("name".into(), self.name.to_value()),
         ])
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_fields(v: &Value) -> Result<Self, String> {
         Ok(SockclntCreate {
             context: u32::from_value(field(v, "context")?)?,
@@ -1265,6 +1304,7 @@ impl Message for SockclntCreateReply {
             message_table,
         })
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn fields(&self) -> Value {
         Value::Map(vec![
             ("client_index".into(), self.client_index.to_value()),
@@ -1278,6 +1318,7 @@ impl Message for SockclntCreateReply {
             ),
         ])
     }
+    #[cfg(any(test, feature = "vpp-sim"))]
     fn from_fields(v: &Value) -> Result<Self, String> {
         let message_table = match v.get("message_table") {
             Some(Value::List(l)) => l
