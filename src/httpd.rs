@@ -184,17 +184,20 @@ impl HttpServer {
         name: &str,
         limits: Limits,
         handler: Handler,
-    ) -> Result<HttpServer, String> {
-        let listener = bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    ) -> std::io::Result<HttpServer> {
+        let ctx = |what: String| {
+            move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+        };
+        let listener = bind(addr).map_err(ctx(format!("cannot listen on {addr}")))?;
         listener
             .set_nonblocking(true)
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let stop = Arc::new(StopFd::new().map_err(|e| e.to_string())?);
+            .map_err(ctx(format!("cannot listen on {addr}")))?;
+        let stop = Arc::new(StopFd::new().map_err(ctx("stop pipe".into()))?);
         let s2 = Arc::clone(&stop);
         let join = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || Loop::new(listener, limits, handler).run(&s2))
-            .map_err(|e| e.to_string())?;
+            .map_err(ctx(format!("{name} thread")))?;
         Ok(HttpServer {
             stop,
             join: Some(join),

@@ -472,7 +472,7 @@ pub struct MetricsServer {
 
 impl MetricsServer {
     /// Binds `addr` and serves until [`MetricsServer::shutdown`].
-    pub fn start(addr: SocketAddr, src: Sources) -> Result<MetricsServer, String> {
+    pub fn start(addr: SocketAddr, src: Sources) -> std::io::Result<MetricsServer> {
         // Size the next body like the last one: no regrowth, no copy.
         let mut last_len = 64 * 1024;
         let handler = move |req: &Request| -> Response {

@@ -14,9 +14,9 @@ use crossbeam_channel::{Receiver, unbounded};
 use common::netns::{Netns, veth};
 use common::servers::{Behaviour, Server, http, http_chunked};
 use vpp_maglev::checker::events::{BackendEvent, Event};
-use vpp_maglev::checker::{Action, Checker};
+use vpp_maglev::checker::{Action, Checker, CheckerError};
 use vpp_maglev::config;
-use vpp_maglev::health::state::State;
+use vpp_maglev::health::state::{ActionError, State};
 
 struct Harness {
     checker: Checker,
@@ -228,7 +228,18 @@ fn operator_actions_and_their_errors() {
     assert_eq!(c.action("a", Action::Disable).unwrap().state, Disabled);
     h.expect("a", &[(Up, Disabled, "disabled", "disabled by operator")]);
     let err = c.action("a", Action::Pause).unwrap_err();
-    assert!(err.contains("disabled; enable it first"), "{err}");
+    assert_eq!(
+        err,
+        CheckerError::Refused {
+            backend: "a".into(),
+            action: Action::Pause,
+            why: ActionError::Disabled,
+        }
+    );
+    assert!(
+        err.to_string().contains("disabled; enable it first"),
+        "{err}"
+    );
     let v = c.action("a", Action::Enable).unwrap();
     assert!(v.enabled);
     h.expect(
@@ -238,10 +249,9 @@ fn operator_actions_and_their_errors() {
             (Unknown, Up, "L4OK", "connected"),
         ],
     );
-    assert!(
-        c.action("nope", Action::Pause)
-            .unwrap_err()
-            .contains("no backend named `nope`")
+    assert_eq!(
+        c.action("nope", Action::Pause).unwrap_err(),
+        CheckerError::NoBackend("nope".into())
     );
 }
 

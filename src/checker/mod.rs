@@ -6,21 +6,33 @@
 //! publishes immutable [`Snapshot`]s for readers (control socket, metrics,
 //! reconciler). Operator actions and configuration reloads arrive as
 //! requests on a channel; nothing else mutates health.
+//!
+//! `view.rs` holds what it publishes ([`Snapshot`]), `client.rs` how other
+//! threads ask it for things; this module is the thread and its state.
 
 pub mod cadence;
+mod client;
 pub mod events;
+mod view;
+
+pub use client::{Action, CheckerClient, CheckerError};
+pub use view::{
+    BackendView, DURATION_BUCKETS, FrontendView, PoolMember, PoolView, ProbeCounters, Snapshot,
+};
+
+use client::Request;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use crossbeam_channel::{Receiver, Sender, select, unbounded};
 use log::{debug, error, info, warn};
 
 use crate::config::{Backend, Config, HealthCheck};
-use crate::health::state::{Cadence, Health, LastProbe, State, Transition};
-use crate::health::weights::{self, AsWeight, FrontendState};
+use crate::health::state::{Cadence, Health, State, Transition};
+use crate::health::weights::{self, FrontendState};
 use crate::heartbeat::Beat;
 use crate::logging::quote;
 use crate::probe::engine::{BackendId, Command, Engine, Report, ReportBatch, Stats};
@@ -29,177 +41,6 @@ use crate::probe::{Code, ProbeSpec};
 use crate::snapshot::Published;
 use cadence::PublishCadence;
 use events::{BackendEvent, Broadcaster, Event, FrontendEvent};
-
-/// An operator action on one backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Stop probing; weight 0 without flush.
-    Pause,
-    /// Probe again from `unknown`.
-    Resume,
-    /// Take out: weight 0 with flush, no probes.
-    Disable,
-    /// Put back: probe again from `unknown`.
-    Enable,
-}
-
-impl Action {
-    /// Parses the CLI word.
-    pub fn parse(s: &str) -> Option<Action> {
-        match s {
-            "pause" => Some(Action::Pause),
-            "resume" => Some(Action::Resume),
-            "disable" => Some(Action::Disable),
-            "enable" => Some(Action::Enable),
-            _ => None,
-        }
-    }
-
-    /// The CLI word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-            Action::Disable => "disable",
-            Action::Enable => "enable",
-        }
-    }
-}
-
-/// One backend as readers see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BackendView {
-    /// Configuration of the backend.
-    pub config: Arc<Backend>,
-    /// Current state.
-    pub state: State,
-    /// Runtime enabled flag.
-    pub enabled: bool,
-    /// Rise/fall counter and its maximum.
-    pub counter: (u32, u32),
-    /// Last probe, if any.
-    pub last: Option<LastProbe>,
-    /// Recent transitions, oldest first.
-    pub history: Arc<[Transition]>,
-    /// Probe and transition counts since the backend was added.
-    pub counters: ProbeCounters,
-}
-
-/// Upper bounds (seconds) of the probe duration histogram buckets.
-pub const DURATION_BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-];
-
-/// Probe and transition counts of one backend, for `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ProbeCounters {
-    /// Probes by result code.
-    pub by_code: BTreeMap<Code, u64>,
-    /// Probes per duration bucket (not cumulative; the last slot is +Inf).
-    pub duration_buckets: [u64; DURATION_BUCKETS.len() + 1],
-    /// Sum of probe durations, seconds.
-    pub duration_sum: f64,
-    /// Transitions by (from, to).
-    pub transitions: BTreeMap<(State, State), u64>,
-}
-
-impl ProbeCounters {
-    fn record(&mut self, code: Code, d: Duration) {
-        *self.by_code.entry(code).or_insert(0) += 1;
-        let secs = d.as_secs_f64();
-        let i = DURATION_BUCKETS
-            .iter()
-            .position(|b| secs <= *b)
-            .unwrap_or(DURATION_BUCKETS.len());
-        self.duration_buckets[i] += 1;
-        self.duration_sum += secs;
-    }
-}
-
-/// One backend inside a frontend's pool, with its effective weight.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolMember {
-    /// Backend name.
-    pub backend: String,
-    /// Configured weight.
-    pub configured: u8,
-    /// What VPP should get.
-    pub effective: AsWeight,
-    /// Backend state.
-    pub state: State,
-}
-
-/// A pool as readers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PoolView {
-    /// Pool name.
-    pub name: String,
-    /// Whether this pool carries traffic.
-    pub active: bool,
-    /// Members in name order.
-    pub members: Vec<PoolMember>,
-}
-
-/// A frontend as readers see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FrontendView {
-    /// Aggregate state.
-    pub state: FrontendState,
-    /// Pools in priority order.
-    pub pools: Vec<PoolView>,
-}
-
-/// Everything the checker knows, at one instant.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    /// The configuration in force (including runtime weight changes).
-    pub config: Arc<Config>,
-    /// Backends by name.
-    pub backends: BTreeMap<Arc<str>, BackendView>,
-    /// Frontends by name.
-    pub frontends: BTreeMap<String, FrontendView>,
-    /// The frontends that use each backend: one index, built once per
-    /// configuration by the checker and shared by every snapshot.
-    pub users: Arc<HashMap<String, Vec<String>>>,
-    /// When it was taken.
-    pub at: SystemTime,
-}
-
-impl Snapshot {
-    /// The frontends that use backend `name`.
-    pub fn users_of(&self, name: &str) -> &[String] {
-        self.users.get(name).map_or(&[], Vec::as_slice)
-    }
-
-    /// State of backend `name` (`removed` if unknown to the snapshot).
-    pub fn state_of(&self, name: &str) -> State {
-        self.backends.get(name).map_or(State::Removed, |b| b.state)
-    }
-}
-
-/// Requests to the checker thread.
-enum Request {
-    Action {
-        backend: String,
-        action: Action,
-        reply: Sender<Result<BackendView, String>>,
-    },
-    SetWeight {
-        frontend: String,
-        pool: String,
-        backend: String,
-        weight: u8,
-        flush: bool,
-        reply: Sender<Result<FrontendView, String>>,
-    },
-    Reload(Arc<Config>),
-    Heartbeat(u64),
-    Subscribe {
-        tx: Sender<Event>,
-        replay_frontends: bool,
-    },
-    Shutdown,
-}
 
 /// Handle to the running checker thread.
 pub struct Checker {
@@ -333,78 +174,6 @@ impl Checker {
 impl Drop for Checker {
     fn drop(&mut self) {
         self.stop();
-    }
-}
-
-/// What other threads use to talk to the checker.
-#[derive(Clone)]
-pub struct CheckerClient {
-    tx: Sender<Request>,
-    snapshot: Published<Snapshot>,
-}
-
-/// How long a caller waits for the checker to answer.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
-
-impl CheckerClient {
-    /// Latest snapshot.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.snapshot.load()
-    }
-
-    /// Applies an operator action; the error is for the operator.
-    pub fn action(&self, backend: &str, action: Action) -> Result<BackendView, String> {
-        let (reply, rx) = bounded(1);
-        self.tx
-            .send(Request::Action {
-                backend: backend.to_string(),
-                action,
-                reply,
-            })
-            .map_err(|_| "checker is not running".to_string())?;
-        rx.recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| "checker did not answer".to_string())?
-    }
-
-    /// Changes a pool member's weight at runtime (not written to the file;
-    /// a reload restores the configured weight).
-    pub fn set_weight(
-        &self,
-        frontend: &str,
-        pool: &str,
-        backend: &str,
-        weight: u8,
-        flush: bool,
-    ) -> Result<FrontendView, String> {
-        let (reply, rx) = bounded(1);
-        self.tx
-            .send(Request::SetWeight {
-                frontend: frontend.to_string(),
-                pool: pool.to_string(),
-                backend: backend.to_string(),
-                weight,
-                flush,
-                reply,
-            })
-            .map_err(|_| "checker is not running".to_string())?;
-        rx.recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| "checker did not answer".to_string())?
-    }
-
-    /// Hands a newly accepted configuration to the checker.
-    pub fn reload(&self, config: Arc<Config>) {
-        let _ = self.tx.send(Request::Reload(config));
-    }
-
-    /// Subscribes to events with a queue of `capacity`; with
-    /// `replay_frontends` the current frontend states arrive first.
-    pub fn subscribe(&self, capacity: usize, replay_frontends: bool) -> Receiver<Event> {
-        let (tx, rx) = bounded(capacity.max(2));
-        let _ = self.tx.send(Request::Subscribe {
-            tx,
-            replay_frontends,
-        });
-        rx
     }
 }
 
@@ -718,9 +487,9 @@ impl Core {
         self.publish();
     }
 
-    fn action(&mut self, name: &str, action: Action) -> Result<BackendView, String> {
+    fn action(&mut self, name: &str, action: Action) -> Result<BackendView, CheckerError> {
         let Some(e) = self.entry_mut(name) else {
-            return Err(format!("no backend named `{name}`"));
+            return Err(CheckerError::NoBackend(name.to_string()));
         };
         let now = SystemTime::now();
         let r = match action {
@@ -729,7 +498,11 @@ impl Core {
             Action::Disable => e.health.disable(now),
             Action::Enable => e.health.enable(now),
         };
-        let t = r.map_err(|err| format!("cannot {} backend `{name}`: {err}", action.as_str()))?;
+        let t = r.map_err(|why| CheckerError::Refused {
+            backend: name.to_string(),
+            action,
+            why,
+        })?;
         info!(
             "backend-action backend={name} action={} changed={}",
             action.as_str(),
@@ -757,23 +530,31 @@ impl Core {
         backend: &str,
         weight: u8,
         flush: bool,
-    ) -> Result<FrontendView, String> {
+    ) -> Result<FrontendView, CheckerError> {
         if weight > 100 {
-            return Err(format!("weight {weight} is outside 0..100"));
+            return Err(CheckerError::WeightRange(weight));
         }
         let mut cfg = (*self.config).clone();
         let fe = cfg
             .frontends
             .get_mut(frontend)
-            .ok_or_else(|| format!("no frontend named `{frontend}`"))?;
+            .ok_or_else(|| CheckerError::NoFrontend(frontend.to_string()))?;
         let p = fe
             .pools
             .iter_mut()
             .find(|p| p.name == pool)
-            .ok_or_else(|| format!("frontend `{frontend}` has no pool `{pool}`"))?;
-        let w = p.backends.get_mut(backend).ok_or_else(|| {
-            format!("pool `{pool}` of frontend `{frontend}` has no backend `{backend}`")
-        })?;
+            .ok_or_else(|| CheckerError::NoPool {
+                frontend: frontend.to_string(),
+                pool: pool.to_string(),
+            })?;
+        let w = p
+            .backends
+            .get_mut(backend)
+            .ok_or_else(|| CheckerError::NotInPool {
+                frontend: frontend.to_string(),
+                pool: pool.to_string(),
+                backend: backend.to_string(),
+            })?;
         let old = *w;
         *w = weight;
         self.config = Arc::new(cfg);

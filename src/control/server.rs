@@ -44,28 +44,26 @@ pub struct ControlServer {
 /// nobody listens on (a crash's leftover); a live one (another maglevd)
 /// is refused, and any other file there (a regular file, a directory, a
 /// link) is an error naming it, never deleted.
-fn bind(path: &Path) -> Result<UnixListener, String> {
+fn bind(path: &Path) -> Result<UnixListener, ServeError> {
     use std::os::unix::fs::FileTypeExt;
+    let io = |what: &str| {
+        let what = format!("{what} {}", path.display());
+        move |err| ServeError::Io { what, err }
+    };
     match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
+        Err(e) => return Err(io("cannot inspect")(e)),
         Ok(m) if m.file_type().is_socket() => match UnixStream::connect(path) {
-            Ok(_) => {
-                return Err(format!(
-                    "{} is in use: another maglevd is running",
-                    path.display()
-                ));
-            }
+            Ok(_) => return Err(ServeError::InUse(path.to_path_buf())),
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                 info!("control-socket-stale path={} replacing", path.display());
-                std::fs::remove_file(path)
-                    .map_err(|e| format!("cannot remove stale {}: {e}", path.display()))?;
+                std::fs::remove_file(path).map_err(io("cannot remove stale"))?;
             }
-            Err(e) => {
-                return Err(format!(
-                    "{} exists and cannot be checked ({e}); not replacing it",
-                    path.display()
-                ));
+            Err(err) => {
+                return Err(ServeError::Unverifiable {
+                    path: path.to_path_buf(),
+                    err,
+                });
             }
         },
         Ok(m) => {
@@ -78,29 +76,83 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
             } else {
                 "not a socket"
             };
-            return Err(format!(
-                "{} is {kind}, not a socket; remove it or choose another --control-socket",
-                path.display()
-            ));
+            return Err(ServeError::NotASocket {
+                path: path.to_path_buf(),
+                kind,
+            });
         }
     }
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let l = UnixListener::bind(path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+    let l = UnixListener::bind(path).map_err(io("bind"))?;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660));
     Ok(l)
 }
 
+/// Why the control socket cannot be served.
+#[derive(Debug)]
+pub enum ServeError {
+    /// Another maglevd answers on the socket.
+    InUse(PathBuf),
+    /// A socket is there that neither answers nor refuses.
+    Unverifiable {
+        /// The socket.
+        path: PathBuf,
+        /// What connecting to it said.
+        err: std::io::Error,
+    },
+    /// Something else than a socket is at the path (never deleted).
+    NotASocket {
+        /// The path.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// A system call failed.
+    Io {
+        /// What was being done, to what.
+        what: String,
+        /// The error.
+        err: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServeError::InUse(p) => {
+                write!(f, "{} is in use: another maglevd is running", p.display())
+            }
+            ServeError::Unverifiable { path, err } => write!(
+                f,
+                "{} exists and cannot be checked ({err}); not replacing it",
+                path.display()
+            ),
+            ServeError::NotASocket { path, kind } => write!(
+                f,
+                "{} is {kind}, not a socket; remove it or choose another --control-socket",
+                path.display()
+            ),
+            ServeError::Io { what, err } => write!(f, "{what}: {err}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {}
+
 impl ControlServer {
     /// Binds `path` (mode 0660, group = the admin group when it exists)
     /// and serves.
-    pub fn start(path: &Path, ctx: Context) -> Result<ControlServer, String> {
+    pub fn start(path: &Path, ctx: Context) -> Result<ControlServer, ServeError> {
         let listener = bind(path)?;
         if let Some((_, gid)) = &ctx.admin_group {
             let _ = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(*gid)));
         }
-        let stop = Arc::new(StopFd::new().map_err(|e| format!("stop pipe: {e}"))?);
+        let stop = Arc::new(StopFd::new().map_err(|err| ServeError::Io {
+            what: "stop pipe".into(),
+            err,
+        })?);
         let s2 = Arc::clone(&stop);
         let active = Arc::new(AtomicUsize::new(0));
         // A share of the descriptors: clients can never starve probes.
@@ -141,7 +193,10 @@ impl ControlServer {
                     }
                 }
             })
-            .map_err(|e| e.to_string())?;
+            .map_err(|err| ServeError::Io {
+                what: "control thread".into(),
+                err,
+            })?;
         info!("control-listening path={}", path.display());
         Ok(ControlServer {
             path: path.to_path_buf(),

@@ -395,7 +395,7 @@ pub fn run(opts: Options) -> i32 {
         };
         // Health checking matters more than metrics: run on without them.
         MetricsServer::start(addr, src)
-            .map_err(|e| error!("metrics-failed error={e:?}"))
+            .map_err(|e| error!("metrics-failed error={:?}", e.to_string()))
             .ok()
     });
     let (cfg_tx, cfg_rx) = bounded::<ConfigRequest>(16);
@@ -423,7 +423,10 @@ pub fn run(opts: Options) -> i32 {
             match ControlServer::start(path, ctx) {
                 Ok(s) => Some(s),
                 Err(e) => {
-                    error!("startup-failed step=control-socket error={e:?}");
+                    error!(
+                        "startup-failed step=control-socket error={:?}",
+                        e.to_string()
+                    );
                     return 1;
                 }
             }

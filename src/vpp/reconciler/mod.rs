@@ -83,13 +83,68 @@ pub use super::status::{VipStatus, VppStatus};
 enum Cmd {
     Sync {
         frontend: Option<String>,
-        reply: Sender<Result<SyncReport, String>>,
+        reply: Sender<Result<SyncReport, ReconcilerError>>,
     },
     Read {
-        reply: Sender<Result<Actual, String>>,
+        reply: Sender<Result<Actual, ReconcilerError>>,
     },
     Heartbeat(u64),
     Stop,
+}
+
+/// Why an operator's sync or read did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReconcilerError {
+    /// `vpp.api-socket` is empty.
+    Disabled,
+    /// No session now.
+    NotConnected {
+        /// Milliseconds until the next connection attempt.
+        next_attempt_ms: u128,
+        /// Why the last session ended or the last attempt failed.
+        last_error: Option<String>,
+    },
+    /// The checker has not published every frontend yet (startup).
+    NotPublished,
+    /// No frontend of that name.
+    NoFrontend(String),
+    /// VPP failed the call (the session may have ended with it).
+    Vpp(VppError),
+    /// The reconciler thread has stopped.
+    NotRunning,
+    /// It did not answer in time.
+    NoAnswer,
+}
+
+impl std::fmt::Display for ReconcilerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReconcilerError::Disabled => {
+                f.write_str("VPP integration is disabled (vpp.api-socket is empty)")
+            }
+            ReconcilerError::NotConnected {
+                next_attempt_ms,
+                last_error,
+            } => write!(
+                f,
+                "VPP is not connected (next attempt in {next_attempt_ms} ms; last error: {})",
+                last_error.as_deref().unwrap_or("none")
+            ),
+            ReconcilerError::NotPublished => f.write_str("health state not published yet"),
+            ReconcilerError::NoFrontend(n) => write!(f, "no frontend named {n:?}"),
+            ReconcilerError::Vpp(e) => e.fmt(f),
+            ReconcilerError::NotRunning => f.write_str("reconciler is not running"),
+            ReconcilerError::NoAnswer => f.write_str("reconciler did not answer in time"),
+        }
+    }
+}
+
+impl std::error::Error for ReconcilerError {}
+
+impl From<VppError> for ReconcilerError {
+    fn from(e: VppError) -> ReconcilerError {
+        ReconcilerError::Vpp(e)
+    }
 }
 
 /// A cloneable handle for other threads (the control socket).
@@ -102,26 +157,30 @@ pub struct ReconcilerClient {
 
 impl ReconcilerClient {
     /// A sync now (full, or of one frontend), waiting up to `timeout`.
-    pub fn sync(&self, frontend: Option<&str>, timeout: Duration) -> Result<SyncReport, String> {
+    pub fn sync(
+        &self,
+        frontend: Option<&str>,
+        timeout: Duration,
+    ) -> Result<SyncReport, ReconcilerError> {
         let (reply, rx) = bounded(1);
         self.tx
             .send(Cmd::Sync {
                 frontend: frontend.map(str::to_string),
                 reply,
             })
-            .map_err(|_| "reconciler is not running".to_string())?;
+            .map_err(|_| ReconcilerError::NotRunning)?;
         rx.recv_timeout(timeout)
-            .map_err(|_| "reconciler did not answer in time".to_string())?
+            .map_err(|_| ReconcilerError::NoAnswer)?
     }
 
     /// VPP's lb state, read now.
-    pub fn read(&self, timeout: Duration) -> Result<Actual, String> {
+    pub fn read(&self, timeout: Duration) -> Result<Actual, ReconcilerError> {
         let (reply, rx) = bounded(1);
         self.tx
             .send(Cmd::Read { reply })
-            .map_err(|_| "reconciler is not running".to_string())?;
+            .map_err(|_| ReconcilerError::NotRunning)?;
         rx.recv_timeout(timeout)
-            .map_err(|_| "reconciler did not answer in time".to_string())?
+            .map_err(|_| ReconcilerError::NoAnswer)?
     }
 
     /// VPP as last seen.
@@ -243,7 +302,11 @@ impl Reconciler {
     }
 
     /// A sync now (full, or of one frontend), waiting up to `timeout`.
-    pub fn sync(&self, frontend: Option<&str>, timeout: Duration) -> Result<SyncReport, String> {
+    pub fn sync(
+        &self,
+        frontend: Option<&str>,
+        timeout: Duration,
+    ) -> Result<SyncReport, ReconcilerError> {
         self.client().sync(frontend, timeout)
     }
 
@@ -436,7 +499,7 @@ impl Thread {
                             }
                         }
                         Err(e) => {
-                            warn!("vpp-lbsync-failed error={e:?}");
+                            warn!("vpp-lbsync-failed error={:?}", e.to_string());
                             // A dead session was already reported lost
                             // (the core reconnects); otherwise retry later.
                             if self.client.is_some() {
@@ -590,9 +653,9 @@ impl Thread {
     }
 
     /// The client of a healthy session, or why there is none.
-    fn session_client(&mut self) -> Result<&mut Client, String> {
+    fn session_client(&mut self) -> Result<&mut Client, ReconcilerError> {
         if self.cfg.is_none() {
-            return Err("VPP integration is disabled (vpp.api-socket is empty)".into());
+            return Err(ReconcilerError::Disabled);
         }
         if self.client.as_ref().is_some_and(|c| !c.is_healthy()) {
             self.lost("session failed");
@@ -603,10 +666,10 @@ impl Thread {
                 let next = self.core.next_connect().map_or(0, |t| {
                     t.saturating_duration_since(Instant::now()).as_millis()
                 });
-                Err(format!(
-                    "VPP is not connected (next attempt in {next} ms; last error: {})",
-                    self.last_error.as_deref().unwrap_or("none")
-                ))
+                Err(ReconcilerError::NotConnected {
+                    next_attempt_ms: next,
+                    last_error: self.last_error.clone(),
+                })
             }
         }
     }
@@ -618,7 +681,7 @@ impl Thread {
         }
     }
 
-    fn operator_read(&mut self) -> Result<Actual, String> {
+    fn operator_read(&mut self) -> Result<Actual, ReconcilerError> {
         let client = self.session_client()?;
         match Syncer::read(client) {
             Ok(a) => {
@@ -627,7 +690,7 @@ impl Thread {
             }
             Err(e) => {
                 self.after_call(&e);
-                Err(e.to_string())
+                Err(e.into())
             }
         }
     }
@@ -752,14 +815,14 @@ impl Thread {
         self.status.store(Arc::new(st));
     }
 
-    fn operator_sync(&mut self, frontend: Option<String>) -> Result<SyncReport, String> {
+    fn operator_sync(&mut self, frontend: Option<String>) -> Result<SyncReport, ReconcilerError> {
         let snap = self.checker.snapshot();
         self.session_client()?;
         let scope = match frontend {
             None => Scope::All,
             Some(f) => {
                 if !snap.config.frontends.contains_key(&f) {
-                    return Err(format!("no frontend named {f:?}"));
+                    return Err(ReconcilerError::NoFrontend(f));
                 }
                 Scope::Frontends([f].into())
             }
@@ -782,15 +845,18 @@ impl Thread {
         scope: Scope,
         snap: &Snapshot,
         read_fresh: bool,
-    ) -> Result<SyncReport, String> {
+    ) -> Result<SyncReport, ReconcilerError> {
         if snap.frontends.len() < snap.config.frontends.len() {
-            return Err("health state not published yet".into());
+            return Err(ReconcilerError::NotPublished);
         }
         let full = scope == Scope::All;
         let desired = lb::desired_for(snap, &scope);
         self.session_client()?;
         let Some(client) = self.client.as_mut() else {
-            return Err("VPP is not connected".into());
+            return Err(ReconcilerError::NotConnected {
+                next_attempt_ms: 0,
+                last_error: self.last_error.clone(),
+            });
         };
         let r = self.syncer.sync(
             client,
@@ -826,7 +892,7 @@ impl Thread {
             }
             Err(e) => {
                 self.after_call(&e);
-                Err(e.to_string())
+                Err(e.into())
             }
         }
     }

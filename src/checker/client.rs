@@ -1,0 +1,216 @@
+//! How other threads talk to the checker: operator actions, runtime
+//! weights, reloads and event subscriptions, each a request on the
+//! checker's channel, with typed errors.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use super::events::Event;
+use super::view::{BackendView, FrontendView, Snapshot};
+use crate::config::Config;
+use crate::health::state::ActionError;
+use crate::snapshot::Published;
+
+/// An operator action on one backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Stop probing; weight 0 without flush.
+    Pause,
+    /// Probe again from `unknown`.
+    Resume,
+    /// Take out: weight 0 with flush, no probes.
+    Disable,
+    /// Put back: probe again from `unknown`.
+    Enable,
+}
+
+impl Action {
+    /// Parses the CLI word.
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "pause" => Some(Action::Pause),
+            "resume" => Some(Action::Resume),
+            "disable" => Some(Action::Disable),
+            "enable" => Some(Action::Enable),
+            _ => None,
+        }
+    }
+
+    /// The CLI word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Disable => "disable",
+            Action::Enable => "enable",
+        }
+    }
+}
+
+/// Why the checker did not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckerError {
+    /// No backend of that name.
+    NoBackend(String),
+    /// No frontend of that name.
+    NoFrontend(String),
+    /// The frontend has no pool of that name.
+    NoPool {
+        /// Frontend.
+        frontend: String,
+        /// Pool.
+        pool: String,
+    },
+    /// The pool has no backend of that name.
+    NotInPool {
+        /// Frontend.
+        frontend: String,
+        /// Pool.
+        pool: String,
+        /// Backend.
+        backend: String,
+    },
+    /// A weight above 100.
+    WeightRange(u8),
+    /// The state machine refused the action.
+    Refused {
+        /// Backend.
+        backend: String,
+        /// What was asked.
+        action: Action,
+        /// Why not.
+        why: ActionError,
+    },
+    /// The checker thread has stopped.
+    NotRunning,
+    /// The checker did not answer in time.
+    NoAnswer,
+}
+
+impl std::fmt::Display for CheckerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CheckerError::NoBackend(b) => write!(f, "no backend named `{b}`"),
+            CheckerError::NoFrontend(fe) => write!(f, "no frontend named `{fe}`"),
+            CheckerError::NoPool { frontend, pool } => {
+                write!(f, "frontend `{frontend}` has no pool `{pool}`")
+            }
+            CheckerError::NotInPool {
+                frontend,
+                pool,
+                backend,
+            } => write!(
+                f,
+                "pool `{pool}` of frontend `{frontend}` has no backend `{backend}`"
+            ),
+            CheckerError::WeightRange(w) => write!(f, "weight {w} is outside 0..100"),
+            CheckerError::Refused {
+                backend,
+                action,
+                why,
+            } => write!(f, "cannot {} backend `{backend}`: {why}", action.as_str()),
+            CheckerError::NotRunning => f.write_str("checker is not running"),
+            CheckerError::NoAnswer => f.write_str("checker did not answer"),
+        }
+    }
+}
+
+impl std::error::Error for CheckerError {}
+
+/// Requests to the checker thread.
+pub(super) enum Request {
+    Action {
+        backend: String,
+        action: Action,
+        reply: Sender<Result<BackendView, CheckerError>>,
+    },
+    SetWeight {
+        frontend: String,
+        pool: String,
+        backend: String,
+        weight: u8,
+        flush: bool,
+        reply: Sender<Result<FrontendView, CheckerError>>,
+    },
+    Reload(Arc<Config>),
+    Heartbeat(u64),
+    Subscribe {
+        tx: Sender<Event>,
+        replay_frontends: bool,
+    },
+    Shutdown,
+}
+
+/// What other threads use to talk to the checker.
+#[derive(Clone)]
+pub struct CheckerClient {
+    pub(super) tx: Sender<Request>,
+    pub(super) snapshot: Published<Snapshot>,
+}
+
+/// How long a caller waits for the checker to answer.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl CheckerClient {
+    /// Latest snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load()
+    }
+
+    /// Applies an operator action.
+    pub fn action(&self, backend: &str, action: Action) -> Result<BackendView, CheckerError> {
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Request::Action {
+                backend: backend.to_string(),
+                action,
+                reply,
+            })
+            .map_err(|_| CheckerError::NotRunning)?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| CheckerError::NoAnswer)?
+    }
+
+    /// Changes a pool member's weight at runtime (not written to the file;
+    /// a reload restores the configured weight).
+    pub fn set_weight(
+        &self,
+        frontend: &str,
+        pool: &str,
+        backend: &str,
+        weight: u8,
+        flush: bool,
+    ) -> Result<FrontendView, CheckerError> {
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Request::SetWeight {
+                frontend: frontend.to_string(),
+                pool: pool.to_string(),
+                backend: backend.to_string(),
+                weight,
+                flush,
+                reply,
+            })
+            .map_err(|_| CheckerError::NotRunning)?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| CheckerError::NoAnswer)?
+    }
+
+    /// Hands a newly accepted configuration to the checker.
+    pub fn reload(&self, config: Arc<Config>) {
+        let _ = self.tx.send(Request::Reload(config));
+    }
+
+    /// Subscribes to events with a queue of `capacity`; with
+    /// `replay_frontends` the current frontend states arrive first.
+    pub fn subscribe(&self, capacity: usize, replay_frontends: bool) -> Receiver<Event> {
+        let (tx, rx) = bounded(capacity.max(2));
+        let _ = self.tx.send(Request::Subscribe {
+            tx,
+            replay_frontends,
+        });
+        rx
+    }
+}
