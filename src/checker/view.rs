@@ -48,7 +48,8 @@ pub struct ProbeCounters {
 }
 
 impl ProbeCounters {
-    pub(super) fn record(&mut self, code: Code, d: Duration) {
+    /// Counts one probe.
+    pub fn record(&mut self, code: Code, d: Duration) {
         *self.by_code.entry(code).or_insert(0) += 1;
         let secs = d.as_secs_f64();
         let i = DURATION_BUCKETS
