@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 pub mod checker;
+pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;

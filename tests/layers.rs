@@ -9,7 +9,7 @@ use std::path::Path;
 /// Layer of each top-level module of the library.
 fn layer(module: &str) -> Option<u32> {
     Some(match module {
-        "wake" | "heartbeat" | "snapshot" | "limits" | "logging" | "httpd" => 0,
+        "wake" | "heartbeat" | "snapshot" | "limits" | "logging" | "httpd" | "cli" => 0,
         "config" => 1,
         "probe" => 2,
         "health" => 3,

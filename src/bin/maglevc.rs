@@ -7,6 +7,7 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
+use vpp_maglev::cli::{self, Arg, Args};
 use vpp_maglev::control::format::Style;
 use vpp_maglev::control::shell;
 
@@ -60,43 +61,37 @@ fn parse_args() -> Result<Option<Opts>, String> {
         words: Vec::new(),
         complete: None,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        if !o.words.is_empty() || !a.starts_with('-') {
-            o.words.push(a);
-            continue;
-        }
-        let flag = a.trim_start_matches('-');
-        let (name, val) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag, None),
+    let mut args = Args::new(std::env::args().skip(1));
+    while let Some(arg) = args.next() {
+        // Options come first; the first word starts the command.
+        let (name, inline, raw) = match arg {
+            Arg::Word(w) => {
+                o.words.push(w);
+                o.words.extend(args.remaining());
+                break;
+            }
+            Arg::Flag { name, inline, raw } => (name, inline, raw),
         };
-        match name {
-            "socket" | "s" => {
-                o.socket = val.or_else(|| args.next()).ok_or("--socket needs a path")?
+        match name.as_str() {
+            "socket" | "s" => o.socket = args.value(&name, inline, "a path")?,
+            "json" => o.json = cli::parse_bool(&name, inline.as_deref())?,
+            "complete" => {
+                o.complete = Some(
+                    inline
+                        .or_else(|| args.remaining().next())
+                        .unwrap_or_default(),
+                )
             }
-            "json" => o.json = true,
-            "complete" => o.complete = Some(val.or_else(|| args.next()).unwrap_or_default()),
-            "color" | "colour" => {
-                o.color = Some(match val.as_deref() {
-                    None | Some("true") | Some("1") => true,
-                    Some("false") | Some("0") => false,
-                    Some(v) => return Err(format!("--color takes true or false, not `{v}`")),
-                })
-            }
+            "color" | "colour" => o.color = Some(cli::parse_bool(&name, inline.as_deref())?),
             "version" | "V" => {
-                println!(
-                    "maglevc {} ({})",
-                    vpp_maglev::VERSION,
-                    vpp_maglev::GIT_COMMIT
-                );
+                println!("{}", cli::version_line("maglevc"));
                 return Ok(None);
             }
             "help" | "h" => {
                 println!("{USAGE}");
                 return Ok(None);
             }
-            _ => return Err(format!("unknown option `{a}`")),
+            _ => return Err(format!("unknown option `{raw}`")),
         }
     }
     Ok(Some(o))
@@ -116,10 +111,7 @@ fn main() -> ExitCode {
     let o = match parse_args() {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("maglevc: {e}\n{USAGE}");
-            return ExitCode::from(shell::EXIT_USAGE);
-        }
+        Err(e) => return ExitCode::from(cli::usage_error("maglevc", &e, USAGE)),
     };
     if let Some(line) = &o.complete {
         for c in shell::complete(&o.socket, line) {

@@ -1,5 +1,6 @@
 //! `maglevd`: the vpp-maglev daemon. Argument handling only; see the library.
 
+use vpp_maglev::cli;
 use vpp_maglev::daemon::{self, options};
 
 fn main() {
@@ -10,19 +11,12 @@ fn main() {
             0
         }
         Ok(options::Command::Version) => {
-            println!(
-                "maglevd {} (commit {})",
-                vpp_maglev::VERSION,
-                vpp_maglev::GIT_COMMIT
-            );
+            println!("{}", cli::version_line("maglevd"));
             0
         }
         Ok(options::Command::Run(opts)) if opts.check => daemon::check(&opts.config),
         Ok(options::Command::Run(opts)) => daemon::run(opts),
-        Err(msg) => {
-            eprintln!("maglevd: {msg}\n\n{}", options::USAGE);
-            options::EXIT_USAGE
-        }
+        Err(msg) => cli::usage_error("maglevd", &msg, options::USAGE).into(),
     };
     std::process::exit(code);
 }

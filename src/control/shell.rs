@@ -136,7 +136,7 @@ pub fn help(line: &str) -> Vec<String> {
 /// Exit code: maglevd answered with an error.
 pub const EXIT_ERROR: u8 = 1;
 /// Exit code: the command does not parse.
-pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_USAGE: u8 = crate::cli::EXIT_USAGE;
 /// Exit code: the socket cannot be used.
 pub const EXIT_CONNECT: u8 = 3;
 

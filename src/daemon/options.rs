@@ -1,13 +1,13 @@
 //! `maglevd`'s command line and environment.
 //!
-//! Flags win over environment variables, which win over defaults. Long flags
-//! take one or two dashes and `--flag value` or `--flag=value`, so unit files
-//! written for the Go daemon (`-config /etc/...`) keep working.
+//! Flags win over environment variables, which win over defaults. Flags
+//! follow [`crate::cli`]'s conventions, shared with maglevc.
 
 use std::path::PathBuf;
 
 use log::LevelFilter;
 
+use crate::cli::{Arg, Args, parse_bool};
 use crate::config;
 use crate::logging;
 
@@ -89,9 +89,8 @@ Options:
 Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT stop the daemon.
 See maglevd(8) and maglev.yaml(5).";
 
-/// Exit status for a command line that cannot be understood: 2, the Go
-/// `flag` package's (the original's) and maglevc's.
-pub const EXIT_USAGE: i32 = 2;
+/// Exit status for a command line that cannot be understood.
+pub const EXIT_USAGE: i32 = crate::cli::EXIT_USAGE as i32;
 
 /// Parses `args` (without the program name), reading defaults from `env`.
 pub fn parse<I, S>(args: I, env: impl Fn(&str) -> Option<String>) -> Result<Command, String>
@@ -115,38 +114,26 @@ where
     let mut metrics_word =
         env("MAGLEV_METRICS_ADDR").unwrap_or_else(|| crate::metrics::DEFAULT_ADDR.to_string());
 
-    let mut args = args.into_iter().map(Into::into);
+    let mut args = Args::new(args.into_iter().map(Into::into));
     while let Some(arg) = args.next() {
-        let Some(flag) = arg
-            .strip_prefix("--")
-            .or_else(|| arg.strip_prefix('-'))
-            .filter(|f| !f.is_empty())
-        else {
-            return Err(format!("unexpected argument `{arg}`"));
+        let (name, inline, raw) = match arg {
+            Arg::Word(w) => return Err(format!("unexpected argument `{w}`")),
+            Arg::Flag { name, inline, raw } => (name, inline, raw),
         };
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n, Some(v.to_string())),
-            None => (flag, None),
-        };
-        let mut value = |what: &str| -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => args.next().ok_or_else(|| format!("--{name} needs {what}")),
-            }
-        };
-        match name {
+        let mut value = |what: &str| args.value(&name, inline.clone(), what);
+        match name.as_str() {
             "config" | "c" => config = PathBuf::from(value("a file path")?),
             "log-level" => level_word = Some(value("a level")?),
             "log-format" => format_word = Some(value("text or json")?),
-            "check" => check = parse_bool(name, inline.as_deref())?,
-            "vpp-sim" => vpp_sim = parse_bool(name, inline.as_deref())?,
+            "check" => check = parse_bool(&name, inline.as_deref())?,
+            "vpp-sim" => vpp_sim = parse_bool(&name, inline.as_deref())?,
             "metrics-addr" => metrics_word = value("an address (or \"\")")?,
             "control-socket" => control_word = Some(value("a socket path (or \"\")")?),
             "admin-group" => admin_group = value("a group name")?,
             "lock-dir" => lock_dir = Some(value("a directory")?),
             "version" | "V" => return Ok(Command::Version),
             "help" | "h" => return Ok(Command::Help),
-            _ => return Err(format!("unknown option `{arg}`")),
+            _ => return Err(format!("unknown option `{raw}`")),
         }
     }
     let log_level = match level_word {
@@ -185,14 +172,6 @@ where
                 .map_or_else(|| PathBuf::from(DEFAULT_LOCK_DIR), PathBuf::from)
         }),
     }))
-}
-
-fn parse_bool(name: &str, v: Option<&str>) -> Result<bool, String> {
-    match v {
-        None | Some("true") | Some("1") => Ok(true),
-        Some("false") | Some("0") => Ok(false),
-        Some(other) => Err(format!("--{name} takes true or false, not `{other}`")),
-    }
 }
 
 #[cfg(test)]
