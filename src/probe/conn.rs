@@ -69,17 +69,18 @@ pub struct ConnProbe {
     http: Option<Box<HttpState>>,
 }
 
-/// Per-thread resources the probes share.
+/// The TLS context every HTTPS probe of a prober thread uses, made on
+/// first use (or the reason it could not be; empty without HTTPS).
 #[derive(Default)]
-pub struct Shared {
+pub struct TlsCache {
     #[cfg(feature = "https")]
-    tls: Option<Result<super::tls::TlsContext, String>>,
+    context: Option<Result<super::tls::TlsContext, String>>,
 }
 
-impl Shared {
+impl TlsCache {
     #[cfg(feature = "https")]
-    fn tls(&mut self) -> Result<&super::tls::TlsContext, String> {
-        self.tls
+    fn get(&mut self) -> Result<&super::tls::TlsContext, String> {
+        self.context
             .get_or_insert_with(super::tls::TlsContext::new)
             .as_ref()
             .map_err(Clone::clone)
@@ -118,11 +119,11 @@ fn defer_handshake_ack(fd: RawFd) {
 
 impl ConnProbe {
     /// Opens the socket and starts connecting.
-    pub fn start(spec: &ProbeSpec, now: Instant, shared: &mut Shared) -> Started {
+    pub fn start(spec: &ProbeSpec, now: Instant, tls: &mut TlsCache) -> Started {
         match Self::open(spec, now) {
             Err(o) => Started::Finished(o),
             Ok((probe, false)) => Started::Pending(probe, Interest::Write),
-            Ok((mut probe, true)) => match probe.ready(now, shared) {
+            Ok((mut probe, true)) => match probe.ready(now, tls) {
                 Step::Wait(i) => Started::Pending(probe, i),
                 Step::Done(o) => Started::Finished(o),
             },
@@ -228,10 +229,10 @@ impl ConnProbe {
     }
 
     /// Makes progress after readiness (or an error/hang-up) on the socket.
-    pub fn ready(&mut self, now: Instant, shared: &mut Shared) -> Step {
+    pub fn ready(&mut self, now: Instant, tls: &mut TlsCache) -> Step {
         loop {
             let step = match self.phase {
-                Phase::Connecting => self.finish_connect(now, shared),
+                Phase::Connecting => self.finish_connect(now, tls),
                 Phase::Handshaking => self.handshake(now),
                 Phase::Writing => self.write(now),
                 Phase::Reading => self.read(now),
@@ -257,7 +258,7 @@ impl ConnProbe {
         )))
     }
 
-    fn finish_connect(&mut self, now: Instant, shared: &mut Shared) -> Option<Step> {
+    fn finish_connect(&mut self, now: Instant, tls: &mut TlsCache) -> Option<Step> {
         let Stream::Connecting(fd) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return self.done(now, Code::L4Con, "internal: no socket");
         };
@@ -287,7 +288,7 @@ impl ConnProbe {
             }
             #[cfg(feature = "https")]
             Some((name, verify)) => {
-                let ctx = match shared.tls() {
+                let ctx = match tls.get() {
                     Ok(c) => c,
                     Err(e) => return self.done(now, Code::L6Rsp, e),
                 };
@@ -297,7 +298,7 @@ impl ConnProbe {
             }
             #[cfg(not(feature = "https"))]
             Some(_) => {
-                let _ = shared;
+                let _ = tls;
                 self.done(now, Code::L6Rsp, "HTTPS support not built in")
             }
         }

@@ -21,7 +21,7 @@ use log::{debug, error, info, warn};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
-use super::conn::{ConnProbe, Interest, Shared, Started, Step};
+use super::conn::{ConnProbe, Interest, Started, Step, TlsCache};
 use super::icmp::{IcmpSocket, Reply};
 use super::schedule::{Jitter, Schedule};
 use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
@@ -358,7 +358,7 @@ struct Prober {
     icmp_waiting: HashMap<(bool, u16), usize>,
     icmp_id: u16,
     icmp_seq: u16,
-    shared: Shared,
+    tls: TlsCache,
     netns_error: Option<String>,
     pollfds: Vec<nix::libc::pollfd>,
     sources: Vec<Source>,
@@ -391,7 +391,7 @@ impl Prober {
             icmp_waiting: HashMap::new(),
             icmp_id: (std::process::id() as u16).wrapping_add((index as u16).wrapping_mul(4099)),
             icmp_seq: 0,
-            shared: Shared::default(),
+            tls: TlsCache::default(),
             netns_error: None,
             pollfds: Vec::new(),
             sources: Vec::new(),
@@ -721,7 +721,7 @@ impl Prober {
                     return;
                 }
             },
-            _ => match ConnProbe::start(&spec, now, &mut self.shared) {
+            _ => match ConnProbe::start(&spec, now, &mut self.tls) {
                 Started::Pending(p, i) => Active::Conn(p, i),
                 Started::Finished(o) => {
                     self.complete(id, generation, now, o, now);
@@ -899,7 +899,7 @@ impl Prober {
                 active: Active::Conn(p, interest),
                 ..
             })) => {
-                let s = p.ready(now, &mut self.shared);
+                let s = p.ready(now, &mut self.tls);
                 if let Step::Wait(i) = s {
                     *interest = i;
                 }
