@@ -1,6 +1,9 @@
 //! What scripts and pipelines written for the Go original rely on: log
 //! event names, the JSON log shape, environment names, dual-stack metrics.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -6,6 +6,9 @@
 //! running daemon, which must survive, answer and stop in time. Plus a
 //! bounded fuzz loop over the loader (random mutations of a valid file).
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::path::Path;

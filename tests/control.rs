@@ -3,6 +3,9 @@
 //! replies, authorisation by peer credentials, the shell in a real
 //! pseudo-terminal, and 200 clients at once while backends flap.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -1,6 +1,9 @@
 //! Hostile peers and exhausted resources against a running maglevd: the
 //! daemon keeps running, keeps probing, answers maglevc and stops in 2 s.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};

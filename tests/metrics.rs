@@ -2,6 +2,9 @@
 //! counters from the simulator's stats segment, and `promtool check
 //! metrics` (Debian package `prometheus`) happy with a real scrape.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::io::{Read, Write};

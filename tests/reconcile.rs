@@ -2,6 +2,9 @@
 //! `maglevd` process, and the VPP simulator on a real Unix socket. VPP's
 //! state is asserted from the simulator after every step.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::collections::BTreeMap;

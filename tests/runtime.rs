@@ -4,6 +4,9 @@
 //! (The timing policies themselves are fake-clock unit tests beside the
 //! cores; these are end-to-end checks with generous limits.)
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,9 @@
 //! `vpp::stats` against the simulator's segment: a writer reallocating
 //! vectors while we read, damaged segments, and a VPP restart.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::io::Write;

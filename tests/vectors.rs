@@ -3,6 +3,9 @@
 //! encode to its exact bytes and decode to its fields. Then the decoder is
 //! fed truncations, mutations and random bytes: errors, never panics.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 use serde_json::Value as Json;
 use vpp_maglev::vpp::wire::*;
 

@@ -2,6 +2,9 @@
 //! the happy path, VPP's errors, a restart, a dump cut in half, a slow VPP
 //! and a VPP without the lb weight API.
 
+// Drives the VPP simulator (the default `vpp-sim` feature).
+#![cfg(feature = "vpp-sim")]
+
 mod common;
 
 use std::net::IpAddr;
