@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Debian packages into target/deb/:
 #   vpp-maglevd  the daemon (maglevd, unit, example config, man pages)
-#   vpp-maglev   the client (maglevc, bash completion, man page)
+#   vpp-maglev   the client tools (maglevc with bash completion, maglevt,
+#                man pages)
 # Needs: cargo, dpkg-deb, gzip, binutils (objdump).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +12,7 @@ arch=$(dpkg --print-architecture)
 out=target/deb
 maint="vpp-maglev developers <vpp-maglev@example.org>"
 
-cargo build --release --locked --bin maglevd --bin maglevc
+cargo build --release --locked --bin maglevd --bin maglevc --bin maglevt
 rm -rf "$out"
 mkdir -p "$out"
 
@@ -92,11 +93,15 @@ c="$out/vpp-maglev"
 install -Dm755 target/release/maglevc "$c/usr/bin/maglevc"
 install -Dm644 packaging/maglevc.bash-completion "$c/usr/share/bash-completion/completions/maglevc"
 man_page man/maglevc.1 "$c/usr/share/man/man1"
+install -Dm755 target/release/maglevt "$c/usr/bin/maglevt"
+man_page man/maglevt.1 "$c/usr/share/man/man1"
 docs "$c" vpp-maglev
-control "$c" vpp-maglev "$(depends target/release/maglevc)" net \
-    "command-line client of maglevd (vpp-maglev)" \
+control "$c" vpp-maglev "$(depends target/release/maglevc target/release/maglevt)" net \
+    "command-line tools of maglevd (vpp-maglev)" \
     "maglevc talks to maglevd over its control socket: one-shot commands for" \
-    "scripts and an interactive shell with completion and inline help."
+    "scripts and an interactive shell with completion and inline help." \
+    "maglevt probes every VIP of a maglev.yaml from the client's side and" \
+    "shows live which backend answers, the latency and every failure."
 
 for p in "$d" "$c"; do
     dpkg-deb --build --root-owner-group "$p" "$out/" >/dev/null

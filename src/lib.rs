@@ -21,6 +21,7 @@ pub mod logging;
 pub mod metrics;
 pub mod probe;
 pub mod snapshot;
+pub mod tester;
 pub mod vpp;
 pub mod wake;
 

@@ -15,7 +15,7 @@ fn layer(module: &str) -> Option<u32> {
         "health" => 3,
         "checker" => 4,
         "vpp" => 5,
-        "control" | "metrics" => 6,
+        "control" | "metrics" | "tester" => 6,
         "daemon" => 7,
         // The crate root's constants (VERSION, GIT_COMMIT).
         "VERSION" | "GIT_COMMIT" => 0,

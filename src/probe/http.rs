@@ -346,8 +346,9 @@ impl ResponseJudge {
     }
 }
 
-/// End of the head: index of the blank line and the separator's length.
-fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
+/// Where a response head ends: (offset of the blank line, its length:
+/// 4 for CRLF CRLF, 2 for a bare LF LF).
+pub fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
     let crlf = buf
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -360,7 +361,7 @@ fn find_head_end(buf: &[u8]) -> Option<(usize, usize)> {
 }
 
 /// `HTTP/1.1 200 OK` → 200.
-fn parse_status_line(line: &str) -> Result<u16, &'static str> {
+pub fn parse_status_line(line: &str) -> Result<u16, &'static str> {
     let mut parts = line.trim_end().splitn(3, ' ');
     let version = parts.next().unwrap_or("");
     if !(version.starts_with("HTTP/1.") || version == "HTTP/2" || version == "HTTP/2.0") {
