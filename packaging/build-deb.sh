@@ -94,6 +94,7 @@ install -Dm755 target/release/maglevc "$c/usr/bin/maglevc"
 install -Dm644 packaging/maglevc.bash-completion "$c/usr/share/bash-completion/completions/maglevc"
 man_page man/maglevc.1 "$c/usr/share/man/man1"
 install -Dm755 target/release/maglevt "$c/usr/bin/maglevt"
+install -Dm644 packaging/vpp-maglev.lintian-overrides "$c/usr/share/lintian/overrides/vpp-maglev"
 man_page man/maglevt.1 "$c/usr/share/man/man1"
 docs "$c" vpp-maglev
 control "$c" vpp-maglev "$(depends target/release/maglevc target/release/maglevt)" net \
