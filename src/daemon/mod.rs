@@ -284,6 +284,10 @@ fn stop_deadline(started: Instant) {
 /// Runs the daemon until SIGTERM/SIGINT; returns the process exit status.
 pub fn run(opts: Options) -> i32 {
     let process_start = Instant::now();
+    // First of all: a SIGHUP or SIGTERM during startup (a reload racing
+    // the start, an impatient stop) waits for the signal thread instead of
+    // killing the process with the default action.
+    let blocked = signals::block();
     logging::init_with(opts.log_level, opts.log_format);
     info!(
         "starting version={} commit={} config={} pid={}",
@@ -319,7 +323,7 @@ pub fn run(opts: Options) -> i32 {
         error!("startup-failed step=instance-lock error={e:?}");
         return 1;
     }
-    if let Err(e) = signals::block() {
+    if let Err(e) = blocked {
         error!("startup-failed step=block-signals error={e}");
         return 1;
     }
