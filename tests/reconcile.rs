@@ -181,9 +181,17 @@ fn health_drives_vpp_failover_recovery_restart_and_drift() {
             ip("10.9.9.9"),
             10,
             false,
+            false,
             now,
         );
-        s.set_weight("192.0.2.1/32".parse().unwrap(), 6, 80, ip("127.79.0.2"), 7);
+        s.set_weight(
+            "192.0.2.1/32".parse().unwrap(),
+            6,
+            80,
+            ip("127.79.0.2"),
+            7,
+            false,
+        );
     });
     wait_until("drift corrected", Duration::from_secs(4), || {
         weights(&sim, web_vip()) == primary && sim.with_state(|s| s.vips().len()) == 1

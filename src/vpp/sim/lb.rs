@@ -191,6 +191,36 @@ struct As {
     dpo: u32,
 }
 
+/// One entry of the sticky flow table (one worker's, as the simulator
+/// has one worker).
+#[derive(Debug, Clone)]
+struct StickyEntry {
+    /// The flow (the simulator's stand-in for its 5-tuple hash).
+    flow: u64,
+    vip: usize,
+    /// AS pool index it is pinned to.
+    as_index: usize,
+    /// Last packet.
+    last: Instant,
+}
+
+/// Entries per sticky bucket (VPP's `LBHASH_ENTRY_PER_BUCKET`).
+const STICKY_ENTRIES_PER_BUCKET: usize = 4;
+
+/// What `vppsim flows` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowReport {
+    /// New flows pinned to an AS.
+    pub new: u64,
+    /// Packets of flows already pinned (entry refreshed).
+    pub hit: u64,
+    /// New flows forwarded but not stored (their bucket was full of live
+    /// entries).
+    pub untracked: u64,
+    /// New flows with no AS to go to.
+    pub no_server: u64,
+}
+
 /// The lb plugin state of one simulated VPP.
 #[derive(Debug, Clone)]
 pub struct LbState {
@@ -206,6 +236,11 @@ pub struct LbState {
     gc_delay: Duration,
     started: Instant,
     route_traffic: BTreeMap<u32, (u64, u64)>,
+    /// The worker's sticky table: `sticky_buckets` × 4 entries, created at
+    /// the first packet with the sizes and idle timeout of that moment.
+    sticky_table: Vec<Option<StickyEntry>>,
+    /// The idle timeout copied into the table when it was created.
+    sticky_timeout: Duration,
 }
 
 /// The settings `lb_conf_get` reports.
@@ -391,6 +426,123 @@ impl LbState {
             gc_delay,
             started: Instant::now(),
             route_traffic: BTreeMap::new(),
+            sticky_table: Vec::new(),
+            sticky_timeout: Duration::ZERO,
+        }
+    }
+
+    /// Packets of flows `first..first + count` to VIP `key` at `now`, as a
+    /// worker handles them (PROTOCOL.md §9.3): a flow with a live sticky
+    /// entry refreshes it and goes to its AS; a new one is hashed through
+    /// the new-flow table and pinned in a free or expired slot of its
+    /// bucket (an expired slot's old reference is then gone), or forwarded
+    /// untracked when all four slots are live. `None`: no such VIP.
+    pub fn flows(
+        &mut self,
+        key: &LbVip,
+        first: u64,
+        count: u64,
+        now: Instant,
+    ) -> Option<FlowReport> {
+        let vi = self.find_vip(key.pfx, key.protocol, key.port)?;
+        if self.sticky_table.is_empty() {
+            let n = self.sticky_buckets.max(1) as usize * STICKY_ENTRIES_PER_BUCKET;
+            self.sticky_table = vec![None; n];
+            self.sticky_timeout = Duration::from_secs(u64::from(self.flow_timeout));
+        }
+        let timeout = self.sticky_timeout;
+        let buckets = self.sticky_table.len() / STICKY_ENTRIES_PER_BUCKET;
+        // The VIP's new-flow table, as AS pool indexes.
+        let (table, live) = {
+            let v = self.vips.get(vi)?;
+            let live: Vec<usize> = v
+                .as_slots
+                .iter()
+                .map(|(_, &a)| a)
+                .filter(|&a| self.ases.get(a).is_some_and(|x| x.in_use))
+                .collect();
+            let members: Vec<Member> = live
+                .iter()
+                .filter_map(|&a| self.ases.get(a))
+                .map(|x| Member {
+                    addr: x.addr,
+                    weight: x.weight,
+                })
+                .collect();
+            (maglev::build_table(&members, v.table_len as usize), live)
+        };
+        let mut r = FlowReport::default();
+        for flow in first..first.saturating_add(count) {
+            let h = maglev::clib_xxhash(flow);
+            let b = (h as usize % buckets) * STICKY_ENTRIES_PER_BUCKET;
+            let slots = b..b + STICKY_ENTRIES_PER_BUCKET;
+            let expired = |e: &StickyEntry| now.saturating_duration_since(e.last) > timeout;
+            if let Some(e) = self.sticky_table[slots.clone()]
+                .iter_mut()
+                .flatten()
+                .find(|e| e.flow == flow && e.vip == vi && !expired(e))
+            {
+                e.last = now;
+                r.hit += 1;
+                continue;
+            }
+            let pick =
+                (maglev::clib_xxhash(flow ^ 0x9e37_79b9_7f4a_7c15) as usize) % table.len().max(1);
+            let Some(as_index) = table
+                .get(pick)
+                .copied()
+                .flatten()
+                .and_then(|m| live.get(m).copied())
+            else {
+                r.no_server += 1;
+                continue;
+            };
+            let slot = slots
+                .clone()
+                .find(|&i| self.sticky_table[i].is_none())
+                .or_else(|| {
+                    slots
+                        .clone()
+                        .find(|&i| self.sticky_table[i].as_ref().is_some_and(expired))
+                });
+            match slot {
+                Some(i) => {
+                    self.sticky_table[i] = Some(StickyEntry {
+                        flow,
+                        vip: vi,
+                        as_index,
+                        last: now,
+                    });
+                    r.new += 1;
+                }
+                None => r.untracked += 1,
+            }
+        }
+        if let Some(v) = self.vips.get_mut(vi) {
+            v.counters.existing_sessions += r.hit;
+            v.counters.first_packet += r.new + r.untracked;
+            v.counters.untracked += r.untracked;
+            v.counters.no_server += r.no_server;
+        }
+        Some(r)
+    }
+
+    /// Sticky entries referencing AS `ai`, expired ones included (VPP counts
+    /// an expired entry until its slot is reused or flushed).
+    fn flow_count(&self, ai: usize) -> usize {
+        self.sticky_table
+            .iter()
+            .flatten()
+            .filter(|e| e.as_index == ai)
+            .count()
+    }
+
+    /// Flushing: the AS's sticky entries go (its flows are re-hashed).
+    fn flush_as(&mut self, ai: usize) {
+        for e in &mut self.sticky_table {
+            if e.as_ref().is_some_and(|x| x.as_index == ai) {
+                *e = None;
+            }
         }
     }
 
@@ -558,6 +710,7 @@ impl LbState {
         addr: IpAddr,
         weight: u8,
         is_del: bool,
+        is_flush: bool,
         now: Instant,
     ) -> i32 {
         self.collect(now);
@@ -569,6 +722,9 @@ impl LbState {
             let Some(ai) = existing else {
                 return NO_SUCH_ENTRY;
             };
+            if is_flush {
+                self.flush_as(ai);
+            }
             let since = self.uptime(now);
             let Some(a) = self.ases.get_mut(ai) else {
                 return NO_SUCH_ENTRY;
@@ -625,6 +781,7 @@ impl LbState {
         port: u16,
         addr: IpAddr,
         weight: u8,
+        is_flush: bool,
     ) -> i32 {
         let Some(vi) = self.find_vip(pfx, protocol, port) else {
             return NO_SUCH_ENTRY;
@@ -636,6 +793,9 @@ impl LbState {
             return NO_SUCH_ENTRY;
         };
         a.weight = weight;
+        if is_flush {
+            self.flush_as(ai);
+        }
         self.rebuild(vi);
         0
     }
@@ -940,10 +1100,11 @@ impl LbState {
                 let Some(a) = self.ases.get(ai) else { continue };
                 let _ = writeln!(
                     s,
-                    "    {} weight:{} buckets:{} flows:0 dpo:{} {}",
+                    "    {} weight:{} buckets:{} flows:{} dpo:{} {}",
                     fmt_ip(a.addr),
                     a.weight,
                     a.buckets,
+                    self.flow_count(ai),
                     a.dpo,
                     if a.in_use { "used" } else { " removed" }
                 );
@@ -981,6 +1142,32 @@ impl LbState {
                         "vppsim traffic: PREFIX PROTO PORT EXISTING FIRST UNTRACKED NOSERVER\n"
                             .into(),
                     ),
+                }
+            }
+            // Simulator-only test hook: packets of flows FIRST..FIRST+COUNT.
+            ["vppsim", "flows", pfx, proto, port, first, count] => {
+                let parsed = (|| {
+                    let key = LbVip {
+                        pfx: pfx.parse().ok()?,
+                        protocol: proto.parse().ok()?,
+                        port: port.parse().ok()?,
+                    };
+                    Some((key, first.parse::<u64>().ok()?, count.parse::<u64>().ok()?))
+                })();
+                match parsed {
+                    Some((key, first, count)) => {
+                        match self.flows(&key, first, count, Instant::now()) {
+                            Some(r) => (
+                                0,
+                                format!(
+                                    "new {} hit {} untracked {} no-server {}\n",
+                                    r.new, r.hit, r.untracked, r.no_server
+                                ),
+                            ),
+                            None => (-1, "vppsim flows: no such VIP\n".into()),
+                        }
+                    }
+                    None => (-1, "vppsim flows: PREFIX PROTO PORT FIRST COUNT\n".into()),
                 }
             }
             ["show", "lb"] => (0, self.show_lb()),
@@ -1114,7 +1301,7 @@ mod tests {
         let (mut s, t) = state();
         let v = p("192.0.2.1/32");
         assert_eq!(
-            s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, t),
+            s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, false, t),
             NO_SUCH_ENTRY
         );
         s.add_vip(
@@ -1125,13 +1312,19 @@ mod tests {
             t,
         );
         assert_eq!(
-            s.add_del_as(v, 6, 80, ip("2001:db8::1"), 50, false, t),
+            s.add_del_as(v, 6, 80, ip("2001:db8::1"), 50, false, false, t),
             INVALID_ADDRESS_FAMILY
         );
-        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, t), 0);
-        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.2"), 100, false, t), 0);
         assert_eq!(
-            s.add_del_as(v, 6, 80, ip("10.0.0.2"), 100, false, t),
+            s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, false, t),
+            0
+        );
+        assert_eq!(
+            s.add_del_as(v, 6, 80, ip("10.0.0.2"), 100, false, false, t),
+            0
+        );
+        assert_eq!(
+            s.add_del_as(v, 6, 80, ip("10.0.0.2"), 100, false, false, t),
             VALUE_EXIST
         );
         let b: Vec<u32> = s
@@ -1140,15 +1333,24 @@ mod tests {
             .map(|a| a.buckets)
             .collect();
         assert_eq!(b, vec![350, 674]);
-        assert_eq!(s.set_weight(v, 6, 80, ip("10.0.0.9"), 1), NO_SUCH_ENTRY);
-        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.1"), 0, true, t), 0);
-        assert_eq!(s.set_weight(v, 6, 80, ip("10.0.0.1"), 100), NO_SUCH_ENTRY);
+        assert_eq!(
+            s.set_weight(v, 6, 80, ip("10.0.0.9"), 1, false),
+            NO_SUCH_ENTRY
+        );
+        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.1"), 0, true, false, t), 0);
+        assert_eq!(
+            s.set_weight(v, 6, 80, ip("10.0.0.1"), 100, false),
+            NO_SUCH_ENTRY
+        );
         let a = s.ases(Prefix::any(), 0, 0);
         assert_eq!((a[0].flags, a[0].buckets, a[1].buckets), (0, 0, 1024));
         // IPv4 filter never matches
         assert!(s.ases(v, 6, 80).is_empty());
         // revive keeps the slot position
-        assert_eq!(s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, t), 0);
+        assert_eq!(
+            s.add_del_as(v, 6, 80, ip("10.0.0.1"), 50, false, false, t),
+            0
+        );
         let a = s.ases(Prefix::any(), 0, 0);
         assert_eq!(a[0].addr, ip("10.0.0.1"));
         assert_eq!((a[0].buckets, a[1].buckets), (350, 674));
@@ -1159,7 +1361,7 @@ mod tests {
         let (mut s, t) = state();
         let v = p("192.0.2.1/32");
         s.add_vip(&VipArgs::new(v, 6, 80), t);
-        s.add_del_as(v, 6, 80, ip("10.0.0.1"), 100, false, t);
+        s.add_del_as(v, 6, 80, ip("10.0.0.1"), 100, false, false, t);
         assert_eq!(s.del_vip(v, 6, 80, t), 0);
         assert!(s.vips().is_empty());
         assert!(s.show_vips().contains(" removed"));
@@ -1240,8 +1442,26 @@ mod tests {
              ip6-gre6 2001:db8::1/128 new_size:1024 #as:0  protocol:17 port:53 \n\
              ip4-l3dsr 198.51.100.7/32 new_size:1024 #as:0  dscp:34\n"
         );
-        s.add_del_as(p("192.0.2.1/32"), 6, 80, ip("10.0.0.1"), 50, false, t);
-        s.add_del_as(p("192.0.2.1/32"), 6, 80, ip("10.0.0.2"), 100, false, t);
+        s.add_del_as(
+            p("192.0.2.1/32"),
+            6,
+            80,
+            ip("10.0.0.1"),
+            50,
+            false,
+            false,
+            t,
+        );
+        s.add_del_as(
+            p("192.0.2.1/32"),
+            6,
+            80,
+            ip("10.0.0.2"),
+            100,
+            false,
+            false,
+            t,
+        );
         let v = s.show_vips_verbose();
         assert!(v.starts_with(
             " ip4-gre4 [1] 192.0.2.1/32 src_ip_sticky\n  new_size:1024\n  protocol:6 port:80\n  counters:\n"
@@ -1255,6 +1475,67 @@ mod tests {
         );
         assert_eq!(s.cli("show lb foo").0, -1);
         assert_eq!(s.cli("bogus").1, "unknown input `bogus'\n");
+    }
+
+    /// The `flows:` of an AS in `show lb vips verbose`.
+    fn flows_of(s: &LbState, addr: &str) -> u32 {
+        let v = s.show_vips_verbose();
+        let line = v
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{addr} ")))
+            .unwrap();
+        line.split("flows:")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn sticky_flows_are_counted_until_their_slot_is_reused_or_flushed() {
+        let t = Instant::now();
+        let mut s = LbState::new(Duration::from_secs(60));
+        s.set_conf(Conf {
+            ip4_src: "192.0.2.254".parse().unwrap(),
+            ip6_src: Ipv6Addr::UNSPECIFIED,
+            sticky_buckets_per_core: 16,
+            flow_timeout: 2,
+        });
+        let v = p("192.0.2.1/32");
+        s.add_vip(&VipArgs::new(v, 6, 80), t);
+        s.add_del_as(v, 6, 80, ip("10.0.0.1"), 100, false, false, t);
+        s.add_del_as(v, 6, 80, ip("10.0.0.2"), 100, false, false, t);
+        let key = LbVip {
+            pfx: v,
+            protocol: 6,
+            port: 80,
+        };
+        let r = s.flows(&key, 0, 40, t).unwrap();
+        assert_eq!(r.new + r.untracked, 40);
+        let (a, b) = (flows_of(&s, "10.0.0.1"), flows_of(&s, "10.0.0.2"));
+        assert_eq!(u64::from(a + b), r.new);
+        assert!(a > 5 && b > 5, "both ASes get flows: {a} {b}");
+        // Packets of the same flows are hits, not new flows.
+        let again = s
+            .flows(&key, 0, 40, t + Duration::from_millis(500))
+            .unwrap();
+        assert_eq!(again.hit, r.new);
+        // Draining (weight 0, no flush): pinned flows stay, and they stay
+        // counted after they expire (PROTOCOL.md §9.3)...
+        s.set_weight(v, 6, 80, ip("10.0.0.2"), 0, false);
+        let later = t + Duration::from_secs(10);
+        assert_eq!(flows_of(&s, "10.0.0.2"), b);
+        // ...until new flows reuse the expired slots.
+        s.flows(&key, 1000, 2000, later).unwrap();
+        assert_eq!(flows_of(&s, "10.0.0.2"), 0, "every stale slot reused");
+        assert!(flows_of(&s, "10.0.0.1") > 0);
+        // A flush removes an AS's entries at once.
+        s.set_weight(v, 6, 80, ip("10.0.0.1"), 100, true);
+        assert_eq!(flows_of(&s, "10.0.0.1"), 0);
+        assert!(s.flows(&LbVip { port: 81, ..key }, 0, 1, t).is_none());
     }
 
     #[test]

@@ -849,7 +849,16 @@ impl Conn<'_> {
                 })
             }
             "lb_add_del_as" => plain!(LbAddDelAs, LbAddDelAsReply, |r: &LbAddDelAs| st()
-                .add_del_as(r.pfx, r.protocol, r.port, r.as_address, 100, r.is_del, now)),
+                .add_del_as(
+                    r.pfx,
+                    r.protocol,
+                    r.port,
+                    r.as_address,
+                    100,
+                    r.is_del,
+                    false,
+                    now
+                )),
             "lb_add_del_as_v2" => plain!(LbAddDelAsV2, LbAddDelAsV2Reply, |r: &LbAddDelAsV2| st()
                 .add_del_as(
                     r.pfx,
@@ -858,11 +867,19 @@ impl Conn<'_> {
                     r.as_address,
                     r.weight,
                     r.is_del,
+                    r.is_flush,
                     now
                 )),
             "lb_as_set_weight" => {
                 plain!(LbAsSetWeight, LbAsSetWeightReply, |r: &LbAsSetWeight| st()
-                    .set_weight(r.pfx, r.protocol, r.port, r.as_address, r.weight))
+                    .set_weight(
+                        r.pfx,
+                        r.protocol,
+                        r.port,
+                        r.as_address,
+                        r.weight,
+                        r.is_flush
+                    ))
             }
             // VPP ignores the lookup result: always 0.
             "lb_flush_vip" => plain!(LbFlushVip, LbFlushVipReply, |_r: &LbFlushVip| 0),
