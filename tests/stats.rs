@@ -216,6 +216,7 @@ fn the_stats_thread_follows_a_vpp_restart() {
             key,
             index: Some(1),
             stats_index: Some(40),
+            flows: Default::default(),
         }],
     };
     let status = Published::new(session(1));

@@ -24,6 +24,10 @@ pub enum Action {
     Disable,
     /// Put back: probe again from `unknown`.
     Enable,
+    /// Let it drain: as [`Action::Pause`] (weight 0 without flush, so its
+    /// established flows finish); `maglevc ... drain --wait` then reports
+    /// when VPP holds no flows for it. `resume` undoes it.
+    Drain,
 }
 
 impl Action {
@@ -34,6 +38,7 @@ impl Action {
             "resume" => Some(Action::Resume),
             "disable" => Some(Action::Disable),
             "enable" => Some(Action::Enable),
+            "drain" => Some(Action::Drain),
             _ => None,
         }
     }
@@ -45,6 +50,7 @@ impl Action {
             Action::Resume => "resume",
             Action::Disable => "disable",
             Action::Enable => "enable",
+            Action::Drain => "drain",
         }
     }
 }

@@ -95,6 +95,7 @@ impl Checker {
             prober_beats: Arc::new(Mutex::new(engine_beats)),
             rng: Jitter::from_clock(0),
             pending: Vec::new(),
+            ramp_checked: Instant::now(),
         };
         for tx in subscribers {
             core.broadcaster.add(tx);
@@ -190,6 +191,9 @@ struct Entry {
     counters: ProbeCounters,
     /// The last probe could not be attempted (logged once per streak).
     local_error: bool,
+    /// When it last went up (slow start ramps from here); `None` while it
+    /// is not up: any transition ends a ramp.
+    up_since: Option<Instant>,
 }
 
 struct Core {
@@ -216,6 +220,8 @@ struct Core {
     /// Events held until the snapshot that reflects them is published, so
     /// a subscriber reacting to an event never reads an older snapshot.
     pending: Vec<Event>,
+    /// Slow-start steps up to this instant have been announced.
+    ramp_checked: Instant,
 }
 
 fn interval_for(hc: &HealthCheck, c: Cadence) -> Duration {
@@ -231,9 +237,11 @@ impl Core {
         loop {
             // Block until input, or until a stale snapshot is due: an idle
             // checker (nothing stale) waits for input alone.
-            let wake = self
-                .cadence
-                .next_wakeup(Instant::now())
+            let now = Instant::now();
+            let wake = [self.cadence.next_wakeup(now), self.next_ramp_step()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map_or(crossbeam_channel::never(), crossbeam_channel::at);
             select! {
                 recv(rep_rx) -> batch => {
@@ -252,6 +260,7 @@ impl Core {
                 },
                 recv(wake) -> _ => {}
             }
+            self.ramp_steps(Instant::now());
             if self.cadence.due(Instant::now()) {
                 self.publish();
             }
@@ -361,6 +370,7 @@ impl Core {
     fn transitioned(&mut self, name: &str, t: Transition) {
         let address = match self.entry_mut(name) {
             Some(e) => {
+                e.up_since = (t.to == State::Up).then(Instant::now);
                 e.history = e.health.history().cloned().collect();
                 *e.counters.transitions.entry((t.from, t.to)).or_insert(0) += 1;
                 e.config.address.to_string()
@@ -419,7 +429,15 @@ impl Core {
         let new = weights::frontend_state(fe, self.state_fn());
         let old = self.frontend_states.insert(fe_name.to_string(), new);
         if let Some(old) = old.filter(|o| *o != new) {
-            info!("frontend-transition frontend={fe_name} from={old} to={new}");
+            if new == FrontendState::Panic || old == FrontendState::Panic {
+                // Failing open (or back): the operator must hear of it.
+                warn!(
+                    "frontend-transition frontend={fe_name} from={old} to={new} min-healthy={}%",
+                    fe.min_healthy.unwrap_or(0)
+                );
+            } else {
+                info!("frontend-transition frontend={fe_name} from={old} to={new}");
+            }
             self.emit(Event::Frontend(FrontendEvent {
                 frontend: fe_name.to_string(),
                 from: old,
@@ -493,7 +511,7 @@ impl Core {
         };
         let now = SystemTime::now();
         let r = match action {
-            Action::Pause => e.health.pause(now),
+            Action::Pause | Action::Drain => e.health.pause(now),
             Action::Resume => e.health.resume(now),
             Action::Disable => e.health.disable(now),
             Action::Enable => e.health.enable(now),
@@ -649,6 +667,7 @@ impl Core {
                             history: Arc::from(Vec::new()),
                             counters: ProbeCounters::default(),
                             local_error: false,
+                            up_since: None,
                         },
                     );
                     if !initial {
@@ -739,28 +758,93 @@ impl Core {
         })
     }
 
+    /// How long backend `name` has been up (for slow start).
+    fn up_for(&self, name: &str, now: Instant) -> Option<Duration> {
+        self.entry(name)
+            .and_then(|e| e.up_since)
+            .map(|t| now.saturating_duration_since(t))
+    }
+
+    /// The next instant a slow start takes a step (the thread's second
+    /// timer; `None` while nothing ramps).
+    fn next_ramp_step(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        for fe in self.config.frontends.values() {
+            for pool in &fe.pools {
+                for (b, over) in &pool.slow_start {
+                    let Some(since) = self.entry(b).and_then(|e| e.up_since) else {
+                        continue;
+                    };
+                    let up_for = self.ramp_checked.saturating_duration_since(since);
+                    if let Some(step) = weights::next_step(up_for, *over) {
+                        let at = since + step;
+                        next = Some(next.map_or(at, |n| n.min(at)));
+                    }
+                }
+            }
+        }
+        next
+    }
+
+    /// Announces the slow-start steps due by `now`: each frontend whose
+    /// weights stepped gets a `WeightChanged` (the reconciler then sends
+    /// one `lb_as_set_weight` per stepping backend).
+    fn ramp_steps(&mut self, now: Instant) {
+        let last = self.ramp_checked;
+        self.ramp_checked = now;
+        let mut stepped: Vec<String> = Vec::new();
+        for (name, fe) in &self.config.frontends {
+            let steps = fe.pools.iter().any(|pool| {
+                pool.slow_start.iter().any(|(b, over)| {
+                    let Some(since) = self.entry(b).and_then(|e| e.up_since) else {
+                        return false;
+                    };
+                    let before = last.saturating_duration_since(since);
+                    weights::next_step(before, *over).is_some_and(|s| since + s <= now)
+                })
+            });
+            if steps {
+                stepped.push(name.clone());
+            }
+        }
+        for fe in stepped {
+            debug!("slow-start-step frontend={fe}");
+            self.emit(Event::WeightChanged {
+                frontend: fe,
+                flush: None,
+            });
+            self.cadence.changed();
+        }
+    }
+
     fn frontend_view(&self, name: &str) -> Option<FrontendView> {
         let fe = self.config.frontends.get(name)?;
         let state_of = self.state_fn();
-        let active = weights::active_pool(&fe.pools, state_of);
+        let plan = weights::plan(fe, state_of);
+        let state = weights::frontend_state(fe, state_of);
+        let serving = matches!(state, FrontendState::Up | FrontendState::Panic);
+        let now = Instant::now();
         let pools = fe
             .pools
             .iter()
             .enumerate()
             .map(|(i, p)| PoolView {
                 name: p.name.clone(),
-                active: i == active && weights::frontend_state(fe, state_of) == FrontendState::Up,
+                active: i == plan.active && serving,
                 members: p
                     .backends
                     .iter()
                     .map(|(b, &w)| PoolMember {
                         backend: b.clone(),
                         configured: w,
-                        effective: weights::effective_weight(
-                            state_of(b),
-                            i == active,
+                        effective: weights::member_weight(
+                            fe,
+                            plan,
+                            i,
+                            b,
                             w,
-                            fe.flush_on_down,
+                            state_of(b),
+                            self.up_for(b, now),
                         ),
                         state: state_of(b),
                     })

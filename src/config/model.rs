@@ -274,6 +274,10 @@ pub struct Frontend {
     pub flush_on_down: bool,
     /// Priority tiers: the first with a usable backend carries traffic.
     pub pools: Vec<Pool>,
+    /// `min-healthy`: below this share (percent) of healthy backends in
+    /// the serving pool, with no lower pool above it, the frontend fails
+    /// open (panic mode). `None`: never.
+    pub min_healthy: Option<u8>,
 }
 
 impl Frontend {
@@ -297,6 +301,9 @@ pub struct Pool {
     pub name: String,
     /// Backend name → configured weight (0..=100).
     pub backends: BTreeMap<String, u8>,
+    /// Backend name → its slow start (`slow-start`, the backend's own or
+    /// the pool's); backends without one are not listed.
+    pub slow_start: BTreeMap<String, Duration>,
 }
 
 /// L4 protocol of a VIP.

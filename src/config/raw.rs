@@ -115,20 +115,57 @@ pub struct RawFrontend {
     pub port: Option<u16>,
     pub src_ip_sticky: Option<bool>,
     pub flush_on_down: Option<bool>,
+    pub min_healthy: Option<Percent>,
     pub pools: Vec<RawPool>,
 }
 
+/// `50%` or `50`.
+#[derive(Debug, Clone, Copy)]
+pub struct Percent(pub u64);
+
+impl<'de> Deserialize<'de> for Percent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Percent, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Percent;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a percentage like 50%")
+            }
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Percent, E> {
+                Ok(Percent(n))
+            }
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Percent, E> {
+                u64::try_from(n)
+                    .map(Percent)
+                    .map_err(|_| E::custom(format!("{n} is not a percentage like 50%")))
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Percent, E> {
+                let t = s.trim();
+                t.strip_suffix('%')
+                    .unwrap_or(t)
+                    .trim()
+                    .parse::<u64>()
+                    .map(Percent)
+                    .map_err(|_| E::custom(format!("`{s}` is not a percentage like 50%")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawPool {
     pub name: String,
+    pub slow_start: Option<ConfDuration>,
     pub backends: NamedMap<Option<RawPoolBackend>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawPoolBackend {
     pub weight: Option<u64>,
+    pub slow_start: Option<ConfDuration>,
 }
 
 /// A YAML mapping keyed by operator-chosen names, in file order, duplicates kept.

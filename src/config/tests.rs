@@ -1016,3 +1016,56 @@ fn only_regular_files_of_bounded_size_are_read() {
     load(&ok).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn slow_start_and_min_healthy() {
+    let text = with(
+        "      pools:\n        - name: primary\n          backends:\n            web0: { weight: 100 }",
+        "      min-healthy: 50%\n      pools:\n        - name: primary\n          slow-start: 30s\n          backends:\n            web0: { weight: 100, slow-start: 5s }",
+    );
+    let c = parse(&text, Path::new("t.yaml")).unwrap();
+    let fe = &c.frontends["web"];
+    assert_eq!(fe.min_healthy, Some(50));
+    assert_eq!(
+        fe.pools[0].slow_start["web0"],
+        Duration::from_secs(5),
+        "the backend's own wins"
+    );
+    assert!(fe.pools[1].slow_start.is_empty(), "off unless set");
+    // A bare number is a percentage too; the pool's default reaches its backends.
+    let text = with(
+        "      pools:\n        - name: primary\n",
+        "      min-healthy: 25\n      pools:\n        - name: primary\n          slow-start: 2s\n",
+    );
+    let c = parse(&text, Path::new("t.yaml")).unwrap();
+    assert_eq!(c.frontends["web"].min_healthy, Some(25));
+    assert_eq!(
+        c.frontends["web"].pools[0].slow_start["web0"],
+        Duration::from_secs(2)
+    );
+    // Out of range: named with the key and line.
+    let text = with("      pools:\n", "      min-healthy: 150%\n      pools:\n");
+    one_problem(
+        &text,
+        "maglev.frontends.web.min-healthy",
+        "min-healthy",
+        "150% is outside 1%..100%",
+    );
+    let text = with(
+        "            web0: { weight: 100 }",
+        "            web0: { weight: 100, slow-start: 2h }",
+    );
+    one_problem(
+        &text,
+        "maglev.frontends.web.pools[0].backends.web0.slow-start",
+        "slow-start",
+        "outside",
+    );
+    let text = with("      pools:\n", "      min-healthy: most\n      pools:\n");
+    parse_problem(
+        &text,
+        Some("maglev.frontends.web.min-healthy"),
+        "min-healthy",
+        "not a percentage",
+    );
+}

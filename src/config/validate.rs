@@ -58,6 +58,8 @@ pub mod defaults {
     pub const MAX_PERIOD: Duration = Duration::from_secs(3600);
     /// Longest `stats-interval` and startup delay accepted.
     pub const MAX_HOUR: Duration = Duration::from_secs(3600);
+    /// Longest `slow-start` accepted (one step a second: an hour of steps).
+    pub const MAX_SLOW_START: Duration = Duration::from_secs(3600);
     /// Longest `sync-interval` accepted.
     pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(24 * 3600);
 }
@@ -559,6 +561,17 @@ fn frontends(
         if f.pools.is_empty() {
             c.problem(format!("{p}.pools"), "a frontend needs at least one pool");
         }
+        let min_healthy = match f.min_healthy {
+            None => None,
+            Some(super::raw::Percent(n)) if (1..=100).contains(&n) => Some(n as u8),
+            Some(super::raw::Percent(n)) => {
+                c.problem(
+                    format!("{p}.min-healthy"),
+                    format!("{n}% is outside 1%..100%"),
+                );
+                None
+            }
+        };
         let mut pools = Vec::new();
         let mut pool_names: HashSet<&str> = HashSet::new();
         // backend name → pool index it first appeared in
@@ -584,8 +597,28 @@ fn frontends(
                 );
             }
             let mut members = BTreeMap::new();
+            let mut slow = BTreeMap::new();
+            let pool_slow = pool.slow_start.map(|d| {
+                c.within(
+                    format!("{pp}.slow-start"),
+                    d.0,
+                    Duration::ZERO,
+                    defaults::MAX_SLOW_START,
+                )
+            });
             for (bname, settings) in c.names(&format!("{pp}.backends"), &pool.backends) {
                 let bp = format!("{pp}.backends.{bname}");
+                let own_slow = settings.as_ref().and_then(|s| s.slow_start).map(|d| {
+                    c.within(
+                        format!("{bp}.slow-start"),
+                        d.0,
+                        Duration::ZERO,
+                        defaults::MAX_SLOW_START,
+                    )
+                });
+                if let Some(d) = own_slow.or(pool_slow).filter(|d| !d.is_zero()) {
+                    slow.insert(bname.to_string(), d);
+                }
                 let weight = settings
                     .as_ref()
                     .and_then(|s| s.weight)
@@ -633,6 +666,7 @@ fn frontends(
             pools.push(Pool {
                 name: pool.name.clone(),
                 backends: members,
+                slow_start: slow,
             });
         }
         if let Some((fam, _)) = fe_family {
@@ -660,6 +694,7 @@ fn frontends(
                 src_ip_sticky: f.src_ip_sticky.unwrap_or(false),
                 flush_on_down: f.flush_on_down.unwrap_or(true),
                 pools,
+                min_healthy,
             },
         );
     }

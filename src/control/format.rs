@@ -386,10 +386,11 @@ fn lb_state(s: &p::LbState, st: Style) -> String {
         ));
         for a in &vip.ases {
             out.push_str(&format!(
-                "  {:<40} weight {:>3}  buckets {:>5}{}\n",
+                "  {:<40} weight {:>3}  buckets {:>5}  flows {:>6}{}\n",
                 a.address,
                 a.weight,
                 a.buckets,
+                a.flows,
                 if a.in_use { "" } else { "  removed" }
             ));
         }

@@ -181,6 +181,12 @@ pub const TREE: &[Node] = &[
                         kw("resume", "probe again from unknown", &[], true),
                         kw("disable", "take out: weight 0, flush flows", &[], true),
                         kw("enable", "put back: probe again", &[], true),
+                        kw(
+                            "drain",
+                            "weight 0, keep flows (as pause); maglevc: --wait [--quiet-for D] [--timeout D]",
+                            &[],
+                            true,
+                        ),
                     ],
                     false,
                 )],
@@ -761,7 +767,7 @@ mod tests {
         let e = parse("set backend b1").unwrap_err().0;
         assert_eq!(
             e,
-            "incomplete command `set backend b1`: expected pause, resume, disable, enable"
+            "incomplete command `set backend b1`: expected pause, resume, disable, enable, drain"
         );
         let e = parse("show version please").unwrap_err().0;
         assert!(e.contains("unexpected `please`"), "{e}");
@@ -781,7 +787,7 @@ mod tests {
             .iter()
             .filter_map(|n| n.word)
             .collect();
-        assert_eq!(w, vec!["pause", "resume", "disable", "enable"]);
+        assert_eq!(w, vec!["pause", "resume", "disable", "enable", "drain"]);
         let w: Vec<_> = next_nodes(&["watch", "events", "num", "3"])
             .iter()
             .filter_map(|n| n.word)

@@ -273,6 +273,7 @@ fn lb_state(ctx: &Context) -> Answer {
                         address: ip.to_string(),
                         weight: x.weight,
                         buckets: x.buckets,
+                        flows: x.flows,
                         in_use: x.in_use,
                     })
                     .collect(),

@@ -1,6 +1,7 @@
 //! The control socket: `maglevc`'s line protocol, its grammar, the server
 //! that answers it, and the CLI's output and shell.
 
+pub mod drain;
 pub mod format;
 pub mod grammar;
 pub mod handlers;

@@ -252,6 +252,9 @@ pub struct LbAs {
     pub weight: u8,
     /// New-flow buckets it holds.
     pub buckets: u32,
+    /// Sticky flows pinned to it (expired ones count until their slot is
+    /// reused: PROTOCOL.md §9.3).
+    pub flows: u32,
     /// `false`: removed, waiting for VPP's garbage collection.
     pub in_use: bool,
 }
@@ -749,6 +752,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
                         address: "192.0.2.10".into(),
                         weight: 35,
                         buckets: 512,
+                        flows: 77,
                         in_use: true,
                     }],
                 }],

@@ -15,12 +15,7 @@ const PROMPT: &str = "maglev> ";
 /// maglevd's reply to `line` (`None` when maglevd cannot be asked or
 /// says no: completion just offers less).
 fn ask(socket: &str, line: &str) -> Option<Reply> {
-    let cmd = grammar::parse(line).ok()?;
-    let s = UnixStream::connect(socket).ok()?;
-    writeln!(s.try_clone().ok()?, "{line}").ok()?;
-    let mut l = String::new();
-    BufReader::new(s).read_line(&mut l).ok()?;
-    Reply::decode(&cmd, l.trim_end()).ok()?.ok()
+    ask_answer(socket, line).ok()
 }
 
 /// Names for a slot, fetched live from maglevd (`words` gives context:
@@ -173,6 +168,14 @@ pub fn connect_error(path: &str, e: &std::io::Error) -> String {
 /// [`EXIT_ERROR`], [`EXIT_USAGE`], [`EXIT_CONNECT`]. One-shot mode and the
 /// shell both come here.
 pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str) -> u8 {
+    let (line, wait) = match super::drain::split_options(line) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("{prefix}{}", st.error(&e));
+            return EXIT_USAGE;
+        }
+    };
+    let line = line.as_str();
     let cmd = match grammar::parse(line) {
         Ok(c) => c,
         Err(e) => {
@@ -180,6 +183,13 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
             return EXIT_USAGE;
         }
     };
+    if wait.is_some() && !matches!(cmd, Command::SetBackend(_, crate::checker::Action::Drain)) {
+        eprintln!(
+            "{prefix}{}",
+            st.error("--wait, --quiet-for and --timeout go with `set backend <b> drain`")
+        );
+        return EXIT_USAGE;
+    }
     let watching = matches!(cmd, Command::Watch(_));
     let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
@@ -236,6 +246,10 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
             }
         };
         let failed = answer.is_err();
+        let drained = match (&answer, wait) {
+            (Ok(Some(Reply::Backend { backend })), Some(w)) => Some((backend.address.clone(), w)),
+            _ => None,
+        };
         match answer {
             _ if json => println!("{raw}"),
             Err(f) => eprintln!("{prefix}{}", st.error(&f.error)),
@@ -247,10 +261,108 @@ pub fn run_command(socket: &str, line: &str, st: Style, json: bool, prefix: &str
         if failed {
             return EXIT_ERROR;
         }
+        if let Some((address, w)) = drained {
+            return wait_drained(socket, &address, w, st, json, prefix);
+        }
         first = false;
         if !watching {
             return 0;
         }
+    }
+}
+
+/// Polls VPP's flows for the AS `address` once a second until it has held
+/// none for `quiet_for` ("drained", 0) or `timeout` passed (the VIPs still
+/// carrying flows, [`EXIT_ERROR`]).
+fn wait_drained(
+    socket: &str,
+    address: &str,
+    w: super::drain::DrainWait,
+    st: Style,
+    json: bool,
+    prefix: &str,
+) -> u8 {
+    use super::drain::{Verdict, Watch};
+    use std::time::{Duration, Instant};
+    let mut watch = Watch::new(Instant::now(), w);
+    let mut last: Option<u64> = None;
+    loop {
+        let carrying: Vec<(String, u32)> = match ask_answer(socket, "show vpp lb state") {
+            Ok(Reply::LbState(s)) => s
+                .vips
+                .iter()
+                .flat_map(|v| {
+                    v.ases
+                        .iter()
+                        .filter(|a| a.address == address && a.flows > 0)
+                        .map(move |a| (format!("{}:{}/{}", v.prefix, v.protocol, v.port), a.flows))
+                })
+                .collect(),
+            Ok(_) => Vec::new(),
+            Err(e) => {
+                eprintln!(
+                    "{prefix}{}",
+                    st.error(&format!("cannot watch the drain: {e}"))
+                );
+                return EXIT_ERROR;
+            }
+        };
+        let total: u64 = carrying.iter().map(|(_, n)| u64::from(*n)).sum();
+        if last != Some(total) && !json {
+            println!("{address}: {total} flow(s) left");
+            let _ = std::io::stdout().flush();
+        }
+        last = Some(total);
+        match watch.observe(Instant::now(), total) {
+            Verdict::Waiting => std::thread::sleep(Duration::from_secs(1)),
+            Verdict::Drained => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": true, "drained": true, "address": address})
+                    );
+                } else {
+                    println!("drained");
+                }
+                return 0;
+            }
+            Verdict::TimedOut => {
+                let vips: Vec<String> = carrying
+                    .iter()
+                    .map(|(v, n)| format!("{v} ({n} flows)"))
+                    .collect();
+                let msg = format!(
+                    "not drained in time: still carrying flows on {}",
+                    vips.join(", ")
+                );
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({"ok": false, "drained": false, "error": msg})
+                    );
+                } else {
+                    eprintln!("{prefix}{}", st.error(&msg));
+                }
+                return EXIT_ERROR;
+            }
+        }
+    }
+}
+
+/// maglevd's answer to `line`, maglevd's error or a connection problem as
+/// the error text.
+fn ask_answer(socket: &str, line: &str) -> Result<Reply, String> {
+    let cmd = grammar::parse(line).map_err(|e| e.0)?;
+    let s = UnixStream::connect(socket).map_err(|e| connect_error(socket, &e))?;
+    writeln!(s.try_clone().map_err(|e| e.to_string())?, "{line}").map_err(|e| e.to_string())?;
+    let mut l = String::new();
+    BufReader::new(s)
+        .read_line(&mut l)
+        .map_err(|e| e.to_string())?;
+    match Reply::decode(&cmd, l.trim_end()) {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(f)) => Err(f.error),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -2,8 +2,11 @@
 //!
 //! Pure helpers used by the checker (frontend state, `show frontend`) and by
 //! the VPP reconciler (desired AS weights), so the two can never disagree.
+//! Two opt-in policies live here too: slow start ([`ramp`]) and failing
+//! open below `min-healthy` ([`plan`]).
 
 use std::fmt;
+use std::time::Duration;
 
 use super::state::State;
 use crate::config::{Frontend, Pool};
@@ -26,6 +29,10 @@ pub enum FrontendState {
     Up,
     /// Nothing gets traffic.
     Down,
+    /// Fewer than `min-healthy` of the serving pool are up and no lower
+    /// pool can take over: its configured backends serve at their
+    /// configured weights whatever their health (fail open).
+    Panic,
 }
 
 impl FrontendState {
@@ -35,6 +42,7 @@ impl FrontendState {
             FrontendState::Unknown => "unknown",
             FrontendState::Up => "up",
             FrontendState::Down => "down",
+            FrontendState::Panic => "panic",
         }
     }
 }
@@ -57,6 +65,94 @@ pub fn active_pool(pools: &[Pool], state_of: impl Fn(&str) -> State) -> usize {
                 .any(|(name, &w)| w > 0 && state_of(name) == State::Up)
         })
         .unwrap_or(0)
+}
+
+/// Which pool serves, and whether in panic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Index of the serving pool.
+    pub active: usize,
+    /// Failing open: the serving pool's backends get their configured
+    /// weights whatever their health.
+    pub panic: bool,
+}
+
+/// Percent of `pool`'s weighted backends that are up (`None`: the pool
+/// has no backend with a weight above 0).
+fn healthy_percent(pool: &Pool, state_of: impl Fn(&str) -> State) -> Option<u64> {
+    let weighted = pool.backends.values().filter(|w| **w > 0).count() as u64;
+    let up = pool
+        .backends
+        .iter()
+        .filter(|(n, w)| **w > 0 && state_of(n) == State::Up)
+        .count() as u64;
+    (weighted > 0).then(|| up * 100 / weighted)
+}
+
+/// The serving pool of `fe`. Without `min-healthy` it is [`active_pool`].
+/// With it, a serving pool below the threshold hands over to the first
+/// lower pool at or above it; when there is none, the pool that would
+/// serve fails open (`panic`): a prober that lost its network sees every
+/// backend die, and sending the VIP's traffic nowhere is the worse answer
+/// (Envoy's panic threshold, PyBal's depool threshold).
+pub fn plan(fe: &Frontend, state_of: impl Fn(&str) -> State + Copy) -> Plan {
+    let active = active_pool(&fe.pools, state_of);
+    let Some(min) = fe.min_healthy else {
+        return Plan {
+            active,
+            panic: false,
+        };
+    };
+    let enough = |i: usize| {
+        fe.pools
+            .get(i)
+            .and_then(|p| healthy_percent(p, state_of))
+            .is_some_and(|pct| pct >= u64::from(min))
+    };
+    if enough(active) {
+        return Plan {
+            active,
+            panic: false,
+        };
+    }
+    if let Some(i) = (active + 1..fe.pools.len()).find(|&i| enough(i)) {
+        return Plan {
+            active: i,
+            panic: false,
+        };
+    }
+    // Only evidence fails open: backends still `unknown` (startup) are not.
+    let failing = fe.pools.get(active).is_some_and(|p| {
+        p.backends
+            .iter()
+            .any(|(n, w)| *w > 0 && state_of(n) == State::Down)
+    });
+    Plan {
+        active,
+        panic: failing,
+    }
+}
+
+/// Slow start: the weight of a backend that came up `up_for` ago and
+/// ramps to `configured` over `over`, in steps of one second: step k
+/// (k = 1, 2, ...) gives `ceil(configured * k / steps)`, at least 1, so
+/// the first second already takes a small share and Maglev only ever
+/// moves buckets towards the new backend. `configured` once `over` has
+/// passed (HAProxy's `slowstart`, in whole-second steps).
+pub fn ramp(configured: u8, up_for: Duration, over: Duration) -> u8 {
+    if over.is_zero() || up_for >= over || configured == 0 {
+        return configured;
+    }
+    let steps = over.as_secs_f64().ceil().max(1.0);
+    let k = (up_for.as_secs() + 1) as f64;
+    let w = (f64::from(configured) * k / steps).ceil();
+    (w as u8).clamp(1, configured)
+}
+
+/// When (measured from the backend coming up) the ramp takes its next
+/// step; `None` once it is over.
+pub fn next_step(up_for: Duration, over: Duration) -> Option<Duration> {
+    (up_for < over).then(|| Duration::from_secs(up_for.as_secs() + 1).min(over))
 }
 
 /// The truth table: a backend's state and pool position → VPP weight/flush.
@@ -85,27 +181,66 @@ pub fn effective_weight(
     AsWeight { weight, flush }
 }
 
+/// The weight and flush of backend `name` (configured `configured`, in
+/// pool `pool`) under `plan`; `up_for` is how long it has been up, for
+/// slow start.
+pub fn member_weight(
+    fe: &Frontend,
+    plan: Plan,
+    pool: usize,
+    name: &str,
+    configured: u8,
+    state: State,
+    up_for: Option<Duration>,
+) -> AsWeight {
+    let serving = pool == plan.active;
+    if plan.panic && serving {
+        // Health is not trusted; the operator's actions still are.
+        return match state {
+            State::Up | State::Down | State::Unknown => AsWeight {
+                weight: configured.min(100),
+                flush: false,
+            },
+            other => effective_weight(other, false, configured, fe.flush_on_down),
+        };
+    }
+    let slow = fe.pools.get(pool).and_then(|p| p.slow_start.get(name));
+    let configured = match (slow, up_for) {
+        (Some(over), Some(up_for)) => ramp(configured, up_for, *over),
+        _ => configured,
+    };
+    effective_weight(state, serving, configured, fe.flush_on_down)
+}
+
 /// Every backend of `fe` with its pool index and effective weight, in pool
-/// order then name order.
+/// order then name order (`up_for`: how long a backend has been up).
 pub fn frontend_weights(
     fe: &Frontend,
     state_of: impl Fn(&str) -> State + Copy,
+    up_for: impl Fn(&str) -> Option<Duration>,
 ) -> Vec<(usize, &str, AsWeight)> {
-    let active = active_pool(&fe.pools, state_of);
+    let plan = plan(fe, state_of);
     let mut out = Vec::new();
     for (i, pool) in fe.pools.iter().enumerate() {
         for (name, &w) in &pool.backends {
-            let aw = effective_weight(state_of(name), i == active, w, fe.flush_on_down);
+            let aw = member_weight(fe, plan, i, name, w, state_of(name), up_for(name));
             out.push((i, name.as_str(), aw));
         }
     }
     out
 }
 
-/// `up` if any backend gets a weight above 0; `unknown` while every backend
-/// is still `unknown`; `down` otherwise.
+/// `panic` while failing open; otherwise `up` if any backend gets a weight
+/// above 0, `unknown` while every backend is still `unknown`, `down`.
 pub fn frontend_state(fe: &Frontend, state_of: impl Fn(&str) -> State + Copy) -> FrontendState {
-    let weights = frontend_weights(fe, state_of);
+    if plan(fe, state_of).panic
+        && frontend_weights(fe, state_of, |_| None)
+            .iter()
+            .any(|(_, _, aw)| aw.weight > 0)
+    {
+        return FrontendState::Panic;
+    }
+    let weights = frontend_weights(fe, state_of, |_| None);
     if weights.iter().any(|(_, _, aw)| aw.weight > 0) {
         FrontendState::Up
     } else if weights
@@ -177,8 +312,10 @@ mod tests {
                         .iter()
                         .map(|(b, w)| (b.to_string(), *w))
                         .collect::<BTreeMap<_, _>>(),
+                    slow_start: BTreeMap::new(),
                 })
                 .collect(),
+            min_healthy: None,
         }
     }
 
@@ -206,10 +343,10 @@ mod tests {
     #[test]
     fn failover_weights() {
         let f = fe(&[("p", &[("a", 100), ("b", 50)]), ("f", &[("c", 100)])]);
-        let w = frontend_weights(&f, states(&[("a", Up), ("b", Up), ("c", Up)]));
+        let w = frontend_weights(&f, states(&[("a", Up), ("b", Up), ("c", Up)]), |_| None);
         let ws: Vec<(&str, u8)> = w.iter().map(|(_, n, aw)| (*n, aw.weight)).collect();
         assert_eq!(ws, vec![("a", 100), ("b", 50), ("c", 0)]);
-        let w = frontend_weights(&f, states(&[("a", Down), ("b", Down), ("c", Up)]));
+        let w = frontend_weights(&f, states(&[("a", Down), ("b", Down), ("c", Up)]), |_| None);
         let ws: Vec<(&str, u8, bool)> = w
             .iter()
             .map(|(_, n, aw)| (*n, aw.weight, aw.flush))
@@ -240,5 +377,204 @@ mod tests {
             frontend_state(&z, states(&[("a", Up)])),
             FrontendState::Down
         );
+    }
+
+    fn with_min(mut f: Frontend, pct: u8) -> Frontend {
+        f.min_healthy = Some(pct);
+        f
+    }
+
+    #[test]
+    fn ramp_steps_once_a_second_from_a_small_weight_to_the_configured_one() {
+        let over = Duration::from_secs(10);
+        let w: Vec<u8> = (0..=11)
+            .map(|s| ramp(100, Duration::from_millis(s * 1000 + 500), over))
+            .collect();
+        assert_eq!(w, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 100, 100]);
+        // Within a second the weight holds: at most one step a second.
+        assert_eq!(
+            ramp(100, Duration::from_millis(3000), over),
+            ramp(100, Duration::from_millis(3999), over)
+        );
+        // Small weights never start at 0 and never exceed the configured.
+        assert_eq!(ramp(3, Duration::ZERO, over), 1);
+        assert_eq!(ramp(3, Duration::from_secs(9), over), 3);
+        assert_eq!(ramp(0, Duration::ZERO, over), 0);
+        // A fractional duration rounds the step count up.
+        assert_eq!(ramp(50, Duration::ZERO, Duration::from_millis(2500)), 17);
+        assert_eq!(
+            ramp(50, Duration::from_millis(2600), Duration::from_millis(2500)),
+            50
+        );
+        // No slow start: the configured weight at once.
+        assert_eq!(ramp(70, Duration::ZERO, Duration::ZERO), 70);
+    }
+
+    #[test]
+    fn the_next_step_is_on_the_next_whole_second_until_the_end() {
+        let over = Duration::from_millis(2500);
+        assert_eq!(
+            next_step(Duration::ZERO, over),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            next_step(Duration::from_millis(1999), over),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(next_step(Duration::from_millis(2100), over), Some(over));
+        assert_eq!(next_step(over, over), None);
+    }
+
+    #[test]
+    fn slow_start_applies_to_serving_up_backends_only() {
+        let mut f = fe(&[("p", &[("a", 100), ("b", 40)]), ("f", &[("c", 100)])]);
+        f.pools[0]
+            .slow_start
+            .insert("a".into(), Duration::from_secs(4));
+        let up = |n: &str| (n == "a").then_some(Duration::from_millis(1500));
+        let st = states(&[("a", Up), ("b", Up), ("c", Up)]);
+        let w: Vec<(&str, u8)> = frontend_weights(&f, st, up)
+            .iter()
+            .map(|(_, n, aw)| (*n, aw.weight))
+            .collect();
+        assert_eq!(w, [("a", 50), ("b", 40), ("c", 0)]);
+        // Down: 0 whatever the ramp; a transition ends the ramp (the
+        // checker forgets when it came up).
+        let w = frontend_weights(&f, states(&[("a", Down), ("b", Up)]), up);
+        assert_eq!(w[0].2.weight, 0);
+    }
+
+    #[test]
+    fn min_healthy_fails_over_then_fails_open() {
+        let f = with_min(
+            fe(&[
+                ("p", &[("a", 100), ("b", 100), ("c", 100), ("d", 100)]),
+                ("f", &[("x", 60), ("y", 60)]),
+            ]),
+            50,
+        );
+        // 2 of 4 up: at the threshold, normal.
+        let st = states(&[
+            ("a", Up),
+            ("b", Up),
+            ("c", Down),
+            ("d", Down),
+            ("x", Up),
+            ("y", Up),
+        ]);
+        assert_eq!(
+            plan(&f, st),
+            Plan {
+                active: 0,
+                panic: false
+            }
+        );
+        // 1 of 4: below; the fallback pool is healthy, so it takes over
+        // (without min-healthy, p would keep serving with one backend).
+        let st = states(&[
+            ("a", Up),
+            ("b", Down),
+            ("c", Down),
+            ("d", Down),
+            ("x", Up),
+            ("y", Up),
+        ]);
+        assert_eq!(
+            plan(&f, st),
+            Plan {
+                active: 1,
+                panic: false
+            }
+        );
+        let w = frontend_weights(&f, st, |_| None);
+        assert_eq!(
+            w.iter().map(|x| x.2.weight).collect::<Vec<_>>(),
+            [0, 0, 0, 0, 60, 60]
+        );
+        // Everything down (the prober lost its network): fail open on p.
+        let st = states(&[
+            ("a", Down),
+            ("b", Down),
+            ("c", Down),
+            ("d", Down),
+            ("x", Down),
+            ("y", Down),
+        ]);
+        assert_eq!(
+            plan(&f, st),
+            Plan {
+                active: 0,
+                panic: true
+            }
+        );
+        assert_eq!(frontend_state(&f, st), FrontendState::Panic);
+        let w = frontend_weights(&f, st, |_| None);
+        assert_eq!(
+            w.iter()
+                .map(|x| (x.2.weight, x.2.flush))
+                .collect::<Vec<_>>(),
+            [
+                (100, false),
+                (100, false),
+                (100, false),
+                (100, false),
+                (0, true),
+                (0, true)
+            ]
+        );
+        // The operator's actions still count in panic.
+        let st = states(&[
+            ("a", Disabled),
+            ("b", Paused),
+            ("c", Down),
+            ("d", Down),
+            ("x", Down),
+            ("y", Down),
+        ]);
+        let w = frontend_weights(&f, st, |_| None);
+        assert_eq!(
+            w[0].2,
+            AsWeight {
+                weight: 0,
+                flush: true
+            }
+        );
+        assert_eq!(
+            w[1].2,
+            AsWeight {
+                weight: 0,
+                flush: false
+            }
+        );
+        assert_eq!(w[2].2.weight, 100);
+        // Recovery above the threshold leaves panic.
+        let st = states(&[
+            ("a", Up),
+            ("b", Up),
+            ("c", Down),
+            ("d", Down),
+            ("x", Down),
+            ("y", Down),
+        ]);
+        assert_eq!(frontend_state(&f, st), FrontendState::Up);
+        // Without min-healthy the same outage empties the VIP.
+        let mut g = f.clone();
+        g.min_healthy = None;
+        let st = states(&[
+            ("a", Down),
+            ("b", Down),
+            ("c", Down),
+            ("d", Down),
+            ("x", Down),
+            ("y", Down),
+        ]);
+        assert_eq!(frontend_state(&g, st), FrontendState::Down);
+        assert!(
+            frontend_weights(&g, st, |_| None)
+                .iter()
+                .all(|x| x.2.weight == 0)
+        );
+        // At startup (no verdicts yet) nothing fails open.
+        assert_eq!(frontend_state(&f, states(&[])), FrontendState::Unknown);
     }
 }

@@ -49,10 +49,11 @@ const BACKEND_STATES: [State; 5] = [
     State::Disabled,
 ];
 
-const FRONTEND_STATES: [FrontendState; 3] = [
+const FRONTEND_STATES: [FrontendState; 4] = [
     FrontendState::Unknown,
     FrontendState::Up,
     FrontendState::Down,
+    FrontendState::Panic,
 ];
 
 /// Renders every metric family into `out`.
@@ -78,6 +79,7 @@ pub fn render(src: &Sources, out: &mut String) {
         return;
     }
     vpp_session(&mut o, &status, now);
+    vip_flows(&mut o, &status, &snap);
     if let Some(c) = &src.counters {
         let c = c.load();
         if c.at.is_some() {
@@ -350,6 +352,42 @@ fn vpp_session(o: &mut Out, status: &VppStatus, now: SystemTime) {
     }
 }
 
+/// Sticky flows per AS of our VIPs, as of the last full sync (what a drain
+/// waits for).
+fn vip_flows(o: &mut Out, status: &VppStatus, snap: &Snapshot) {
+    o.family(
+        "maglev_vip_as_flows",
+        "gauge",
+        "Sticky flows VPP holds per application server (show lb vips verbose, at the last full sync; expired entries count until reused).",
+    );
+    for v in &status.vips {
+        let Some(fe) = v.frontend.as_deref() else {
+            continue;
+        };
+        let pfx = v.key.pfx.to_string();
+        for (addr, n) in &v.flows {
+            let backend = snap
+                .config
+                .frontends
+                .get(fe)
+                .and_then(|f| {
+                    f.backend_names().into_iter().find(|b| {
+                        snap.config
+                            .backends
+                            .get(*b)
+                            .is_some_and(|x| x.address == *addr)
+                    })
+                })
+                .unwrap_or("");
+            o.sample(
+                "maglev_vip_as_flows",
+                &[("frontend", fe), ("vip", &pfx), ("backend", backend)],
+                n,
+            );
+        }
+    }
+}
+
 /// VPP's uptime and the per-VIP counters read from the stats segment.
 fn vpp_counters(o: &mut Out, c: &LbCounters, now: SystemTime) {
     if c.boottime > 0 {
@@ -584,7 +622,7 @@ mod tests {
     fn frontends_show_configured_and_effective_weights() {
         let page = text(|o| frontends(o, &snapshot()));
         let s = samples(&page);
-        assert_eq!(s.len(), 3 + 2 + 2);
+        assert_eq!(s.len(), 4 + 2 + 2);
         assert!(s.contains(&r#"maglev_frontend_state{frontend="web",state="up"} 1"#));
         assert!(s.contains(
             &r#"maglev_frontend_pool_backend_weight{frontend="web",pool="main",backend="b"} 100"#

@@ -156,6 +156,9 @@ pub struct ActualAs {
     pub in_use: bool,
     /// New-flow table entries.
     pub buckets: u32,
+    /// Sticky entries pinned to it (`flows:` of `show lb vips verbose`;
+    /// expired ones count until their slot is reused; 0 if unknown).
+    pub flows: u32,
 }
 
 /// A VIP as VPP reports it.
@@ -182,8 +185,21 @@ pub struct Actual {
     pub vips: BTreeMap<LbVip, ActualVip>,
 }
 
-/// One VIP block of `show lb vips verbose`: (key, pool index, sticky).
-pub fn parse_vips_verbose(text: &str) -> Vec<(LbVip, u32, bool)> {
+/// One in-use VIP block of `show lb vips verbose`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerboseVip {
+    /// Prefix, protocol, port.
+    pub key: LbVip,
+    /// VPP's pool index of the VIP.
+    pub index: u32,
+    /// `src_ip_sticky`.
+    pub sticky: bool,
+    /// `flows:` of each AS line.
+    pub flows: BTreeMap<IpAddr, u32>,
+}
+
+/// The in-use VIP blocks of `show lb vips verbose`.
+pub fn parse_vips_verbose(text: &str) -> Vec<VerboseVip> {
     let mut out = Vec::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
@@ -212,7 +228,9 @@ pub fn parse_vips_verbose(text: &str) -> Vec<(LbVip, u32, bool)> {
         let sticky = flags.contains(&"src_ip_sticky");
         let removed = flags.contains(&"removed");
         let (mut protocol, mut port) = (255u8, 0u16);
-        // The block's own lines follow; protocol/port is among the first.
+        let mut flows = BTreeMap::new();
+        // The block's own lines follow; protocol/port is among the first,
+        // the AS lines (`<address> weight:... flows:<n> ...`) last.
         while let Some(next) = lines.peek() {
             if !next.starts_with("  ") {
                 break;
@@ -224,18 +242,30 @@ pub fn parse_vips_verbose(text: &str) -> Vec<(LbVip, u32, bool)> {
                     protocol = p.trim().parse().unwrap_or(255);
                     port = o.trim().parse().unwrap_or(0);
                 }
+            } else if let Some((addr, rest)) = l.split_once(' ') {
+                if let Ok(a) = addr.parse::<IpAddr>() {
+                    let n = rest
+                        .split(' ')
+                        .find_map(|w| w.strip_prefix("flows:"))
+                        .and_then(|n| n.parse::<u32>().ok());
+                    if let Some(n) = n {
+                        // A live AS and a lingering deleted one: the sum.
+                        *flows.entry(a).or_insert(0) += n;
+                    }
+                }
             }
         }
         if !removed {
-            out.push((
-                LbVip {
+            out.push(VerboseVip {
+                key: LbVip {
                     pfx,
                     protocol,
                     port,
                 },
-                idx,
+                index: idx,
                 sticky,
-            ));
+                flows,
+            });
         }
     }
     out
@@ -248,11 +278,11 @@ pub fn actual_from(
     ases: &[LbAsV2Details],
     verbose: Option<&str>,
 ) -> Actual {
-    let scraped: BTreeMap<LbVip, (u32, bool)> = verbose
+    let scraped: BTreeMap<LbVip, VerboseVip> = verbose
         .map(|t| {
             parse_vips_verbose(t)
                 .into_iter()
-                .map(|(k, i, s)| (k, (i, s)))
+                .map(|v| (v.key, v))
                 .collect()
         })
         .unwrap_or_default();
@@ -263,7 +293,7 @@ pub fn actual_from(
     for v in vips {
         let key = v.vip;
         let (index, sticky) = match scraped.get(&key) {
-            Some((i, s)) => (Some(*i), Some(*s)),
+            Some(v) => (Some(v.index), Some(v.sticky)),
             None => (None, None),
         };
         out.vips.insert(
@@ -292,12 +322,18 @@ pub fn actual_from(
         if prev.is_some_and(|p| p.in_use) && !in_use {
             continue;
         }
+        let flows = scraped
+            .get(&a.vip)
+            .and_then(|s| s.flows.get(&a.app_srv))
+            .copied()
+            .unwrap_or(0);
         v.ases.insert(
             a.app_srv,
             ActualAs {
                 weight: a.weight,
                 in_use,
                 buckets: a.num_buckets,
+                flows,
             },
         );
     }
@@ -728,6 +764,7 @@ mod tests {
                                     weight: x.weight,
                                     in_use: true,
                                     buckets: 0,
+                                    flows: 0,
                                 },
                             )
                         })
@@ -787,6 +824,7 @@ mod tests {
                             weight,
                             in_use: true,
                             buckets: 0,
+                            flows: 0,
                         },
                     );
                 }
@@ -974,6 +1012,7 @@ mod tests {
                 weight: 100,
                 in_use: true,
                 buckets: 0,
+                flows: 0,
             },
         );
         v.ases.get_mut(&ip("10.0.0.3")).unwrap().in_use = false;
@@ -983,6 +1022,7 @@ mod tests {
                 weight: 100,
                 in_use: false,
                 buckets: 0,
+                flows: 0,
             },
         );
         let ops = diff(&d, &a, &Scope::All, &none());
@@ -1210,12 +1250,20 @@ mod tests {
   #as:0
 
 ";
+        let got: Vec<(LbVip, u32, bool)> = parse_vips_verbose(text)
+            .iter()
+            .map(|v| (v.key, v.index, v.sticky))
+            .collect();
         assert_eq!(
-            parse_vips_verbose(text),
+            got,
             vec![
                 (key("192.0.2.1", 6, 80), 1, true),
                 (key("198.51.100.7", 255, 0), 3, false),
             ]
+        );
+        assert_eq!(
+            parse_vips_verbose(text)[0].flows,
+            BTreeMap::from([(ip("10.0.0.1"), 37)])
         );
     }
 

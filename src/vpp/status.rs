@@ -35,4 +35,6 @@ pub struct VipStatus {
     pub index: Option<u32>,
     /// FIB stats index of its prefix: its `/net/route/to` index.
     pub stats_index: Option<u32>,
+    /// Sticky flows per AS address (`flows:` of `show lb vips verbose`).
+    pub flows: std::collections::BTreeMap<std::net::IpAddr, u32>,
 }

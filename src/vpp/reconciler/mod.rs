@@ -808,6 +808,7 @@ impl Thread {
                 key: *key,
                 index: v.index,
                 stats_index: self.routes.get(&pfx).copied(),
+                flows: v.ases.iter().map(|(a, x)| (*a, x.flows)).collect(),
             });
         }
         let mut st = (*self.status.load()).clone();
@@ -1050,6 +1051,7 @@ fn record(actual: &mut Actual, op: &Op) {
                         weight,
                         in_use: true,
                         buckets: 0,
+                        flows: 0,
                     },
                 );
             }
