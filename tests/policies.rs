@@ -116,6 +116,34 @@ fn a_recovered_backend_ramps_up_one_step_a_second() {
         ramp_took >= Duration::from_secs(2) && ramp_took < Duration::from_secs(5),
         "{ramp_took:?}"
     );
+    // A transition during a ramp ends it: b goes down at 30 and, back up,
+    // ramps again from the start.
+    drop(_b);
+    wait_until("b down", Duration::from_secs(5), || {
+        weight_of(&sim, "127.78.0.2") == Some(0)
+    });
+    let _b = up("127.78.0.2", port);
+    wait_until("b ramping again", Duration::from_secs(5), || {
+        weight_of(&sim, "127.78.0.2") == Some(30)
+    });
+    drop(_b);
+    wait_until("b down mid-ramp", Duration::from_secs(5), || {
+        weight_of(&sim, "127.78.0.2") == Some(0)
+    });
+    sim.reset_received();
+    let _b = up("127.78.0.2", port);
+    wait_until("b at its weight again", Duration::from_secs(8), || {
+        weight_of(&sim, "127.78.0.2") == Some(90)
+    });
+    let steps: Vec<u8> = sim
+        .journal()
+        .iter()
+        .filter(|(n, _)| n == "lb_as_set_weight")
+        .filter_map(|(_, body)| LbAsSetWeight::decode(body).ok())
+        .filter(|m| m.as_address == ip("127.78.0.2"))
+        .map(|m| m.weight)
+        .collect();
+    assert_eq!(steps, [30, 60, 90], "the interrupted ramp started over");
     let _ = d.stop_within(Duration::from_secs(2));
 }
 
