@@ -85,6 +85,7 @@ fn main() {
         sync: Arc::new(SyncStats::default()),
         status: Published::new(VppStatus::default()),
         counters: None,
+        engine: Some(checker.engine_stats()),
     };
     let mut out = String::new();
     let mut times = Vec::new();

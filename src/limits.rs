@@ -62,6 +62,17 @@ pub fn release_free_memory() {
     }
 }
 
+/// At most two malloc arenas: glibc otherwise gives threads their own
+/// (up to 8 per core), and each keeps its freed memory; maglevd's threads
+/// allocate little and rarely at once (10,000 backends: 8 MB less RSS).
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called at startup.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 2);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -574,13 +574,7 @@ fn missing_netns_is_a_local_error_with_the_reason_not_a_verdict() {
     let last = loop {
         let snap = h.checker.snapshot();
         let b = &snap.backends["a"];
-        if b.counters
-            .by_code
-            .get(&vpp_maglev::probe::Code::Local)
-            .copied()
-            .unwrap_or(0)
-            >= 3
-        {
+        if b.counters.by_code.get(vpp_maglev::probe::Code::Local) >= 3 {
             break b.clone();
         }
         assert!(

@@ -34,23 +34,70 @@ pub const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
 
+/// Probes by result code: a fixed array, so a snapshot copies it without
+/// allocating (one per backend per publish).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CodeCounts([u64; Code::ALL.len()]);
+
+impl CodeCounts {
+    /// Adds one probe with `code`.
+    pub fn add(&mut self, code: Code) {
+        self.0[code as usize] += 1;
+    }
+
+    /// Probes with `code`.
+    pub fn get(&self, code: Code) -> u64 {
+        self.0[code as usize]
+    }
+
+    /// The codes seen, with their counts, in code order.
+    pub fn iter(&self) -> impl Iterator<Item = (Code, u64)> + '_ {
+        Code::ALL
+            .iter()
+            .map(|c| (*c, self.0[*c as usize]))
+            .filter(|(_, n)| *n > 0)
+    }
+}
+
+/// Transitions by (from, to), as [`CodeCounts`] a fixed array.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TransitionCounts([[u32; State::ALL.len()]; State::ALL.len()]);
+
+impl TransitionCounts {
+    /// Adds one transition.
+    pub fn add(&mut self, from: State, to: State) {
+        let n = &mut self.0[from as usize][to as usize];
+        *n = n.saturating_add(1);
+    }
+
+    /// The transitions seen, with their counts, in (from, to) order.
+    pub fn iter(&self) -> impl Iterator<Item = ((State, State), u64)> + '_ {
+        State::ALL.iter().flat_map(move |f| {
+            State::ALL
+                .iter()
+                .map(move |t| ((*f, *t), u64::from(self.0[*f as usize][*t as usize])))
+                .filter(|(_, n)| *n > 0)
+        })
+    }
+}
+
 /// Probe and transition counts of one backend, for `/metrics`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProbeCounters {
     /// Probes by result code.
-    pub by_code: BTreeMap<Code, u64>,
+    pub by_code: CodeCounts,
     /// Probes per duration bucket (not cumulative; the last slot is +Inf).
     pub duration_buckets: [u64; DURATION_BUCKETS.len() + 1],
     /// Sum of probe durations, seconds.
     pub duration_sum: f64,
     /// Transitions by (from, to).
-    pub transitions: BTreeMap<(State, State), u64>,
+    pub transitions: TransitionCounts,
 }
 
 impl ProbeCounters {
     /// Counts one probe.
     pub fn record(&mut self, code: Code, d: Duration) {
-        *self.by_code.entry(code).or_insert(0) += 1;
+        self.by_code.add(code);
         let secs = d.as_secs_f64();
         let i = DURATION_BUCKETS
             .iter()
@@ -119,5 +166,38 @@ impl Snapshot {
     /// State of backend `name` (`removed` if unknown to the snapshot).
     pub fn state_of(&self, name: &str) -> State {
         self.backends.get(name).map_or(State::Removed, |b| b.state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_iterate_in_order_and_skip_zeros() {
+        let mut c = ProbeCounters::default();
+        c.record(Code::L7Sts, Duration::from_millis(1));
+        c.record(Code::L4Ok, Duration::from_millis(1));
+        c.record(Code::L7Sts, Duration::from_millis(1));
+        let codes: Vec<(Code, u64)> = c.by_code.iter().collect();
+        assert_eq!(codes, [(Code::L4Ok, 1), (Code::L7Sts, 2)]);
+        assert_eq!(c.by_code.get(Code::Local), 0);
+        c.transitions.add(State::Up, State::Down);
+        c.transitions.add(State::Unknown, State::Up);
+        let t: Vec<((State, State), u64)> = c.transitions.iter().collect();
+        assert_eq!(
+            t,
+            [
+                ((State::Unknown, State::Up), 1),
+                ((State::Up, State::Down), 1)
+            ]
+        );
+        // The codes' and states' declaration order is their ALL order.
+        for (i, code) in Code::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i);
+        }
+        for (i, s) in State::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+        }
     }
 }

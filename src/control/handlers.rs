@@ -102,7 +102,7 @@ fn backend(name: &str, b: &BackendView, full: bool) -> p::Backend {
                 .counters
                 .by_code
                 .iter()
-                .map(|(c, n)| (c.as_str().to_string(), *n))
+                .map(|(c, n)| (c.as_str().to_string(), n))
                 .collect(),
         }),
     }

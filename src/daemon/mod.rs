@@ -288,6 +288,7 @@ pub fn run(opts: Options) -> i32 {
     // the start, an impatient stop) waits for the signal thread instead of
     // killing the process with the default action.
     let blocked = signals::block();
+    crate::limits::limit_malloc_arenas();
     logging::init_with(opts.log_level, opts.log_format);
     info!(
         "starting version={} commit={} config={} pid={}",
@@ -396,6 +397,7 @@ pub fn run(opts: Options) -> i32 {
             sync: reconciler.stats(),
             status: reconciler.status(),
             counters: Some(scraper.latest()),
+            engine: Some(checker.engine_stats()),
         };
         // Health checking matters more than metrics: run on without them.
         MetricsServer::start(addr, src)

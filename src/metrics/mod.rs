@@ -39,6 +39,8 @@ pub struct Sources {
     pub status: Published<VppStatus>,
     /// Stats-segment counters, when a stats socket is configured.
     pub counters: Option<Published<LbCounters>>,
+    /// The probe engine's own counters (schedule lateness).
+    pub engine: Option<Arc<crate::probe::engine::Stats>>,
 }
 
 /// `:9091` → `[::]:9091` (IPv6 and IPv4, as Go listens); `""` → `None`

@@ -65,6 +65,9 @@ pub fn render(src: &Sources, out: &mut String) {
     build_info(&mut o);
     backends(&mut o, &snap);
     probes(&mut o, &snap);
+    if let Some(e) = &src.engine {
+        lateness(&mut o, e);
+    }
     frontends(&mut o, &snap);
     vpp_sync(
         &mut o,
@@ -143,7 +146,7 @@ fn backends(o: &mut Out, snap: &Snapshot) {
         "Backend state transitions.",
     );
     for (name, b) in &snap.backends {
-        for ((from, to), n) in &b.counters.transitions {
+        for ((from, to), n) in b.counters.transitions.iter() {
             o.sample(
                 "maglev_backend_transitions_total",
                 &[
@@ -172,7 +175,7 @@ fn probes(o: &mut Out, snap: &Snapshot) {
     );
     for (name, b) in &snap.backends {
         let ty = kind_of(&b.config.healthcheck);
-        for (code, n) in &b.counters.by_code {
+        for (code, n) in b.counters.by_code.iter() {
             let result = if code.passed() { "success" } else { "failure" };
             o.sample(
                 "maglev_probe_total",
@@ -219,6 +222,41 @@ fn probes(o: &mut Out, snap: &Snapshot) {
             cum,
         );
     }
+}
+
+/// Upper bounds of the probe-lateness histogram.
+const LATENESS_BUCKETS: [f64; 9] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// How late probes started against their schedule (all prober threads).
+fn lateness(o: &mut Out, e: &crate::probe::engine::Stats) {
+    o.family(
+        "maglev_probe_lateness_seconds",
+        "histogram",
+        "How late probes started against their schedule (250 us resolution).",
+    );
+    let bounds: Vec<std::time::Duration> = LATENESS_BUCKETS
+        .iter()
+        .map(|b| std::time::Duration::from_secs_f64(*b))
+        .collect();
+    let (cum, total) = e.lateness_cumulative(&bounds);
+    for (le, n) in LATENESS_BUCKETS.iter().zip(cum) {
+        o.sample(
+            "maglev_probe_lateness_seconds_bucket",
+            &[("le", &le.to_string())],
+            n,
+        );
+    }
+    o.sample(
+        "maglev_probe_lateness_seconds_bucket",
+        &[("le", "+Inf")],
+        total,
+    );
+    o.sample(
+        "maglev_probe_lateness_seconds_sum",
+        &[],
+        e.late_sum_us.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e6,
+    );
+    o.sample("maglev_probe_lateness_seconds_count", &[], total);
 }
 
 /// Frontend state and every pool member's configured and effective weight.
@@ -516,7 +554,7 @@ mod tests {
             counters.record(Code::L7Ok, Duration::from_millis(3));
             counters.record(Code::L7Ok, Duration::from_millis(30));
             counters.record(Code::L4Tout, Duration::from_secs(9));
-            counters.transitions.insert((State::Unknown, state), 1);
+            counters.transitions.add(State::Unknown, state);
             BackendView {
                 config: Arc::new(config.backends[name].clone()),
                 state,

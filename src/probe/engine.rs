@@ -98,6 +98,8 @@ pub struct Stats {
     pub finished: AtomicU64,
     /// Largest lateness seen, in µs.
     pub max_late_us: AtomicU64,
+    /// Sum of all lateness, in µs (the histogram's `_sum`).
+    pub late_sum_us: AtomicU64,
     late: Vec<AtomicU64>,
 }
 
@@ -114,6 +116,7 @@ impl Stats {
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             max_late_us: AtomicU64::new(0),
+            late_sum_us: AtomicU64::new(0),
             late: (0..LATE_BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -123,6 +126,29 @@ impl Stats {
         let b = ((us / LATE_BUCKET_US) as usize).min(LATE_BUCKETS - 1);
         self.late[b].fetch_add(1, Ordering::Relaxed);
         self.max_late_us.fetch_max(us, Ordering::Relaxed);
+        self.late_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Probes that started at most `le` late, for each bound (cumulative,
+    /// to the 250 µs resolution of the record; bounds ascending), and all
+    /// of them last.
+    pub fn lateness_cumulative(&self, le: &[Duration]) -> (Vec<u64>, u64) {
+        let counts: Vec<u64> = self
+            .late
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect();
+        let total = counts.iter().sum();
+        let out = le
+            .iter()
+            .map(|b| {
+                // Bucket i holds [i, i+1) × 250 µs: count those that end
+                // at or below the bound.
+                let full = (b.as_micros() as u64 / LATE_BUCKET_US) as usize;
+                counts.iter().take(full.min(LATE_BUCKETS - 1)).sum()
+            })
+            .collect();
+        (out, total)
     }
 
     /// The `q` quantile (0..=1) of how late probes started versus schedule,
