@@ -96,6 +96,8 @@ impl Checker {
             rng: Jitter::from_clock(0),
             pending: Vec::new(),
             ramp_checked: Instant::now(),
+            ramp_due: None,
+            ramp_dirty: true,
         };
         for tx in subscribers {
             core.broadcaster.add(tx);
@@ -225,6 +227,11 @@ struct Core {
     pending: Vec<Event>,
     /// Slow-start steps up to this instant have been announced.
     ramp_checked: Instant,
+    /// The next slow-start step (the thread's second timer).
+    ramp_due: Option<Instant>,
+    /// A backend went up or down, or the configuration changed: find the
+    /// next step again (scanning only then keeps a loop turn cheap).
+    ramp_dirty: bool,
 }
 
 fn interval_for(hc: &HealthCheck, c: Cadence) -> Duration {
@@ -241,7 +248,10 @@ impl Core {
             // Block until input, or until a stale snapshot is due: an idle
             // checker (nothing stale) waits for input alone.
             let now = Instant::now();
-            let wake = [self.cadence.next_wakeup(now), self.next_ramp_step()]
+            if std::mem::take(&mut self.ramp_dirty) {
+                self.ramp_due = self.next_ramp_step();
+            }
+            let wake = [self.cadence.next_wakeup(now), self.ramp_due]
                 .into_iter()
                 .flatten()
                 .min()
@@ -263,7 +273,11 @@ impl Core {
                 },
                 recv(wake) -> _ => {}
             }
-            self.ramp_steps(Instant::now());
+            let now = Instant::now();
+            if self.ramp_due.is_some_and(|t| t <= now) {
+                self.ramp_steps(now);
+                self.ramp_due = self.next_ramp_step();
+            }
             if self.cadence.due(Instant::now()) {
                 self.publish();
             }
@@ -373,6 +387,7 @@ impl Core {
 
     /// Logs, broadcasts and propagates one backend transition.
     fn transitioned(&mut self, name: &str, t: Transition) {
+        self.ramp_dirty = true;
         let address = match self.entry_mut(name) {
             Some(e) => {
                 e.up_since = (t.to == State::Up).then(Instant::now);
@@ -595,6 +610,7 @@ impl Core {
 
     /// Brings the running state in line with `cfg` (§3.5 reload rules).
     fn apply_config(&mut self, cfg: Arc<Config>, initial: bool) {
+        self.ramp_dirty = true;
         let now = SystemTime::now();
         let old_hc = self.config.healthchecker.clone();
         self.config = Arc::clone(&cfg);
