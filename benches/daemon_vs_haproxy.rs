@@ -14,15 +14,14 @@
 //! (https). Interval 1 s, timeout 1 s, one maglevd prober thread.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn backend_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 81, (i / 250) as u8, (i % 250 + 1) as u8)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{active_opens, backend_addr, listen_any, proc_usage};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -90,19 +89,7 @@ fn main() {
 
 /// The backends' side: one process, several threads, 0.0.0.0:port.
 fn serve(kind: &str, port: u16, dir: &Path) {
-    use nix::sys::socket::*;
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
-    let sa = SockaddrIn::from(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &sa).unwrap();
-    listen(&fd, Backlog::new(65535).unwrap_or(Backlog::MAXCONN)).unwrap();
-    let l = std::net::TcpListener::from(fd);
+    let l = listen_any(port);
     let acceptor = (kind == "https").then(|| tls_acceptor(dir));
     let workers: Vec<_> = (0..4)
         .map(|_| {
@@ -181,45 +168,6 @@ fn tls_acceptor(dir: &Path) -> openssl::ssl::SslAcceptor {
     b.set_private_key_file(&key, SslFiletype::PEM).unwrap();
     b.set_certificate_chain_file(&cert).unwrap();
     b.build()
-}
-
-/// TCP connections this namespace opened so far (`Tcp: ActiveOpens`).
-fn active_opens() -> u64 {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "ActiveOpens")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user+system), current and peak RSS (kB) of a process.
-fn proc_usage(pid: u32) -> (f64, u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    let cpu = (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
-        / ticks;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| -> u64 {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (cpu, field("VmRSS:"), field("VmHWM:"))
 }
 
 struct Killed(Child);

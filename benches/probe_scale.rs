@@ -11,22 +11,21 @@
 //!   cargo bench --bench probe_scale                 # N = 100, 1000, 10000; 60 s each
 //!   cargo bench --bench probe_scale -- --secs 20 --n 1000
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+#[path = "common/mod.rs"]
+mod common;
+use common::{active_opens, backend_addr, listen_any, proc_usage};
+
 use vpp_maglev::checker::Checker;
 use vpp_maglev::config;
 use vpp_maglev::health::state::State;
 
 const WARMUP: Duration = Duration::from_secs(5);
-
-fn backend_addr(i: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, 81, (i / 250) as u8, (i % 250 + 1) as u8)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,19 +63,7 @@ fn main() {
 /// Accepts and closes everything on 0.0.0.0:port, so every 127.81.x.y
 /// backend address answers.
 fn listener(port: u16) {
-    use nix::sys::socket::*;
-    let fd = socket(
-        AddressFamily::Inet,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
-    setsockopt(&fd, sockopt::ReuseAddr, &true).unwrap();
-    let sa = SockaddrIn::from(std::net::SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
-    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &sa).unwrap();
-    listen(&fd, Backlog::new(65535).unwrap_or(Backlog::MAXCONN)).unwrap();
-    let l = std::net::TcpListener::from(fd);
+    let l = listen_any(port);
     let workers: Vec<_> = (0..2)
         .map(|_| {
             let l = l.try_clone().unwrap();
@@ -114,44 +101,6 @@ impl Drop for Listener {
     }
 }
 
-/// TCP connections opened by this network namespace so far (the kernel's
-/// `Tcp: ActiveOpens`): counts every probe however it ends.
-fn active_opens() -> u64 {
-    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
-    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
-    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
-        return 0;
-    };
-    names
-        .split_whitespace()
-        .zip(values.split_whitespace())
-        .find(|(n, _)| *n == "ActiveOpens")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0)
-}
-
-/// CPU seconds (user+system) and peak RSS (kB) of a process.
-fn proc_usage(pid: u32) -> (f64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    let cpu = (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
-        / ticks;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let hwm = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    (cpu, hwm)
-}
-
 /// The maglevd side, in its own process so its RSS and CPU are its own.
 fn maglev_child(n: usize, port: u16, secs: u64) {
     let mut yaml = format!(
@@ -170,13 +119,13 @@ fn maglev_child(n: usize, port: u16, secs: u64) {
     std::thread::sleep(WARMUP);
     stats.reset_lateness();
     let me = std::process::id();
-    let (cpu0, _) = proc_usage(me);
+    let (cpu0, _, _) = proc_usage(me);
     let done0 = stats.finished.load(Ordering::Relaxed);
     let opens0 = active_opens();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let el = t0.elapsed().as_secs_f64();
-    let (cpu1, hwm) = proc_usage(me);
+    let (cpu1, _, hwm) = proc_usage(me);
     let done1 = stats.finished.load(Ordering::Relaxed);
     let opens1 = active_opens();
     let snap = checker.snapshot();
@@ -267,12 +216,12 @@ fn run_haproxy(n: usize, port: u16, secs: u64) -> Option<Row> {
         .ok()?;
     std::thread::sleep(WARMUP);
     let pid = child.id();
-    let (cpu0, _) = proc_usage(pid);
+    let (cpu0, _, _) = proc_usage(pid);
     let a0 = active_opens();
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let el = t0.elapsed().as_secs_f64();
-    let (cpu1, hwm) = proc_usage(pid);
+    let (cpu1, _, hwm) = proc_usage(pid);
     let a1 = active_opens();
     let _ = child.kill();
     let _ = child.wait();

@@ -94,6 +94,20 @@ pub fn version_line(program: &str) -> String {
     )
 }
 
+/// Restores SIGPIPE's default action, as every Unix filter has it: a
+/// reader that goes away (`... | head -1`) ends the program quietly
+/// instead of a panic about printing to stdout (Rust ignores SIGPIPE).
+/// Call it first in `main`, before any thread exists.
+pub fn default_sigpipe() {
+    // SAFETY: restoring the default disposition, before any thread exists.
+    let _ = unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    };
+}
+
 /// Reports a command line that cannot be understood, with the usage, and
 /// returns [`EXIT_USAGE`].
 pub fn usage_error(program: &str, msg: &str, usage: &str) -> u8 {

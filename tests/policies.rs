@@ -73,6 +73,17 @@ fn up(addr: &str, port: u16) -> Server {
     )
 }
 
+/// The weights VPP was told for `addr` (`lb_as_set_weight`), in order.
+fn weights_sent(sim: &Sim, addr: &str) -> Vec<u8> {
+    sim.journal()
+        .iter()
+        .filter(|(n, _)| n == "lb_as_set_weight")
+        .filter_map(|(_, body)| LbAsSetWeight::decode(body).ok())
+        .filter(|m| m.as_address == ip(addr))
+        .map(|m| m.weight)
+        .collect()
+}
+
 #[test]
 fn a_recovered_backend_ramps_up_one_step_a_second() {
     let dir = TempDir::new("slowstart");
@@ -103,14 +114,7 @@ fn a_recovered_backend_ramps_up_one_step_a_second() {
         weight_of(&sim, "127.78.0.2") == Some(90)
     });
     let ramp_took = t.elapsed();
-    let steps: Vec<u8> = sim
-        .journal()
-        .iter()
-        .filter(|(n, _)| n == "lb_as_set_weight")
-        .filter_map(|(_, body)| LbAsSetWeight::decode(body).ok())
-        .filter(|m| m.as_address == ip("127.78.0.2"))
-        .map(|m| m.weight)
-        .collect();
+    let steps = weights_sent(&sim, "127.78.0.2");
     assert_eq!(steps, [30, 60, 90], "one lb_as_set_weight per step");
     assert!(
         ramp_took >= Duration::from_secs(2) && ramp_took < Duration::from_secs(5),
@@ -135,14 +139,7 @@ fn a_recovered_backend_ramps_up_one_step_a_second() {
     wait_until("b at its weight again", Duration::from_secs(8), || {
         weight_of(&sim, "127.78.0.2") == Some(90)
     });
-    let steps: Vec<u8> = sim
-        .journal()
-        .iter()
-        .filter(|(n, _)| n == "lb_as_set_weight")
-        .filter_map(|(_, body)| LbAsSetWeight::decode(body).ok())
-        .filter(|m| m.as_address == ip("127.78.0.2"))
-        .map(|m| m.weight)
-        .collect();
+    let steps = weights_sent(&sim, "127.78.0.2");
     assert_eq!(steps, [30, 60, 90], "the interrupted ramp started over");
     let _ = d.stop_within(Duration::from_secs(2));
 }

@@ -98,16 +98,7 @@ fn parse_args() -> Result<Option<Opts>, String> {
 }
 
 fn main() -> ExitCode {
-    // Like every Unix filter: a reader that goes away (`maglevc ... |
-    // head -1`) ends maglevc quietly by SIGPIPE, not with a panic about
-    // printing to stdout (Rust ignores SIGPIPE by default).
-    // SAFETY: restoring the default disposition before any thread exists.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
+    cli::default_sigpipe();
     let o = match parse_args() {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,

@@ -286,14 +286,7 @@ fn lines(targets: &[Target], results: &Results) {
 }
 
 fn main() -> ExitCode {
-    // A reader that goes away (`maglevt | head`) ends maglevt quietly.
-    // SAFETY: restoring the default disposition before any thread exists.
-    let _ = unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    };
+    cli::default_sigpipe();
     let o = match parse_args() {
         Ok(Some(o)) => o,
         Ok(None) => return ExitCode::SUCCESS,

@@ -455,20 +455,7 @@ impl LbState {
         // The VIP's new-flow table, as AS pool indexes.
         let (table, live) = {
             let v = self.vips.get(vi)?;
-            let live: Vec<usize> = v
-                .as_slots
-                .iter()
-                .map(|(_, &a)| a)
-                .filter(|&a| self.ases.get(a).is_some_and(|x| x.in_use))
-                .collect();
-            let members: Vec<Member> = live
-                .iter()
-                .filter_map(|&a| self.ases.get(a))
-                .map(|x| Member {
-                    addr: x.addr,
-                    weight: x.weight,
-                })
-                .collect();
+            let (live, members) = self.live_members(vi);
             (maglev::build_table(&members, v.table_len as usize), live)
         };
         let mut r = FlowReport::default();
@@ -800,16 +787,19 @@ impl LbState {
         0
     }
 
-    fn rebuild(&mut self, vi: usize) {
-        let Some(v) = self.vips.get(vi) else { return };
-        let slots: Vec<usize> = v.as_slots.iter().map(|(_, &a)| a).collect();
-        let size = v.table_len as usize;
-        let live: Vec<usize> = slots
+    /// The in-use ASes of VIP `vi` (pool indexes, slot order) and their
+    /// Maglev members: what its new-flow table is built from.
+    fn live_members(&self, vi: usize) -> (Vec<usize>, Vec<Member>) {
+        let Some(v) = self.vips.get(vi) else {
+            return (Vec::new(), Vec::new());
+        };
+        let live: Vec<usize> = v
+            .as_slots
             .iter()
-            .copied()
+            .map(|(_, &a)| a)
             .filter(|&a| self.ases.get(a).is_some_and(|x| x.in_use))
             .collect();
-        let members: Vec<Member> = live
+        let members = live
             .iter()
             .filter_map(|&a| self.ases.get(a))
             .map(|x| Member {
@@ -817,6 +807,14 @@ impl LbState {
                 weight: x.weight,
             })
             .collect();
+        (live, members)
+    }
+
+    fn rebuild(&mut self, vi: usize) {
+        let Some(v) = self.vips.get(vi) else { return };
+        let slots: Vec<usize> = v.as_slots.iter().map(|(_, &a)| a).collect();
+        let size = v.table_len as usize;
+        let (live, members) = self.live_members(vi);
         let counts = maglev::bucket_counts(&members, size);
         for a in slots {
             if let Some(x) = self.ases.get_mut(a) {
