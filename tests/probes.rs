@@ -465,6 +465,21 @@ fn https_certificates() {
         .outcome
         .detail;
     assert!(why.contains("hostname mismatch"), "{why}");
+    // Later probes resume their TLS sessions (as HAProxy's checks do)...
+    let t = Instant::now();
+    while common::servers::TLS_RESUMED.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "no session was resumed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // ...but never across verification: the unverified session of
+    // `noverify` is not offered to `selfsigned` (same address, port and
+    // name), which stays down.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(h.checker.snapshot().backends["selfsigned"].state, Down);
+    assert_eq!(h.checker.snapshot().backends["noverify"].state, Up);
     // Plain HTTP behind an https check: a server that answers the
     // ClientHello with a plain 400 fails the handshake at once (L6RSP);
     // one that waits for a request line times the handshake out (L6TOUT).

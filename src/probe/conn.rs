@@ -57,6 +57,9 @@ struct HttpState {
     written: usize,
     judge: ResponseJudge,
     tls: Option<(String, bool)>,
+    /// Backend address and port (whose TLS session this is).
+    #[cfg_attr(not(feature = "https"), allow(dead_code))]
+    peer: (IpAddr, u16),
 }
 
 /// One in-flight TCP/HTTP/HTTPS probe.
@@ -70,14 +73,43 @@ pub struct ConnProbe {
 }
 
 /// The TLS context every HTTPS probe of a prober thread uses, made on
-/// first use (or the reason it could not be; empty without HTTPS).
+/// first use (or the reason it could not be; empty without HTTPS), and the
+/// last session of each HTTPS backend, offered for resumption as HAProxy
+/// does for its checks: the abbreviated handshake skips the certificate
+/// and its verification (done on the full handshake that made the session).
 #[derive(Default)]
 pub struct TlsCache {
     #[cfg(feature = "https")]
     context: Option<Result<super::tls::TlsContext, String>>,
+    #[cfg(feature = "https")]
+    sessions: std::collections::HashMap<SessionKey, openssl::ssl::SslSession>,
 }
 
+/// Whose session: backend address, port, TLS name, and whether it was
+/// verified (a session made without verification must never let a
+/// verifying check skip it).
+#[cfg(feature = "https")]
+type SessionKey = (IpAddr, u16, String, bool);
+
 impl TlsCache {
+    #[cfg(feature = "https")]
+    fn session(&self, key: &SessionKey) -> Option<&openssl::ssl::SslSession> {
+        self.sessions.get(key)
+    }
+
+    /// Keeps `session` for `key` (`None`: forgets it, after a failure).
+    #[cfg(feature = "https")]
+    fn keep(&mut self, key: SessionKey, session: Option<openssl::ssl::SslSession>) {
+        match session {
+            Some(s) => {
+                self.sessions.insert(key, s);
+            }
+            None => {
+                self.sessions.remove(&key);
+            }
+        }
+    }
+
     #[cfg(feature = "https")]
     fn get(&mut self) -> Result<&super::tls::TlsContext, String> {
         self.context
@@ -156,6 +188,7 @@ impl ConnProbe {
                     written: 0,
                     judge: ResponseJudge::new(h),
                     tls,
+                    peer: (spec.address, port),
                 }))
             }
             _ => None,
@@ -233,9 +266,9 @@ impl ConnProbe {
         loop {
             let step = match self.phase {
                 Phase::Connecting => self.finish_connect(now, tls),
-                Phase::Handshaking => self.handshake(now),
+                Phase::Handshaking => self.handshake(now, tls),
                 Phase::Writing => self.write(now),
-                Phase::Reading => self.read(now),
+                Phase::Reading => self.read(now, tls),
             };
             match step {
                 Some(s) => return s,
@@ -288,13 +321,16 @@ impl ConnProbe {
             }
             #[cfg(feature = "https")]
             Some((name, verify)) => {
+                let session = tls
+                    .session(&(http.peer.0, http.peer.1, name.clone(), *verify))
+                    .cloned();
                 let ctx = match tls.get() {
                     Ok(c) => c,
                     Err(e) => return self.done(now, Code::L6Rsp, e),
                 };
-                let hs = ctx.connect(stream, name, *verify);
+                let hs = ctx.connect(stream, name, *verify, session.as_ref());
                 self.phase = Phase::Handshaking;
-                self.after_handshake(now, hs)
+                self.after_handshake(now, hs, tls)
             }
             #[cfg(not(feature = "https"))]
             Some(_) => {
@@ -305,7 +341,12 @@ impl ConnProbe {
     }
 
     #[cfg(feature = "https")]
-    fn after_handshake(&mut self, now: Instant, hs: super::tls::Handshake) -> Option<Step> {
+    fn after_handshake(
+        &mut self,
+        now: Instant,
+        hs: super::tls::Handshake,
+        tls: &mut TlsCache,
+    ) -> Option<Step> {
         use super::tls::Handshake;
         match hs {
             Handshake::Done(s) => {
@@ -317,16 +358,26 @@ impl ConnProbe {
                 self.stream = Stream::Handshaking(mid);
                 Some(Step::Wait(i))
             }
-            Handshake::Failed(why) => self.done(now, Code::L6Rsp, why),
+            Handshake::Failed(why) => {
+                // A session the server chokes on must not be offered again.
+                if let Some(h) = self.http.as_ref() {
+                    if let Some((name, verify)) = &h.tls {
+                        tls.keep((h.peer.0, h.peer.1, name.clone(), *verify), None);
+                    }
+                }
+                self.done(now, Code::L6Rsp, why)
+            }
         }
     }
 
-    fn handshake(&mut self, now: Instant) -> Option<Step> {
+    fn handshake(&mut self, now: Instant, tls: &mut TlsCache) -> Option<Step> {
         #[cfg(feature = "https")]
         if let Stream::Handshaking(mid) = std::mem::replace(&mut self.stream, Stream::Closed) {
             let hs = super::tls::TlsContext::resume(*mid);
-            return self.after_handshake(now, hs);
+            return self.after_handshake(now, hs, tls);
         }
+        #[cfg(not(feature = "https"))]
+        let _ = tls;
         self.done(now, Code::L6Rsp, "internal: no handshake")
     }
 
@@ -368,7 +419,7 @@ impl ConnProbe {
         None
     }
 
-    fn read(&mut self, now: Instant) -> Option<Step> {
+    fn read(&mut self, now: Instant, tls: &mut TlsCache) -> Option<Step> {
         let mut buf = [0u8; 16 * 1024];
         loop {
             let r = match &mut self.stream {
@@ -390,19 +441,46 @@ impl ConnProbe {
             let Some(http) = self.http.as_mut() else {
                 return self.done(now, Code::L7Rsp, "internal: no judge");
             };
-            match r {
-                Ok(0) => {
-                    let v = http.judge.eof();
-                    return self.done(now, v.code, v.detail);
+            let verdict = match r {
+                Ok(0) => http.judge.eof(),
+                Ok(n) => match http.judge.feed(&buf[..n]) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                Err(e) => {
+                    self.keep_session(tls, false);
+                    return self.done(now, Code::L7Rsp, e);
                 }
-                Ok(n) => {
-                    if let Some(v) = http.judge.feed(&buf[..n]) {
-                        return self.done(now, v.code, v.detail);
-                    }
-                }
-                Err(e) => return self.done(now, Code::L7Rsp, e),
+            };
+            // The exchange completed (whatever the status): the session,
+            // its tickets received by now, serves the next probe.
+            self.keep_session(tls, true);
+            return self.done(now, verdict.code, verdict.detail);
+        }
+    }
+}
+
+impl ConnProbe {
+    /// Remembers (or, after a failure, forgets) this HTTPS backend's TLS
+    /// session for the next probe. The connection is shut down first
+    /// (close_notify, not waited for): OpenSSL marks the session of a
+    /// connection freed without it as not resumable.
+    fn keep_session(&mut self, tls: &mut TlsCache, ok: bool) {
+        #[cfg(feature = "https")]
+        if let (Stream::Tls(s), Some(http)) = (&mut self.stream, &self.http) {
+            if let Some((name, verify)) = &http.tls {
+                let key = (http.peer.0, http.peer.1, name.clone(), *verify);
+                let session = if ok {
+                    let _ = s.shutdown();
+                    s.ssl().session().map(ToOwned::to_owned)
+                } else {
+                    None
+                };
+                tls.keep(key, session);
             }
         }
+        #[cfg(not(feature = "https"))]
+        let _ = (tls, ok);
     }
 }
 

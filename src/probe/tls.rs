@@ -9,8 +9,8 @@
 use std::net::TcpStream;
 
 use openssl::ssl::{
-    ErrorCode, HandshakeError, MidHandshakeSslStream, SslConnector, SslMethod, SslStream,
-    SslVerifyMode,
+    ErrorCode, HandshakeError, MidHandshakeSslStream, SslConnector, SslMethod, SslSession,
+    SslStream, SslVerifyMode,
 };
 use openssl::x509::X509VerifyResult;
 
@@ -53,7 +53,16 @@ impl TlsContext {
 
     /// Starts a handshake; `name` is the SNI and certificate name (an IP
     /// literal means no SNI and verification against the address).
-    pub fn connect(&self, stream: TcpStream, name: &str, verify: bool) -> Handshake {
+    /// `session`, from an earlier connection of this context to the same
+    /// backend, is offered for resumption (the server may decline: then a
+    /// full handshake, verified as always).
+    pub fn connect(
+        &self,
+        stream: TcpStream,
+        name: &str,
+        verify: bool,
+        session: Option<&SslSession>,
+    ) -> Handshake {
         let mut cfg = match self.connector.configure() {
             Ok(c) => c,
             Err(e) => return Handshake::Failed(format!("TLS setup failed: {e}")),
@@ -62,7 +71,17 @@ impl TlsContext {
             cfg.set_verify(SslVerifyMode::NONE);
             cfg = cfg.verify_hostname(false);
         }
-        step(cfg.connect(name, stream))
+        let mut ssl = match cfg.into_ssl(name) {
+            Ok(s) => s,
+            Err(e) => return Handshake::Failed(format!("TLS setup failed: {e}")),
+        };
+        if let Some(sess) = session {
+            // SAFETY: every session offered here was taken from a
+            // connection of this same context (TlsCache keeps one context
+            // per prober thread, and its sessions with it).
+            let _ = unsafe { ssl.set_session(sess) };
+        }
+        step(ssl.connect(stream))
     }
 
     /// Continues a handshake after readiness.

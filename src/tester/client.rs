@@ -180,7 +180,7 @@ impl Prober {
             .clone()
             .or_else(|| self.opts.host.clone())
             .unwrap_or_else(|| self.target.addr.ip().to_string());
-        match ctx.connect(s, &name, !self.opts.insecure) {
+        match ctx.connect(s, &name, !self.opts.insecure, None) {
             Handshake::Done(t) => Ok(Conn::Tls(t)),
             // The socket's timeout ran out mid-handshake.
             Handshake::Want(..) => Err(fail(ErrorKind::Timeout, "TLS handshake timed out")),

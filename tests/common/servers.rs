@@ -44,6 +44,9 @@ pub fn http_chunked(status: &str, chunks: &[&str]) -> Vec<u8> {
     s.into_bytes()
 }
 
+/// TLS handshakes these servers completed by resuming a session.
+pub static TLS_RESUMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// A listening server; stops accepting and closes on drop.
 pub struct Server {
     pub addr: SocketAddr,
@@ -98,6 +101,9 @@ fn handle(mut s: TcpStream, b: Behaviour, stop: Arc<AtomicBool>) {
         Behaviour::Tls(acceptor, bytes) => {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
             if let Ok(mut tls) = acceptor.accept(s) {
+                if tls.ssl().session_reused() {
+                    TLS_RESUMED.fetch_add(1, Ordering::Relaxed);
+                }
                 let mut buf = [0u8; 4096];
                 let mut seen = Vec::new();
                 while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
