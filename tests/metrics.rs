@@ -157,3 +157,113 @@ fn metrics_of_a_running_daemon_pass_promtool() {
     d.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(3)), Some(0));
 }
+
+/// The `fingerprint` label of the web VIP's `maglev_vip_table_info`.
+fn fingerprint(port: u16) -> Option<String> {
+    let (_, _, body) = get(port, "GET", "/metrics");
+    body.lines()
+        .find(|l| l.starts_with("maglev_vip_table_info{frontend=\"web\""))
+        .and_then(|l| l.split("fingerprint=\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .map(str::to_string)
+}
+
+#[test]
+fn two_routers_with_the_same_state_show_the_same_table_fingerprint() {
+    let dir = TempDir::new("fingerprint");
+    let a = Server::start("127.0.0.1:0", Behaviour::Respond(http("200 OK", "ok")));
+    let port = a.port();
+    let _b = Server::start(
+        &format!("127.0.0.2:{port}"),
+        Behaviour::Respond(http("200 OK", "ok")),
+    );
+    let cfg = dir.write(
+        "maglev.yaml",
+        &format!(
+            "maglev:
+  vpp:
+    lb:
+      ipv4-src-address: 192.0.2.254
+      sync-interval: 1s
+      startup-min-delay: 0s
+      startup-max-delay: 0s
+  healthchecks:
+    h: {{ type: http, port: {port}, interval: 100ms, fast-interval: 100ms, timeout: 80ms, rise: 2, fall: 2 }}
+  backends:
+    a: {{ address: 127.0.0.1, healthcheck: h }}
+    b: {{ address: 127.0.0.2, healthcheck: h }}
+  frontends:
+    web:
+      address: 192.0.2.1
+      protocol: tcp
+      port: 80
+      pools: [ {{ name: p, backends: {{ a: {{}}, b: {{ weight: 60 }} }} }} ]
+"
+        ),
+    );
+    let router = |n: &str| {
+        let mport = common::free_port("127.0.0.1");
+        let sock = dir.path(&format!("{n}.sock"));
+        let lock = dir.path(&format!("{n}-lock"));
+        std::fs::create_dir_all(&lock).unwrap();
+        let mut d = Daemon::start(&[
+            "--vpp-sim",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--metrics-addr",
+            &format!("127.0.0.1:{mport}"),
+            "--control-socket",
+            sock.to_str().unwrap(),
+            "--lock-dir",
+            lock.to_str().unwrap(),
+        ]);
+        d.wait_for(&["ready"], Duration::from_secs(5));
+        (d, mport, sock)
+    };
+    let (_r1, m1, s1) = router("r1");
+    let (_r2, m2, s2) = router("r2");
+    let settle = |what: &str, ok: &dyn Fn(Option<String>, Option<String>) -> bool| {
+        let t = Instant::now();
+        loop {
+            let (f1, f2) = (fingerprint(m1), fingerprint(m2));
+            if ok(f1.clone(), f2.clone()) {
+                return (f1, f2);
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(8),
+                "{what}: {f1:?} {f2:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    // Both serving a and b (then a full sync publishes the table).
+    let serving = |m: u16| {
+        get(m, "GET", "/metrics").2.contains(
+            "maglev_frontend_pool_backend_effective_weight{frontend=\"web\",pool=\"p\",backend=\"b\"} 60",
+        )
+    };
+    common::wait_until(
+        "both routers serving a and b",
+        Duration::from_secs(5),
+        || serving(m1) && serving(m2),
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    let (both, _) = settle("same state, same table", &|a, b| a.is_some() && a == b);
+    // One router disables b: its table (and fingerprint) changes.
+    assert!(
+        common::maglevc(&s1, &["set", "backend", "b", "disable"])
+            .status
+            .success()
+    );
+    let (one, two) = settle("r1 differs", &|a, b| a.is_some() && b.is_some() && a != b);
+    assert_eq!(two, both);
+    // The other does the same: they agree again.
+    assert!(
+        common::maglevc(&s2, &["set", "backend", "b", "disable"])
+            .status
+            .success()
+    );
+    let (x, _) = settle("agree again", &|a, b| a.is_some() && a == b);
+    assert_eq!(x, one);
+    drop(a);
+}

@@ -217,6 +217,7 @@ fn the_stats_thread_follows_a_vpp_restart() {
             index: Some(1),
             stats_index: Some(40),
             flows: Default::default(),
+            fingerprint: None,
         }],
     };
     let status = Published::new(session(1));

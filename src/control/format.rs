@@ -374,7 +374,7 @@ fn lb_state(s: &p::LbState, st: Style) -> String {
     );
     for vip in &s.vips {
         out.push_str(&format!(
-            "{} {} protocol {} port {} encap {} src-ip-sticky {} index {} buckets {}\n",
+            "{} {} protocol {} port {} encap {} src-ip-sticky {} index {} buckets {} fingerprint {}\n",
             st.label("vip"),
             host(&vip.prefix),
             vip.protocol,
@@ -383,6 +383,7 @@ fn lb_state(s: &p::LbState, st: Style) -> String {
             opt(&vip.src_ip_sticky),
             opt(&vip.index),
             vip.new_flows_table_length,
+            opt(&vip.fingerprint),
         ));
         for a in &vip.ases {
             out.push_str(&format!(

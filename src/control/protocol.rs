@@ -276,6 +276,9 @@ pub struct LbVip {
     pub index: Option<u32>,
     /// Size of its new-flow table.
     pub new_flows_table_length: u32,
+    /// The fingerprint of that table as the in-use ASes make it: equal on
+    /// every router with the same ASes and weights.
+    pub fingerprint: Option<String>,
     /// Its application servers.
     pub ases: Vec<LbAs>,
 }
@@ -748,6 +751,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
                     src_ip_sticky: Some(true),
                     index: Some(7),
                     new_flows_table_length: 1024,
+                    fingerprint: Some("5e0c1b4f2a7d9e31".into()),
                     ases: vec![LbAs {
                         address: "192.0.2.10".into(),
                         weight: 35,

@@ -83,6 +83,7 @@ pub fn render(src: &Sources, out: &mut String) {
     }
     vpp_session(&mut o, &status, now);
     vip_flows(&mut o, &status, &snap);
+    vip_tables(&mut o, &status);
     if let Some(c) = &src.counters {
         let c = c.load();
         if c.at.is_some() {
@@ -421,6 +422,30 @@ fn vip_flows(o: &mut Out, status: &VppStatus, snap: &Snapshot) {
                 "maglev_vip_as_flows",
                 &[("frontend", fe), ("vip", &pfx), ("backend", backend)],
                 n,
+            );
+        }
+    }
+}
+
+/// The fingerprint of each VIP's new-flow table (as of the last full
+/// sync): routers with the same configuration and health agree, so one
+/// query finds the one that differs.
+fn vip_tables(o: &mut Out, status: &VppStatus) {
+    o.family(
+        "maglev_vip_table_info",
+        "gauge",
+        "Fingerprint of each VIP's Maglev new-flow table (equal across routers with the same ASes and weights).",
+    );
+    for v in &status.vips {
+        if let (Some(fe), Some(fp)) = (v.frontend.as_deref(), v.fingerprint.as_deref()) {
+            o.sample(
+                "maglev_vip_table_info",
+                &[
+                    ("frontend", fe),
+                    ("vip", &v.key.pfx.to_string()),
+                    ("fingerprint", fp),
+                ],
+                1,
             );
         }
     }

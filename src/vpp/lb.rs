@@ -176,6 +176,28 @@ pub struct ActualVip {
     pub ases: BTreeMap<IpAddr, ActualAs>,
 }
 
+impl ActualVip {
+    /// The fingerprint of the new-flow table its in-use ASes make
+    /// ([`super::maglev::fingerprint`]); `None` for a table length VPP
+    /// would not have accepted.
+    pub fn fingerprint(&self) -> Option<String> {
+        let size = self.table_len as usize;
+        if !size.is_power_of_two() {
+            return None;
+        }
+        let members: Vec<super::maglev::Member> = self
+            .ases
+            .iter()
+            .filter(|(_, a)| a.in_use)
+            .map(|(addr, a)| super::maglev::Member {
+                addr: *addr,
+                weight: a.weight,
+            })
+            .collect();
+        Some(super::maglev::fingerprint(&members, size))
+    }
+}
+
 /// VPP's lb state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Actual {

@@ -95,6 +95,24 @@ pub fn build_table(members: &[Member], size: usize) -> Vec<Option<usize>> {
     table
 }
 
+/// A short, stable name of the table `members` build: FNV-1a (64 bits)
+/// over every bucket's AS, in VPP's internal 16-byte form (all 0xff for
+/// "no server"), as 16 hex digits. The same ASes and weights give the same
+/// fingerprint in any order and on any router; a change that moves a
+/// bucket changes it (up to the odds of a 64-bit collision).
+pub fn fingerprint(members: &[Member], size: usize) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let none = [0xffu8; 16];
+    for slot in build_table(members, size) {
+        let bytes = slot.map_or(none, |i| internal(members[i].addr));
+        for b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
 /// How many buckets each member gets, in `members` order.
 pub fn bucket_counts(members: &[Member], size: usize) -> Vec<u32> {
     let mut counts = vec![0u32; members.len()];
@@ -186,5 +204,24 @@ mod tests {
             let t = build_table(&[m("10.0.0.1", 1)], size);
             assert!(t.iter().all(|e| *e == Some(0)));
         }
+    }
+
+    #[test]
+    fn fingerprints_name_the_table_not_the_input_order() {
+        let a = [m("10.0.0.1", 100), m("10.0.0.2", 50), m("10.0.0.3", 100)];
+        let b = [m("10.0.0.3", 100), m("10.0.0.1", 100), m("10.0.0.2", 50)];
+        assert_eq!(fingerprint(&a, 1024), fingerprint(&b, 1024));
+        assert_eq!(fingerprint(&a, 1024).len(), 16);
+        // Any weight change that moves a bucket changes it.
+        for w in [1u8, 49, 51, 100] {
+            let c = [m("10.0.0.1", 100), m("10.0.0.2", w), m("10.0.0.3", 100)];
+            assert_ne!(bucket_counts(&c, 1024), bucket_counts(&a, 1024));
+            assert_ne!(fingerprint(&c, 1024), fingerprint(&a, 1024), "weight {w}");
+        }
+        // A drained AS (weight 0) and an absent one make the same table.
+        let d = [m("10.0.0.1", 100), m("10.0.0.2", 0), m("10.0.0.3", 100)];
+        let e = [m("10.0.0.1", 100), m("10.0.0.3", 100)];
+        assert_eq!(fingerprint(&d, 1024), fingerprint(&e, 1024));
+        assert_ne!(fingerprint(&e, 1024), fingerprint(&[], 1024));
     }
 }

@@ -37,4 +37,6 @@ pub struct VipStatus {
     pub stats_index: Option<u32>,
     /// Sticky flows per AS address (`flows:` of `show lb vips verbose`).
     pub flows: std::collections::BTreeMap<std::net::IpAddr, u32>,
+    /// The fingerprint of its new-flow table (see `vpp::maglev`).
+    pub fingerprint: Option<String>,
 }

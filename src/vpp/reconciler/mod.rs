@@ -809,6 +809,7 @@ impl Thread {
                 index: v.index,
                 stats_index: self.routes.get(&pfx).copied(),
                 flows: v.ases.iter().map(|(a, x)| (*a, x.flows)).collect(),
+                fingerprint: v.fingerprint(),
             });
         }
         let mut st = (*self.status.load()).clone();
