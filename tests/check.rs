@@ -151,3 +151,71 @@ fn a_netns_the_process_cannot_enter_fails_the_check_loudly() {
     );
     assert!(err.contains("maglevd(8)"), "{err}");
 }
+
+#[test]
+fn a_table_too_small_for_the_weights_is_a_warning_naming_the_size_that_fits() {
+    let dir = TempDir::new("table-fit");
+    // Eleven backends, six at weight 100 and five at 50 (850 replicas),
+    // in a 512-bucket table: the shares flatten towards 1:1.
+    let mut y = String::from(
+        "maglev:\n  vpp:\n    lb: { ipv4-src-address: 192.0.2.254 }\n  healthchecks:\n    t: { type: tcp, port: 80 }\n  backends:\n",
+    );
+    let mut pool = String::new();
+    for i in 1..=11 {
+        y.push_str(&format!(
+            "    b{i}: {{ address: 10.0.0.{i}, healthcheck: t }}\n"
+        ));
+        pool.push_str(&format!(
+            "b{i}: {{ weight: {} }}, ",
+            if i <= 6 { 100 } else { 50 }
+        ));
+    }
+    let fe = |extra: &str| {
+        format!(
+            "  frontends:\n    web:\n      address: 192.0.2.1\n      protocol: tcp\n      port: 80\n{extra}      pools:\n        - name: main\n          backends: {{ {pool} }}\n"
+        )
+    };
+    let small = dir.write(
+        "small.yaml",
+        &format!("{y}{}", fe("      new-flows-table-length: 512\n")),
+    );
+    let (code, out, err) = check(&small);
+    assert_eq!(code, 0, "a warning, not an error: {err}");
+    assert!(out.contains("configuration OK"), "{out}");
+    assert!(
+        err.contains("maglev.frontends.web.new-flows-table-length")
+            && err.contains("pool main: with 512 buckets")
+            && err.contains("percentage points off its weight share")
+            && err.contains("new-flows-table-length: "),
+        "{err}"
+    );
+    let fits: u32 = err
+        .rsplit("new-flows-table-length: ")
+        .next()
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(fits > 512 && fits.is_power_of_two(), "{fits}");
+    // With the table it names, no warning.
+    let big = dir.write(
+        "big.yaml",
+        &format!(
+            "{y}{}",
+            fe(&format!("      new-flows-table-length: {fits}\n"))
+        ),
+    );
+    let (code, _, err) = check(&big);
+    assert_eq!(code, 0);
+    assert!(!err.contains("new-flows-table-length"), "{err}");
+    // Not a power of two: an error naming the key.
+    let bad = dir.write(
+        "bad.yaml",
+        &format!("{y}{}", fe("      new-flows-table-length: 1000\n")),
+    );
+    let (code, _, err) = check(&bad);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("new-flows-table-length") && err.contains("power of two"),
+        "{err}"
+    );
+}

@@ -384,3 +384,59 @@ fn min_healthy_fails_open_when_the_prober_loses_its_network() {
     });
     let _ = d.stop_within(Duration::from_secs(2));
 }
+
+#[test]
+fn changing_the_table_length_recreates_the_vip() {
+    let dir = TempDir::new("tablelen");
+    let sock = dir.path("api.sock");
+    let sim = Sim::start(SimOptions::new(&sock)).unwrap();
+    let port = common::free_port("127.78.0.1");
+    let _a = up("127.78.0.1", port);
+    let _b = up("127.78.0.2", port);
+    let write = |fe: &str| {
+        dir.write(
+            "m.yaml",
+            &config(
+                sock.to_str().unwrap(),
+                port,
+                "",
+                "          backends: { a: { weight: 100 }, b: { weight: 50 } }",
+                fe,
+            ),
+        )
+    };
+    let cfg = write("");
+    let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    d.wait_for(&["ready"], Duration::from_secs(5));
+    let table = || sim.with_state(|s| s.vips().first().map(|v| v.table_len));
+    wait_until(
+        "programmed with 1024 buckets",
+        Duration::from_secs(5),
+        || table() == Some(1024) && weight_of(&sim, "127.78.0.2") == Some(50),
+    );
+    sim.reset_received();
+    write("      new-flows-table-length: 4096");
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    wait_until(
+        "recreated with 4096 buckets",
+        Duration::from_secs(5),
+        || {
+            table() == Some(4096)
+                && weight_of(&sim, "127.78.0.1") == Some(100)
+                && weight_of(&sim, "127.78.0.2") == Some(50)
+        },
+    );
+    let names: Vec<String> = sim.journal().into_iter().map(|(n, _)| n).collect();
+    let del = names.iter().position(|n| n == "lb_add_del_vip_v2");
+    let add = names.iter().rposition(|n| n == "lb_add_del_vip_v2");
+    assert!(
+        del.is_some() && add.is_some() && del < add,
+        "delete then add: {names:?}"
+    );
+    assert_eq!(
+        sim.with_state(|s| s.vips().len()),
+        1,
+        "one VIP, the new one"
+    );
+    let _ = d.stop_within(Duration::from_secs(2));
+}

@@ -218,6 +218,7 @@ fn the_stats_thread_follows_a_vpp_restart() {
             stats_index: Some(40),
             flows: Default::default(),
             fingerprint: None,
+            share_error_centi: 0,
         }],
     };
     let status = Published::new(session(1));

@@ -278,6 +278,9 @@ pub struct Frontend {
     /// the serving pool, with no lower pool above it, the frontend fails
     /// open (panic mode). `None`: never.
     pub min_healthy: Option<u8>,
+    /// Buckets of the VIP's Maglev new-flow table in VPP (a power of two;
+    /// changing it recreates the VIP).
+    pub new_flows_table_length: u32,
 }
 
 impl Frontend {

@@ -116,6 +116,7 @@ pub struct RawFrontend {
     pub src_ip_sticky: Option<bool>,
     pub flush_on_down: Option<bool>,
     pub min_healthy: Option<Percent>,
+    pub new_flows_table_length: Option<u64>,
     pub pools: Vec<RawPool>,
 }
 

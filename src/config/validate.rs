@@ -58,6 +58,8 @@ pub mod defaults {
     pub const MAX_PERIOD: Duration = Duration::from_secs(3600);
     /// Longest `stats-interval` and startup delay accepted.
     pub const MAX_HOUR: Duration = Duration::from_secs(3600);
+    /// `frontends.*.new-flows-table-length` (the original's fixed value).
+    pub const NEW_FLOWS_TABLE_LENGTH: u64 = 1024;
     /// Longest `slow-start` accepted (one step a second: an hour of steps).
     pub const MAX_SLOW_START: Duration = Duration::from_secs(3600);
     /// Longest `sync-interval` accepted.
@@ -561,6 +563,17 @@ fn frontends(
         if f.pools.is_empty() {
             c.problem(format!("{p}.pools"), "a frontend needs at least one pool");
         }
+        let table = f
+            .new_flows_table_length
+            .unwrap_or(defaults::NEW_FLOWS_TABLE_LENGTH);
+        if !table.is_power_of_two() || !(16..=65536).contains(&table) {
+            c.problem(
+                format!("{p}.new-flows-table-length"),
+                format!(
+                    "{table} is not a power of two in 16..65536 (VPP's dump reports at most 65536)"
+                ),
+            );
+        }
         let min_healthy = match f.min_healthy {
             None => None,
             Some(super::raw::Percent(n)) if (1..=100).contains(&n) => Some(n as u8),
@@ -695,6 +708,12 @@ fn frontends(
                 flush_on_down: f.flush_on_down.unwrap_or(true),
                 pools,
                 min_healthy,
+                new_flows_table_length: if table.is_power_of_two() && (16..=65536).contains(&table)
+                {
+                    table as u32
+                } else {
+                    defaults::NEW_FLOWS_TABLE_LENGTH as u32
+                },
             },
         );
     }

@@ -148,6 +148,10 @@ fn frontend(f: &p::Frontend, st: Style) -> String {
             ("backends", f.backends.to_string()),
             ("src-ip-sticky", opt(&d.map(|d| d.src_ip_sticky))),
             ("flush-on-down", opt(&d.map(|d| d.flush_on_down))),
+            (
+                "new-flows-table-length",
+                opt(&d.map(|d| d.new_flows_table_length)),
+            ),
             ("description", txt(&f.description)),
         ],
         st,
@@ -161,7 +165,7 @@ fn frontend(f: &p::Frontend, st: Style) -> String {
         ));
         for b in &pool.backends {
             out.push_str(&format!(
-                "  {:<20} {:<16} weight {:>3}  effective {:>3}  {}{}{}\n",
+                "  {:<20} {:<16} weight {:>3}  effective {:>3}  {}{}{}  share {}% table {}%\n",
                 b.name,
                 opt(&b.address),
                 b.weight,
@@ -169,6 +173,8 @@ fn frontend(f: &p::Frontend, st: Style) -> String {
                 b.state,
                 if b.enabled { "" } else { " [disabled]" },
                 if b.flush { " [flush]" } else { "" },
+                dec(b.share),
+                dec(b.table_share),
             ));
         }
     }

@@ -146,8 +146,48 @@ fn healthcheck(name: &str, h: &HealthCheck) -> p::Healthcheck {
     }
 }
 
+/// Each backend's share of the weights and of the new-flow table VPP
+/// builds from them (percent), by address.
+fn shares(
+    snap: &Snapshot,
+    fe: &Frontend,
+    view: &crate::checker::FrontendView,
+) -> std::collections::HashMap<std::net::IpAddr, (f64, f64)> {
+    use crate::vpp::{lb, maglev};
+    let members = lb::members_of(
+        &snap.config,
+        view.pools
+            .iter()
+            .flat_map(|p| &p.members)
+            .map(|m| (m.backend.clone(), m.effective.weight)),
+    );
+    let size = fe.new_flows_table_length as usize;
+    let total: f64 = members.iter().map(|m| f64::from(m.weight)).sum();
+    let counts = if size.is_power_of_two() {
+        maglev::bucket_counts(&members, size)
+    } else {
+        vec![0; members.len()]
+    };
+    members
+        .iter()
+        .zip(counts)
+        .map(|(m, c)| {
+            let share = if total > 0.0 {
+                f64::from(m.weight) * 100.0 / total
+            } else {
+                0.0
+            };
+            (m.addr, (share, f64::from(c) * 100.0 / size.max(1) as f64))
+        })
+        .collect()
+}
+
 fn frontend(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> p::Frontend {
     let view = snap.frontends.get(name);
+    let shares = match (full, view) {
+        (true, Some(v)) => shares(snap, fe, v),
+        _ => Default::default(),
+    };
     p::Frontend {
         name: name.to_string(),
         address: fe.address.to_string(),
@@ -162,6 +202,7 @@ fn frontend(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> p::Fronte
         detail: full.then(|| p::FrontendDetail {
             src_ip_sticky: fe.src_ip_sticky,
             flush_on_down: fe.flush_on_down,
+            new_flows_table_length: fe.new_flows_table_length,
             pools: view
                 .map(|f| {
                     f.pools
@@ -174,12 +215,18 @@ fn frontend(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> p::Fronte
                                 .iter()
                                 .map(|m| {
                                     let b = snap.backends.get(m.backend.as_str());
+                                    let (share, table_share) = b
+                                        .and_then(|b| shares.get(&b.config.address))
+                                        .copied()
+                                        .unwrap_or((0.0, 0.0));
                                     p::PoolBackend {
                                         name: m.backend.to_string(),
                                         address: b.map(|b| b.config.address.to_string()),
                                         weight: m.configured,
                                         effective_weight: m.effective.weight,
                                         flush: m.effective.flush,
+                                        share,
+                                        table_share,
                                         state: m.state.as_str().to_string(),
                                         enabled: b.is_none_or(|b| b.enabled),
                                     }

@@ -44,6 +44,12 @@ pub struct PoolBackend {
     pub effective_weight: u8,
     /// Flows are flushed when it is set to 0.
     pub flush: bool,
+    /// Its share of the VIP's weights now (percent).
+    pub share: f64,
+    /// Its share of the VIP's new-flow table as VPP builds it from those
+    /// weights (percent): off by more than a point when the table is too
+    /// small for them.
+    pub table_share: f64,
     /// Health state.
     pub state: String,
     /// Runtime enabled flag.
@@ -68,6 +74,8 @@ pub struct FrontendDetail {
     pub src_ip_sticky: bool,
     /// Flush a backend's flows when it goes down.
     pub flush_on_down: bool,
+    /// Buckets of the VIP's new-flow table.
+    pub new_flows_table_length: u32,
     /// Pools, highest priority first.
     pub pools: Vec<Pool>,
 }
@@ -604,6 +612,8 @@ pub fn samples() -> Vec<(Command, Reply)> {
             weight: 70,
             effective_weight: 35,
             flush: true,
+            share: 37.5,
+            table_share: 36.9,
             state: "up".into(),
             enabled: true,
         }],
@@ -620,6 +630,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
         detail: detail.then(|| FrontendDetail {
             src_ip_sticky: true,
             flush_on_down: true,
+            new_flows_table_length: 4096,
             pools: pools.clone(),
         }),
     };

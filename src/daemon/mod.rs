@@ -55,7 +55,10 @@ const CAP_SYS_ADMIN: u32 = 21;
 /// unit's ExecStartPre and ExecReload run with the unit's capabilities,
 /// start-up and reload), not mark every backend down later.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let c = config::load(path)?;
+    let mut c = config::load(path)?;
+    // Tables too small for the weights (needs VPP's Maglev, so here and
+    // not in config's validation).
+    c.warnings.extend(crate::vpp::lb::table_fit_warnings(&c));
     if let Some(ns) = &c.healthchecker.netns {
         if !has_capability(CAP_SYS_ADMIN) {
             let who = c

@@ -316,6 +316,7 @@ mod tests {
                 })
                 .collect(),
             min_healthy: None,
+            new_flows_table_length: 1024,
         }
     }
 

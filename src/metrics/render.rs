@@ -432,6 +432,20 @@ fn vip_flows(o: &mut Out, status: &VppStatus, snap: &Snapshot) {
 /// query finds the one that differs.
 fn vip_tables(o: &mut Out, status: &VppStatus) {
     o.family(
+        "maglev_vip_table_share_error_points",
+        "gauge",
+        "Largest gap between an AS's share of the VIP's new-flow table and its share of the weights, in percentage points (above 1: new-flows-table-length too small).",
+    );
+    for v in &status.vips {
+        if let Some(fe) = v.frontend.as_deref() {
+            o.sample(
+                "maglev_vip_table_share_error_points",
+                &[("frontend", fe), ("vip", &v.key.pfx.to_string())],
+                f64::from(v.share_error_centi) / 100.0,
+            );
+        }
+    }
+    o.family(
         "maglev_vip_table_info",
         "gauge",
         "Fingerprint of each VIP's Maglev new-flow table (equal across routers with the same ASes and weights).",

@@ -138,7 +138,7 @@ pub fn desired_from(
                     key,
                     encap: Encap::for_backend(family_of),
                     src_ip_sticky: fe.src_ip_sticky,
-                    new_flows_table_length: NEW_FLOWS_TABLE_LENGTH,
+                    new_flows_table_length: fe.new_flows_table_length,
                 },
                 ases,
             },
@@ -182,20 +182,85 @@ impl ActualVip {
     /// would not have accepted.
     pub fn fingerprint(&self) -> Option<String> {
         let size = self.table_len as usize;
-        if !size.is_power_of_two() {
-            return None;
-        }
-        let members: Vec<super::maglev::Member> = self
-            .ases
+        size.is_power_of_two()
+            .then(|| super::maglev::fingerprint(&self.members(), size))
+    }
+
+    /// Its in-use ASes as Maglev members.
+    fn members(&self) -> Vec<super::maglev::Member> {
+        self.ases
             .iter()
             .filter(|(_, a)| a.in_use)
             .map(|(addr, a)| super::maglev::Member {
                 addr: *addr,
                 weight: a.weight,
             })
-            .collect();
-        Some(super::maglev::fingerprint(&members, size))
+            .collect()
     }
+
+    /// The gap, in percentage points, between its in-use ASes' shares of
+    /// the table and of the weights ([`super::maglev::share_error`]).
+    pub fn share_error(&self) -> f64 {
+        let size = self.table_len as usize;
+        if !size.is_power_of_two() {
+            return 0.0;
+        }
+        super::maglev::share_error(&self.members(), size)
+    }
+}
+
+/// Allowed gap between a backend's share of new flows and its share of the
+/// weights, in percentage points.
+pub const SHARE_TOLERANCE: f64 = 1.0;
+
+/// The Maglev members of `frontend`'s VIP for the given weights (backend
+/// name → weight), at the backends' addresses.
+pub fn members_of(
+    cfg: &Config,
+    weights: impl IntoIterator<Item = (String, u8)>,
+) -> Vec<super::maglev::Member> {
+    let mut out: Vec<super::maglev::Member> = Vec::new();
+    for (b, w) in weights {
+        let Some(addr) = cfg.backends.get(&b).map(|x| x.address) else {
+            continue;
+        };
+        match out.iter_mut().find(|m| m.addr == addr) {
+            Some(m) => m.weight = m.weight.max(w),
+            None => out.push(super::maglev::Member { addr, weight: w }),
+        }
+    }
+    out
+}
+
+/// Warnings for frontends whose table is too small for their pools'
+/// configured weights (each pool as it would serve alone): a backend's
+/// share of new flows would be more than [`SHARE_TOLERANCE`] off its
+/// weight share. Names the smallest power of two that fits.
+pub fn table_fit_warnings(cfg: &Config) -> Vec<crate::config::Problem> {
+    let mut out = Vec::new();
+    for (name, fe) in &cfg.frontends {
+        let size = fe.new_flows_table_length as usize;
+        for pool in &fe.pools {
+            let members = members_of(cfg, pool.backends.iter().map(|(b, w)| (b.clone(), *w)));
+            let err = super::maglev::share_error(&members, size);
+            if err <= SHARE_TOLERANCE {
+                continue;
+            }
+            let fits = match super::maglev::fitting_size(&members, size, SHARE_TOLERANCE) {
+                Some(s) => format!("new-flows-table-length: {s} fits"),
+                None => "no table up to 65536 fits".to_string(),
+            };
+            out.push(crate::config::Problem {
+                path: format!("maglev.frontends.{name}.new-flows-table-length"),
+                line: None,
+                message: format!(
+                    "pool {}: with {size} buckets a backend's share of new flows is {err:.1} percentage points off its weight share; {fits}",
+                    pool.name
+                ),
+            });
+        }
+    }
+    out
 }
 
 /// VPP's lb state.

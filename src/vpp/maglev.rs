@@ -113,6 +113,42 @@ pub fn fingerprint(members: &[Member], size: usize) -> String {
     format!("{h:016x}")
 }
 
+/// The largest gap, in percentage points, between a member's share of the
+/// table and its share of the weights (0 without weights). VPP places one
+/// replica per unit of weight, round robin, and stops when the table is
+/// full: once the weights add up to more than the table, shares flatten.
+pub fn share_error(members: &[Member], size: usize) -> f64 {
+    let total: u32 = members.iter().map(|m| u32::from(m.weight)).sum();
+    if total == 0 || size == 0 {
+        return 0.0;
+    }
+    bucket_counts(members, size)
+        .iter()
+        .zip(members)
+        .map(|(c, m)| {
+            let table = f64::from(*c) / size as f64;
+            let weight = f64::from(m.weight) / f64::from(total);
+            (table - weight).abs() * 100.0
+        })
+        .fold(0.0, f64::max)
+}
+
+/// Largest table VPP's dump can report.
+pub const MAX_TABLE: usize = 65536;
+
+/// The smallest power of two from `size` up to [`MAX_TABLE`] whose table
+/// keeps every share within `points` of the weights (`None`: none does).
+pub fn fitting_size(members: &[Member], size: usize, points: f64) -> Option<usize> {
+    let mut s = size.max(1).next_power_of_two();
+    while s <= MAX_TABLE {
+        if share_error(members, s) <= points {
+            return Some(s);
+        }
+        s *= 2;
+    }
+    None
+}
+
 /// How many buckets each member gets, in `members` order.
 pub fn bucket_counts(members: &[Member], size: usize) -> Vec<u32> {
     let mut counts = vec![0u32; members.len()];
@@ -223,5 +259,34 @@ mod tests {
         let e = [m("10.0.0.1", 100), m("10.0.0.3", 100)];
         assert_eq!(fingerprint(&d, 1024), fingerprint(&e, 1024));
         assert_ne!(fingerprint(&e, 1024), fingerprint(&[], 1024));
+    }
+
+    #[test]
+    fn shares_flatten_once_the_weights_outgrow_the_table() {
+        // 15 ASes at 100 and 15 at 50: 2,250 replicas for 1,024 buckets.
+        let ms: Vec<Member> = (0..30)
+            .map(|i| m(&format!("10.0.1.{}", i + 1), if i < 15 { 100 } else { 50 }))
+            .collect();
+        let counts = bucket_counts(&ms, 1024);
+        let (big, small) = (counts[0], counts[20]);
+        assert!(
+            big.abs_diff(small) <= 2,
+            "about 1:1 instead of 2:1: {big} {small}"
+        );
+        let err = share_error(&ms, 1024);
+        assert!(err > 1.0, "{err}");
+        let fit = fitting_size(&ms, 1024, 1.0).unwrap();
+        assert!(fit > 1024 && share_error(&ms, fit) <= 1.0, "{fit}");
+        assert!(share_error(&ms, fit / 2) > 1.0, "the smallest that fits");
+        // Four equal ASes fit any table.
+        let four = [
+            m("10.0.0.1", 100),
+            m("10.0.0.2", 100),
+            m("10.0.0.3", 100),
+            m("10.0.0.4", 100),
+        ];
+        assert_eq!(share_error(&four, 1024), 0.0);
+        assert_eq!(fitting_size(&four, 1024, 1.0), Some(1024));
+        assert_eq!(share_error(&[], 1024), 0.0);
     }
 }

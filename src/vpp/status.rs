@@ -39,4 +39,7 @@ pub struct VipStatus {
     pub flows: std::collections::BTreeMap<std::net::IpAddr, u32>,
     /// The fingerprint of its new-flow table (see `vpp::maglev`).
     pub fingerprint: Option<String>,
+    /// Largest gap between an AS's share of that table and of the weights,
+    /// in hundredths of a percentage point.
+    pub share_error_centi: u32,
 }

@@ -810,7 +810,37 @@ impl Thread {
                 stats_index: self.routes.get(&pfx).copied(),
                 flows: v.ases.iter().map(|(a, x)| (*a, x.flows)).collect(),
                 fingerprint: v.fingerprint(),
+                share_error_centi: (v.share_error() * 100.0).round() as u32,
             });
+        }
+        // Tables the current weights outgrew (health changes can do it):
+        // said once when it starts and once when it ends.
+        let old = self.status.load();
+        for v in &vips {
+            let was = old
+                .vips
+                .iter()
+                .find(|o| o.key == v.key)
+                .is_some_and(|o| f64::from(o.share_error_centi) / 100.0 > lb::SHARE_TOLERANCE);
+            let is = f64::from(v.share_error_centi) / 100.0 > lb::SHARE_TOLERANCE;
+            if is && !was {
+                warn!(
+                    "vpp-table-share-skew frontend={} vip={}:{}/{} error_points={:.1} (see new-flows-table-length)",
+                    v.frontend.as_deref().unwrap_or("-"),
+                    v.key.pfx,
+                    v.key.protocol,
+                    v.key.port,
+                    f64::from(v.share_error_centi) / 100.0
+                );
+            } else if was && !is {
+                info!(
+                    "vpp-table-share-ok frontend={} vip={}:{}/{}",
+                    v.frontend.as_deref().unwrap_or("-"),
+                    v.key.pfx,
+                    v.key.protocol,
+                    v.key.port
+                );
+            }
         }
         let mut st = (*self.status.load()).clone();
         st.vips = vips;
