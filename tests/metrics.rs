@@ -86,9 +86,12 @@ fn metrics_of_a_running_daemon_pass_promtool() {
         let (status, head, body) = get(port, "GET", "/metrics");
         assert_eq!(status, 200);
         assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+        // The backend up too (rise 2 at 200 ms: a loaded machine may
+        // show the counters first).
         if body.contains(want)
             && body
                 .contains("maglev_vip_route_packets_total{frontend=\"web\",vip=\"192.0.2.1/32\"} 9")
+            && body.contains("maglev_backend_state{backend=\"web-1\",state=\"up\"} 1")
         {
             break body;
         }
