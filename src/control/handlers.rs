@@ -313,7 +313,7 @@ fn lb_state(ctx: &Context) -> Answer {
                 src_ip_sticky: v.sticky,
                 index: v.index,
                 new_flows_table_length: v.table_len,
-                fingerprint: v.fingerprint(),
+                fingerprint: v.table_facts().map(|f| f.0),
                 ases: v
                     .ases
                     .iter()

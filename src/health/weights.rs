@@ -219,7 +219,16 @@ pub fn frontend_weights(
     state_of: impl Fn(&str) -> State + Copy,
     up_for: impl Fn(&str) -> Option<Duration>,
 ) -> Vec<(usize, &str, AsWeight)> {
-    let plan = plan(fe, state_of);
+    weights_under(fe, plan(fe, state_of), state_of, up_for)
+}
+
+/// [`frontend_weights`] under an already computed plan.
+fn weights_under(
+    fe: &Frontend,
+    plan: Plan,
+    state_of: impl Fn(&str) -> State,
+    up_for: impl Fn(&str) -> Option<Duration>,
+) -> Vec<(usize, &str, AsWeight)> {
     let mut out = Vec::new();
     for (i, pool) in fe.pools.iter().enumerate() {
         for (name, &w) in &pool.backends {
@@ -233,16 +242,14 @@ pub fn frontend_weights(
 /// `panic` while failing open; otherwise `up` if any backend gets a weight
 /// above 0, `unknown` while every backend is still `unknown`, `down`.
 pub fn frontend_state(fe: &Frontend, state_of: impl Fn(&str) -> State + Copy) -> FrontendState {
-    if plan(fe, state_of).panic
-        && frontend_weights(fe, state_of, |_| None)
-            .iter()
-            .any(|(_, _, aw)| aw.weight > 0)
-    {
-        return FrontendState::Panic;
-    }
-    let weights = frontend_weights(fe, state_of, |_| None);
+    let plan = plan(fe, state_of);
+    let weights = weights_under(fe, plan, state_of, |_| None);
     if weights.iter().any(|(_, _, aw)| aw.weight > 0) {
-        FrontendState::Up
+        if plan.panic {
+            FrontendState::Panic
+        } else {
+            FrontendState::Up
+        }
     } else if weights
         .iter()
         .all(|(_, name, _)| state_of(name) == State::Unknown)

@@ -178,12 +178,21 @@ pub struct ActualVip {
 
 impl ActualVip {
     /// The fingerprint of the new-flow table its in-use ASes make
-    /// ([`super::maglev::fingerprint`]); `None` for a table length VPP
-    /// would not have accepted.
-    pub fn fingerprint(&self) -> Option<String> {
+    /// ([`super::maglev::fingerprint`]) and the largest gap, in
+    /// percentage points, between an AS's share of it and of the weights
+    /// ([`super::maglev::share_error`]), from one build of the table;
+    /// `None` for a table length VPP would not have accepted.
+    pub fn table_facts(&self) -> Option<(String, f64)> {
         let size = self.table_len as usize;
-        size.is_power_of_two()
-            .then(|| super::maglev::fingerprint(&self.members(), size))
+        if !size.is_power_of_two() {
+            return None;
+        }
+        let members = self.members();
+        let table = super::maglev::build_table(&members, size);
+        Some((
+            super::maglev::fingerprint_of(&members, &table),
+            super::maglev::share_error_of(&members, &table),
+        ))
     }
 
     /// Its in-use ASes as Maglev members.
@@ -196,16 +205,6 @@ impl ActualVip {
                 weight: a.weight,
             })
             .collect()
-    }
-
-    /// The gap, in percentage points, between its in-use ASes' shares of
-    /// the table and of the weights ([`super::maglev::share_error`]).
-    pub fn share_error(&self) -> f64 {
-        let size = self.table_len as usize;
-        if !size.is_power_of_two() {
-            return 0.0;
-        }
-        super::maglev::share_error(&self.members(), size)
     }
 }
 

@@ -101,9 +101,14 @@ pub fn build_table(members: &[Member], size: usize) -> Vec<Option<usize>> {
 /// fingerprint in any order and on any router; a change that moves a
 /// bucket changes it (up to the odds of a 64-bit collision).
 pub fn fingerprint(members: &[Member], size: usize) -> String {
+    fingerprint_of(members, &build_table(members, size))
+}
+
+/// [`fingerprint`] of a table [`build_table`] made from `members`.
+pub fn fingerprint_of(members: &[Member], table: &[Option<usize>]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let none = [0xffu8; 16];
-    for slot in build_table(members, size) {
+    for slot in table {
         let bytes = slot.map_or(none, |i| internal(members[i].addr));
         for b in bytes {
             h ^= u64::from(b);
@@ -118,17 +123,29 @@ pub fn fingerprint(members: &[Member], size: usize) -> String {
 /// replica per unit of weight, round robin, and stops when the table is
 /// full: once the weights add up to more than the table, shares flatten.
 pub fn share_error(members: &[Member], size: usize) -> f64 {
-    let total: u32 = members.iter().map(|m| u32::from(m.weight)).sum();
-    if total == 0 || size == 0 {
+    if members.iter().all(|m| m.weight == 0) || size == 0 {
         return 0.0;
     }
-    bucket_counts(members, size)
+    share_error_of(members, &build_table(members, size))
+}
+
+/// [`share_error`] of a table [`build_table`] made from `members`.
+pub fn share_error_of(members: &[Member], table: &[Option<usize>]) -> f64 {
+    let total: u32 = members.iter().map(|m| u32::from(m.weight)).sum();
+    if total == 0 || table.is_empty() {
+        return 0.0;
+    }
+    let mut counts = vec![0u32; members.len()];
+    for i in table.iter().flatten() {
+        counts[*i] += 1;
+    }
+    counts
         .iter()
         .zip(members)
         .map(|(c, m)| {
-            let table = f64::from(*c) / size as f64;
+            let share = f64::from(*c) / table.len() as f64;
             let weight = f64::from(m.weight) / f64::from(total);
-            (table - weight).abs() * 100.0
+            (share - weight).abs() * 100.0
         })
         .fold(0.0, f64::max)
 }

@@ -803,14 +803,15 @@ impl Thread {
                     Err(e) => debug!("vpp-route-lookup-failed prefix={pfx} error={e}"),
                 }
             }
+            let facts = v.table_facts();
             vips.push(VipStatus {
                 frontend: owners.get(key).cloned(),
                 key: *key,
                 index: v.index,
                 stats_index: self.routes.get(&pfx).copied(),
                 flows: v.ases.iter().map(|(a, x)| (*a, x.flows)).collect(),
-                fingerprint: v.fingerprint(),
-                share_error_centi: (v.share_error() * 100.0).round() as u32,
+                fingerprint: facts.as_ref().map(|f| f.0.clone()),
+                share_error_centi: facts.map_or(0, |f| (f.1 * 100.0).round() as u32),
             });
         }
         // Tables the current weights outgrew (health changes can do it):
