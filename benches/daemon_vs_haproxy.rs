@@ -29,12 +29,7 @@ fn main() {
         println!("benchmark: run it with `cargo bench --bench <name>`");
         return;
     }
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| common::arg(&args, name);
     if let Some(kind) = arg("--serve") {
         let port = arg("--port").expect("--port").parse().expect("port");
         let dir = PathBuf::from(arg("--dir").expect("--dir"));

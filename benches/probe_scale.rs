@@ -38,12 +38,7 @@ fn main() {
         println!("benchmark: run it with `cargo bench --bench <name>`");
         return;
     }
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| common::arg(&args, name);
     if let Some(port) = arg("--listener") {
         return listener(port.parse().expect("port"));
     }

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
@@ -387,32 +387,19 @@ fn only_root_and_the_admin_group_may_change_state() {
 
 #[test]
 fn the_shell_in_a_pseudo_terminal() {
-    use nix::pty::openpty;
     let s = start(&[]);
-    let pty = openpty(None, None).unwrap();
-    let io = |f: &std::os::fd::OwnedFd| std::process::Stdio::from(f.try_clone().unwrap());
     let home = TempDir::new("shell-home");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maglevc"))
-        .env("MAGLEV_SOCKET", &s.sock)
-        .env("HOME", &home.0)
-        .arg("--color=false")
-        .stdin(io(&pty.slave))
-        .stdout(io(&pty.slave))
-        .stderr(io(&pty.slave))
-        .spawn()
-        .unwrap();
-    drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
-    let reader = master.try_clone().unwrap();
-    let (tx, rx) = crossbeam_channel::unbounded::<u8>();
-    std::thread::spawn(move || {
-        for b in std::io::BufReader::new(reader).bytes() {
-            let Ok(b) = b else { break };
-            if tx.send(b).is_err() {
-                break;
-            }
-        }
-    });
+    let common::pty::Pty {
+        mut child,
+        mut master,
+        output: rx,
+    } = common::pty::Pty::spawn(
+        Command::new(env!("CARGO_BIN_EXE_maglevc"))
+            .env("MAGLEV_SOCKET", &s.sock)
+            .env("HOME", &home.0)
+            .arg("--color=false"),
+        None,
+    );
     let mut seen = String::new();
     let expect = |what: &str, seen: &mut String| {
         let t = Instant::now();

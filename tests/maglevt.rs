@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -207,7 +207,7 @@ fn failover_seen_from_the_client_side() {
 
 #[test]
 fn the_screen_in_a_pseudo_terminal() {
-    use nix::pty::{Winsize, openpty};
+    use nix::pty::Winsize;
     let dir = TempDir::new("maglevt-pty");
     let a = backend("a");
     let b = backend("b");
@@ -226,27 +226,14 @@ fn the_screen_in_a_pseudo_terminal() {
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    let pty = openpty(Some(&ws), None).unwrap();
-    let io = |f: &std::os::fd::OwnedFd| Stdio::from(f.try_clone().unwrap());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_maglevt"))
-        .args(["--config", cfg.to_str().unwrap()])
-        .stdin(io(&pty.slave))
-        .stdout(io(&pty.slave))
-        .stderr(io(&pty.slave))
-        .spawn()
-        .unwrap();
-    drop(pty.slave);
-    let mut master = std::fs::File::from(pty.master);
-    let reader = master.try_clone().unwrap();
-    let (tx, rx) = crossbeam_channel::unbounded::<u8>();
-    std::thread::spawn(move || {
-        for b in BufReader::new(reader).bytes() {
-            let Ok(b) = b else { break };
-            if tx.send(b).is_err() {
-                break;
-            }
-        }
-    });
+    let common::pty::Pty {
+        mut child,
+        mut master,
+        output: rx,
+    } = common::pty::Pty::spawn(
+        Command::new(env!("CARGO_BIN_EXE_maglevt")).args(["--config", cfg.to_str().unwrap()]),
+        Some(ws),
+    );
     let mut seen = Vec::new();
     let t = Instant::now();
     let has = |seen: &[u8], s: &str| String::from_utf8_lossy(seen).contains(s);

@@ -155,6 +155,24 @@ fn flows(sim: &Sim, addr: &str) -> u32 {
         .unwrap_or(0)
 }
 
+/// `maglevc set backend b drain --wait --quiet-for 1s --timeout <timeout>`.
+fn drain_b(ctl: &std::path::Path, timeout: &str) -> std::process::Output {
+    maglevc(
+        ctl,
+        &[
+            "set",
+            "backend",
+            "b",
+            "drain",
+            "--wait",
+            "--quiet-for",
+            "1s",
+            "--timeout",
+            timeout,
+        ],
+    )
+}
+
 #[test]
 fn drain_wait_returns_when_the_flows_are_gone_and_times_out_when_not() {
     let dir = TempDir::new("drain");
@@ -193,20 +211,7 @@ fn drain_wait_returns_when_the_flows_are_gone_and_times_out_when_not() {
     // No new traffic: VPP keeps counting b's (expired) entries, so the
     // drain cannot complete and times out naming the VIP.
     let t = Instant::now();
-    let o = maglevc(
-        &ctl,
-        &[
-            "set",
-            "backend",
-            "b",
-            "drain",
-            "--wait",
-            "--quiet-for",
-            "1s",
-            "--timeout",
-            "3s",
-        ],
-    );
+    let o = drain_b(&ctl, "3s");
     let took = t.elapsed();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -235,20 +240,7 @@ fn drain_wait_returns_when_the_flows_are_gone_and_times_out_when_not() {
                 sim.with_state(|s| s.flows(&vip(), 1000 + round * 500, 500, Instant::now()));
             }
         });
-        maglevc(
-            &ctl,
-            &[
-                "set",
-                "backend",
-                "b",
-                "drain",
-                "--wait",
-                "--quiet-for",
-                "1s",
-                "--timeout",
-                "20s",
-            ],
-        )
+        drain_b(&ctl, "20s")
     });
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(

@@ -5,6 +5,14 @@
 
 use std::net::Ipv4Addr;
 
+/// The value after `--name` among `args`.
+pub fn arg(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
 /// Backend `i`: 127.81.x.y (loopback: no setup, 62,500 of them).
 pub fn backend_addr(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 81, (i / 250) as u8, (i % 250 + 1) as u8)

@@ -245,6 +245,7 @@ impl Drop for Daemon {
 }
 
 pub mod netns;
+pub mod pty;
 pub mod servers;
 
 /// A TCP port free on `ip` right now (tests bind several addresses to it).
