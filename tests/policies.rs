@@ -398,7 +398,13 @@ fn changing_the_table_length_recreates_the_vip() {
         )
     };
     let cfg = write("");
-    let mut d = Daemon::start(&["--config", cfg.to_str().unwrap()]);
+    let ctl = dir.path("ctl.sock");
+    let mut d = Daemon::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        ctl.to_str().unwrap(),
+    ]);
     d.wait_for(&["ready"], Duration::from_secs(5));
     let table = || sim.with_state(|s| s.vips().first().map(|v| v.table_len));
     wait_until(
@@ -430,5 +436,37 @@ fn changing_the_table_length_recreates_the_vip() {
         1,
         "one VIP, the new one"
     );
+    // The deleted VIP lingers until VPP's garbage collection with its ASes
+    // under the same key: they are listed apart, not as the live VIP's.
+    let o = maglevc(&ctl, &["--json", "show", "vpp", "lb", "state"]);
+    let st: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let vips = st["vips"].as_array().unwrap();
+    assert_eq!(vips.len(), 1, "{st}");
+    let live: Vec<(&str, bool)> = vips[0]["ases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["address"].as_str().unwrap(), a["in_use"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(live, [("127.78.0.1", true), ("127.78.0.2", true)], "{st}");
+    let removed: Vec<(&str, u64)> = st["removed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["address"].as_str().unwrap(), a["index"].as_u64().unwrap()))
+        .collect();
+    let old_index = removed.first().map(|r| r.1);
+    assert_eq!(
+        removed,
+        [
+            ("127.78.0.1", old_index.unwrap()),
+            ("127.78.0.2", old_index.unwrap())
+        ],
+        "{st}"
+    );
+    assert_ne!(vips[0]["index"].as_u64(), old_index, "{st}");
+    let text = String::from_utf8_lossy(&maglevc(&ctl, &["show", "vpp", "lb", "state"]).stdout)
+        .to_string();
+    assert!(text.contains("removed vip 192.0.2.1"), "{text}");
     let _ = d.stop_within(Duration::from_secs(2));
 }

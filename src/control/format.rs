@@ -402,6 +402,25 @@ fn lb_state(s: &p::LbState, st: Style) -> String {
             ));
         }
     }
+    // Grouped by deleted VIP, in VPP's order.
+    let mut last: Option<u32> = None;
+    for r in &s.removed {
+        if last != Some(r.index) {
+            out.push_str(&format!(
+                "{} {} protocol {} port {} index {} (deleted; VPP has not collected it yet)\n",
+                st.label("removed vip"),
+                host(&r.prefix),
+                r.protocol,
+                r.port,
+                r.index,
+            ));
+            last = Some(r.index);
+        }
+        out.push_str(&format!(
+            "  {:<40} weight {:>3}  flows {:>6}  removed\n",
+            r.address, r.weight, r.flows
+        ));
+    }
     out
 }
 
@@ -527,6 +546,7 @@ mod tests {
         "ShowFrontends:.frontends[].description",
         // A VIP is shown without its host length; a time as "ago".
         "ShowVppLbState:.vips[].prefix",
+        "ShowVppLbState:.removed[].prefix",
         "ShowVppLbCounters:.vips[].prefix",
         "ShowVppLbCounters:.at",
         "ShowVppInfo:.connected_at",

@@ -327,6 +327,19 @@ fn lb_state(ctx: &Context) -> Answer {
                     .collect(),
             })
             .collect(),
+        removed: a
+            .orphans
+            .iter()
+            .map(|o| p::LbRemovedAs {
+                prefix: o.vip.pfx.to_string(),
+                protocol: o.vip.protocol,
+                port: o.vip.port,
+                index: o.index,
+                address: o.addr.to_string(),
+                weight: o.weight,
+                flows: o.flows,
+            })
+            .collect(),
     }))
 }
 

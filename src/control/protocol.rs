@@ -298,6 +298,29 @@ pub struct LbState {
     pub conf: Option<LbConf>,
     /// Every VIP.
     pub vips: Vec<LbVip>,
+    /// ASes of deleted VIPs that VPP has not collected yet (a deleted VIP
+    /// may share its key with a live one: these are not the live one's).
+    #[serde(default)]
+    pub removed: Vec<LbRemovedAs>,
+}
+
+/// An AS of a deleted VIP, awaiting VPP's garbage collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LbRemovedAs {
+    /// The deleted VIP's prefix.
+    pub prefix: String,
+    /// Its protocol number (255: any).
+    pub protocol: u8,
+    /// Its port (0: all).
+    pub port: u16,
+    /// Its pool index in VPP.
+    pub index: u32,
+    /// AS address.
+    pub address: String,
+    /// Last weight.
+    pub weight: u8,
+    /// Sticky flows still pinned to it.
+    pub flows: u32,
 }
 
 /// The counters of one VIP.
@@ -770,6 +793,15 @@ pub fn samples() -> Vec<(Command, Reply)> {
                         flows: 77,
                         in_use: true,
                     }],
+                }],
+                removed: vec![LbRemovedAs {
+                    prefix: "198.51.100.1/32".into(),
+                    protocol: 6,
+                    port: 443,
+                    index: 3,
+                    address: "192.0.2.11".into(),
+                    weight: 50,
+                    flows: 4,
                 }],
             }),
         ),

@@ -269,9 +269,38 @@ pub struct Actual {
     pub conf: Option<LbConfig>,
     /// In-use VIPs by key.
     pub vips: BTreeMap<LbVip, ActualVip>,
+    /// ASes of deleted VIPs that VPP has not collected yet, in dump order
+    /// (known only when `show lb vips verbose` could be read).
+    pub orphans: Vec<OrphanAs>,
 }
 
-/// One in-use VIP block of `show lb vips verbose`.
+/// An AS of a deleted VIP, waiting for VPP's garbage collection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrphanAs {
+    /// The deleted VIP's key (a live VIP may have the same one).
+    pub vip: LbVip,
+    /// The deleted VIP's pool index.
+    pub index: u32,
+    /// AS address.
+    pub addr: IpAddr,
+    /// Its last weight.
+    pub weight: u8,
+    /// Sticky entries still pinned to it.
+    pub flows: u32,
+}
+
+/// One AS line of a `show lb vips verbose` block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerboseAs {
+    /// AS address.
+    pub addr: IpAddr,
+    /// `flows:`.
+    pub flows: u32,
+    /// `used` (false: ` removed`).
+    pub used: bool,
+}
+
+/// One VIP block of `show lb vips verbose`, deleted ones included.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerboseVip {
     /// Prefix, protocol, port.
@@ -280,11 +309,14 @@ pub struct VerboseVip {
     pub index: u32,
     /// `src_ip_sticky`.
     pub sticky: bool,
-    /// `flows:` of each AS line.
-    pub flows: BTreeMap<IpAddr, u32>,
+    /// Deleted, waiting for garbage collection (` removed`).
+    pub removed: bool,
+    /// Its AS slots in slot order (the order of `lb_as_v2_dump`).
+    pub ases: Vec<VerboseAs>,
 }
 
-/// The in-use VIP blocks of `show lb vips verbose`.
+/// Every VIP block of `show lb vips verbose`, in pool-index order (the
+/// order `lb_as_v2_dump` visits VIPs in).
 pub fn parse_vips_verbose(text: &str) -> Vec<VerboseVip> {
     let mut out = Vec::new();
     let mut lines = text.lines().peekable();
@@ -314,9 +346,9 @@ pub fn parse_vips_verbose(text: &str) -> Vec<VerboseVip> {
         let sticky = flags.contains(&"src_ip_sticky");
         let removed = flags.contains(&"removed");
         let (mut protocol, mut port) = (255u8, 0u16);
-        let mut flows = BTreeMap::new();
+        let mut ases = Vec::new();
         // The block's own lines follow; protocol/port is among the first,
-        // the AS lines (`<address> weight:... flows:<n> ...`) last.
+        // the AS lines (`<address> weight:... flows:<n> dpo:<d> used`) last.
         while let Some(next) = lines.peek() {
             if !next.starts_with("  ") {
                 break;
@@ -330,31 +362,59 @@ pub fn parse_vips_verbose(text: &str) -> Vec<VerboseVip> {
                 }
             } else if let Some((addr, rest)) = l.split_once(' ') {
                 if let Ok(a) = addr.parse::<IpAddr>() {
-                    let n = rest
+                    let flows = rest
                         .split(' ')
                         .find_map(|w| w.strip_prefix("flows:"))
-                        .and_then(|n| n.parse::<u32>().ok());
-                    if let Some(n) = n {
-                        // A live AS and a lingering deleted one: the sum.
-                        *flows.entry(a).or_insert(0) += n;
-                    }
+                        .and_then(|n| n.parse::<u32>().ok())
+                        .unwrap_or(0);
+                    ases.push(VerboseAs {
+                        addr: a,
+                        flows,
+                        used: !rest.ends_with("removed"),
+                    });
                 }
             }
         }
-        if !removed {
-            out.push(VerboseVip {
-                key: LbVip {
-                    pfx,
-                    protocol,
-                    port,
-                },
-                index: idx,
-                sticky,
-                flows,
-            });
-        }
+        out.push(VerboseVip {
+            key: LbVip {
+                pfx,
+                protocol,
+                port,
+            },
+            index: idx,
+            sticky,
+            removed,
+            ases,
+        });
     }
     out
+}
+
+/// Which VIP block each `lb_as_v2_dump` row belongs to, by position in
+/// `blocks`. The dump names a row's VIP only by prefix, protocol and port,
+/// so while a deleted VIP with the same key awaits garbage collection its
+/// ASes look like the live VIP's. Both the dump and the CLI visit VIPs in
+/// pool-index order and AS slots in slot order, so the rows with one key
+/// are, in order, the AS lines of that key's blocks. `None` when the two
+/// reads disagree (VPP changed between them): the caller falls back to
+/// the key.
+fn attribute_rows(rows: &[LbAsV2Details], blocks: &[VerboseVip]) -> Option<Vec<usize>> {
+    // Per key: the (block, AS line) sequence the rows must follow.
+    let mut expected: BTreeMap<LbVip, std::collections::VecDeque<(usize, IpAddr)>> =
+        BTreeMap::new();
+    for (bi, b) in blocks.iter().enumerate() {
+        let q = expected.entry(b.key).or_default();
+        q.extend(b.ases.iter().map(|a| (bi, a.addr)));
+    }
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let (bi, addr) = expected.get_mut(&r.vip)?.pop_front()?;
+        if addr != r.app_srv {
+            return None;
+        }
+        out.push(bi);
+    }
+    expected.values().all(|q| q.is_empty()).then_some(out)
 }
 
 /// Assembles [`Actual`] from the three reads.
@@ -364,22 +424,23 @@ pub fn actual_from(
     ases: &[LbAsV2Details],
     verbose: Option<&str>,
 ) -> Actual {
-    let scraped: BTreeMap<LbVip, VerboseVip> = verbose
-        .map(|t| {
-            parse_vips_verbose(t)
-                .into_iter()
-                .map(|v| (v.key, v))
-                .collect()
-        })
-        .unwrap_or_default();
+    let blocks = verbose.map(parse_vips_verbose).unwrap_or_default();
+    let live: BTreeMap<LbVip, usize> = blocks
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| !b.removed)
+        .map(|(i, b)| (b.key, i))
+        .collect();
+    let owners = verbose.and_then(|_| attribute_rows(ases, &blocks));
     let mut out = Actual {
         conf,
         vips: BTreeMap::new(),
+        orphans: Vec::new(),
     };
     for v in vips {
         let key = v.vip;
-        let (index, sticky) = match scraped.get(&key) {
-            Some(v) => (Some(v.index), Some(v.sticky)),
+        let (index, sticky) = match live.get(&key).map(|&i| &blocks[i]) {
+            Some(b) => (Some(b.index), Some(b.sticky)),
             None => (None, None),
         };
         out.vips.insert(
@@ -397,22 +458,35 @@ pub fn actual_from(
             },
         );
     }
-    for a in ases {
-        // Dumps include ASes of deleted VIPs; only in-use VIPs matter.
+    for (row, a) in ases.iter().enumerate() {
+        let in_use = a.flags & 1 == 1;
+        // Without a row-by-row match, the live VIP of the key.
+        let block = match &owners {
+            Some(o) => Some(&blocks[o[row]]),
+            None => live.get(&a.vip).map(|&i| &blocks[i]),
+        };
+        let flows = block
+            .and_then(|b| b.ases.iter().find(|x| x.addr == a.app_srv))
+            .map_or(0, |x| x.flows);
+        if let Some(b) = block.filter(|b| b.removed) {
+            // An AS of a deleted VIP: not the live VIP's, whatever the key.
+            out.orphans.push(OrphanAs {
+                vip: a.vip,
+                index: b.index,
+                addr: a.app_srv,
+                weight: a.weight,
+                flows,
+            });
+            continue;
+        }
         let Some(v) = out.vips.get_mut(&a.vip) else {
             continue;
         };
-        let in_use = a.flags & 1 == 1;
         let prev = v.ases.get(&a.app_srv);
         // A revived slot and a lingering deleted one: the live one counts.
         if prev.is_some_and(|p| p.in_use) && !in_use {
             continue;
         }
-        let flows = scraped
-            .get(&a.vip)
-            .and_then(|s| s.flows.get(&a.app_srv))
-            .copied()
-            .unwrap_or(0);
         v.ases.insert(
             a.app_srv,
             ActualAs {
@@ -1224,7 +1298,7 @@ mod tests {
         };
         let a = Actual {
             conf: Some(have),
-            vips: BTreeMap::new(),
+            ..Actual::default()
         };
         assert!(diff(&d, &a, &Scope::All, &none()).is_empty());
         d.conf.as_mut().unwrap().flow_timeout = 30;
@@ -1336,21 +1410,110 @@ mod tests {
   #as:0
 
 ";
-        let got: Vec<(LbVip, u32, bool)> = parse_vips_verbose(text)
+        let got: Vec<(LbVip, u32, bool, bool)> = parse_vips_verbose(text)
             .iter()
-            .map(|v| (v.key, v.index, v.sticky))
+            .map(|v| (v.key, v.index, v.sticky, v.removed))
             .collect();
         assert_eq!(
             got,
             vec![
-                (key("192.0.2.1", 6, 80), 1, true),
-                (key("198.51.100.7", 255, 0), 3, false),
+                (key("192.0.2.1", 6, 80), 1, true, false),
+                (key("2001:db8::1", 17, 53), 2, false, true),
+                (key("198.51.100.7", 255, 0), 3, false, false),
             ]
         );
         assert_eq!(
-            parse_vips_verbose(text)[0].flows,
-            BTreeMap::from([(ip("10.0.0.1"), 37)])
+            parse_vips_verbose(text)[0].ases,
+            vec![VerboseAs {
+                addr: ip("10.0.0.1"),
+                flows: 37,
+                used: true
+            }]
         );
+    }
+
+    fn as_row(vip: LbVip, addr: &str, weight: u8, in_use: bool, buckets: u32) -> LbAsV2Details {
+        LbAsV2Details {
+            context: 0,
+            vip,
+            app_srv: ip(addr),
+            flags: u8::from(in_use),
+            in_use_since: 0,
+            weight,
+            num_buckets: buckets,
+        }
+    }
+
+    fn block(vip: LbVip, index: u32, removed: bool, ases: &[(&str, u32, bool)]) -> String {
+        let mut s = format!(
+            " ip4-gre4 [{index}] {}{}\n  new_size:1024\n  protocol:{} port:{}\n  #as:{}\n",
+            vip.pfx,
+            if removed { " removed" } else { "" },
+            vip.protocol,
+            vip.port,
+            ases.len()
+        );
+        for (a, flows, used) in ases {
+            s.push_str(&format!(
+                "    {a} weight:100 buckets:0 flows:{flows} dpo:1 {}\n",
+                if *used { "used" } else { " removed" }
+            ));
+        }
+        s + "\n"
+    }
+
+    /// A VIP deleted and re-added with the same key: VPP's dump gives the
+    /// old one's ASes (flags 0) under the same key; the CLI's pool indexes
+    /// say they are not the live VIP's.
+    #[test]
+    fn ases_of_a_deleted_vip_with_the_live_key_are_orphans() {
+        let k = key("192.0.2.1", 6, 80);
+        let vip = LbVipDetails {
+            context: 0,
+            vip: k,
+            encap: Encap::Gre4,
+            dscp: 0,
+            srv_type: 0,
+            target_port: 0,
+            flow_table_length: 4096,
+        };
+        // Slot 1: the deleted VIP (a and b); slot 2: the live one (a, and
+        // c deleted from it a moment ago).
+        let rows = [
+            as_row(k, "10.0.0.1", 100, false, 0),
+            as_row(k, "10.0.0.2", 50, false, 0),
+            as_row(k, "10.0.0.1", 100, true, 4096),
+            as_row(k, "10.0.0.3", 100, false, 0),
+        ];
+        let text = block(k, 1, true, &[("10.0.0.1", 5, false), ("10.0.0.2", 6, false)])
+            + &block(k, 2, false, &[("10.0.0.1", 7, true), ("10.0.0.3", 0, false)]);
+        let a = actual_from(None, std::slice::from_ref(&vip), &rows, Some(&text));
+        let v = &a.vips[&k];
+        assert_eq!(v.index, Some(2));
+        let ases: Vec<(IpAddr, bool, u32)> =
+            v.ases.iter().map(|(a, x)| (*a, x.in_use, x.flows)).collect();
+        assert_eq!(
+            ases,
+            vec![(ip("10.0.0.1"), true, 7), (ip("10.0.0.3"), false, 0)],
+            "10.0.0.2 was never an AS of the live VIP"
+        );
+        let orphans: Vec<(u32, IpAddr, u8, u32)> = a
+            .orphans
+            .iter()
+            .map(|o| (o.index, o.addr, o.weight, o.flows))
+            .collect();
+        assert_eq!(
+            orphans,
+            vec![(1, ip("10.0.0.1"), 100, 5), (1, ip("10.0.0.2"), 50, 6)]
+        );
+        // The dump and the CLI disagree (VPP changed in between): by key.
+        let a = actual_from(None, std::slice::from_ref(&vip), &rows[..3], Some(&text));
+        assert!(a.orphans.is_empty());
+        assert!(a.vips[&k].ases.contains_key(&ip("10.0.0.2")));
+        // Without the CLI: by key, as before.
+        let a = actual_from(None, &[vip], &rows, None);
+        assert_eq!(a.vips[&k].ases.len(), 3);
+        assert_eq!(a.vips[&k].index, None);
     }
 
     #[test]
