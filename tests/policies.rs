@@ -446,7 +446,12 @@ fn changing_the_table_length_recreates_the_vip() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["address"].as_str().unwrap(), a["in_use"].as_bool().unwrap()))
+        .map(|a| {
+            (
+                a["address"].as_str().unwrap(),
+                a["in_use"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(live, [("127.78.0.1", true), ("127.78.0.2", true)], "{st}");
     let removed: Vec<(&str, u64)> = st["removed"]
@@ -465,8 +470,8 @@ fn changing_the_table_length_recreates_the_vip() {
         "{st}"
     );
     assert_ne!(vips[0]["index"].as_u64(), old_index, "{st}");
-    let text = String::from_utf8_lossy(&maglevc(&ctl, &["show", "vpp", "lb", "state"]).stdout)
-        .to_string();
+    let text =
+        String::from_utf8_lossy(&maglevc(&ctl, &["show", "vpp", "lb", "state"]).stdout).to_string();
     assert!(text.contains("removed vip 192.0.2.1"), "{text}");
     let _ = d.stop_within(Duration::from_secs(2));
 }

@@ -78,6 +78,13 @@ pub enum CheckerError {
         /// Backend.
         backend: String,
     },
+    /// The frontend does not use that backend in any pool.
+    NotInFrontend {
+        /// Frontend.
+        frontend: String,
+        /// Backend.
+        backend: String,
+    },
     /// A weight above 100.
     WeightRange(u8),
     /// The state machine refused the action.
@@ -89,6 +96,9 @@ pub enum CheckerError {
         /// Why not.
         why: ActionError,
     },
+    /// An action whose outcome a preview cannot know (`resume`,
+    /// `enable`: the backend starts over at `unknown`).
+    NoPreview(Action),
     /// The checker thread has stopped.
     NotRunning,
     /// The checker did not answer in time.
@@ -111,12 +121,23 @@ impl std::fmt::Display for CheckerError {
                 f,
                 "pool `{pool}` of frontend `{frontend}` has no backend `{backend}`"
             ),
+            CheckerError::NotInFrontend { frontend, backend } => {
+                write!(
+                    f,
+                    "frontend `{frontend}` has no backend `{backend}` in any pool"
+                )
+            }
             CheckerError::WeightRange(w) => write!(f, "weight {w} is outside 0..100"),
             CheckerError::Refused {
                 backend,
                 action,
                 why,
             } => write!(f, "cannot {} backend `{backend}`: {why}", action.as_str()),
+            CheckerError::NoPreview(a) => write!(
+                f,
+                "no preview of `{}`: the backend starts over at unknown, its weight then depends on its probes",
+                a.as_str()
+            ),
             CheckerError::NotRunning => f.write_str("checker is not running"),
             CheckerError::NoAnswer => f.write_str("checker did not answer"),
         }

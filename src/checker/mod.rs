@@ -14,6 +14,7 @@ pub mod cadence;
 mod client;
 pub mod events;
 mod view;
+pub mod whatif;
 
 pub use client::{Action, CheckerClient, CheckerError};
 pub use view::{

@@ -465,6 +465,84 @@ fn synced(s: &p::Synced) -> String {
     out
 }
 
+/// `a -> b`, or `a` when nothing changes (`-` for absent).
+fn change<T: std::fmt::Display + PartialEq>(a: &Option<T>, b: &Option<T>) -> String {
+    if a == b {
+        opt(a)
+    } else {
+        format!("{} -> {}", opt(a), opt(b))
+    }
+}
+
+/// A preview, terraform-plan style: per VIP its operations in order, each
+/// AS's weight and buckets before and after, and the new flows that move.
+pub fn preview(v: &p::Preview, st: Style) -> String {
+    let basis = match v.basis.as_str() {
+        "vpp" => "against VPP's state, read now",
+        _ => "against what maglevd programs: VPP is not connected",
+    };
+    let mut out = format!("{} {} ({basis})\n", st.label("preview"), v.change);
+    if v.conf.is_none() && v.vips.is_empty() {
+        out.push_str("no change to VPP\n");
+        return out;
+    }
+    let mut n = 0;
+    if let Some(c) = &v.conf {
+        n += 1;
+        out.push_str(&format!("{} 1. {c}\n", st.label("lb-conf")));
+    }
+    for vip in &v.vips {
+        out.push_str(&format!(
+            "{} {} protocol {} port {} frontend {}: {} operation(s)\n",
+            st.label("vip"),
+            host(&vip.prefix),
+            vip.protocol,
+            vip.port,
+            opt(&vip.frontend),
+            vip.ops.len()
+        ));
+        for o in &vip.ops {
+            n += 1;
+            out.push_str(&format!("  {n}. {o}\n"));
+        }
+        if vip.recreated {
+            out.push_str("  the VIP is deleted and added again: its established flows are cut\n");
+        }
+        let rows: Vec<Vec<String>> = vip
+            .ases
+            .iter()
+            .map(|a| {
+                vec![
+                    a.address.clone(),
+                    txt(&a.backends.join(",")),
+                    change(&a.weight_before, &a.weight_after),
+                    change(&Some(a.buckets_before), &Some(a.buckets_after)),
+                ]
+            })
+            .collect();
+        for l in table(&["AS", "BACKENDS", "WEIGHT", "BUCKETS"], &rows, st).lines() {
+            out.push_str(&format!("  {l}\n"));
+        }
+        out.push_str(&format!(
+            "  table {} buckets, fingerprint {}\n",
+            change(&vip.buckets_before, &vip.buckets_after),
+            change(&vip.fingerprint_before, &vip.fingerprint_after),
+        ));
+        out.push_str(&format!(
+            "  new flows moved: {}% (necessary {}%, collateral {}%)\n",
+            dec(vip.moved),
+            dec(vip.necessary),
+            dec(vip.collateral)
+        ));
+    }
+    out.push_str(&format!(
+        "{} VIP(s), {n} operation(s); computed in {} ms\n",
+        v.vips.len(),
+        dec(v.took_ms)
+    ));
+    out
+}
+
 /// Renders a successful reply.
 pub fn render(reply: &Reply, st: Style) -> String {
     match reply {
@@ -488,7 +566,11 @@ pub fn render(reply: &Reply, st: Style) -> String {
         Reply::LbState(s) => lb_state(s, st),
         Reply::LbCounters(c) => lb_counters(c, st),
         Reply::Synced(s) => synced(s),
-        Reply::Config { result } => format!("{result}\n"),
+        Reply::Preview(v) => preview(v, st),
+        Reply::Config { result, plan } => match plan {
+            Some(pl) => format!("{result}\n{}", preview(pl, st)),
+            None => format!("{result}\n"),
+        },
         Reply::Watching { watching: w } => format!(
             "watching{}{}{}{}\n",
             if w.backend { " backend" } else { "" },
@@ -547,6 +629,11 @@ mod tests {
         // A VIP is shown without its host length; a time as "ago".
         "ShowVppLbState:.vips[].prefix",
         "ShowVppLbState:.removed[].prefix",
+        // The basis is said in words; VIPs without their host length.
+        "ConfigCheck:.plan.basis",
+        "ConfigCheck:.plan.vips[].prefix",
+        "Preview:.basis",
+        "Preview:.vips[].prefix",
         "ShowVppLbCounters:.vips[].prefix",
         "ShowVppLbCounters:.at",
         "ShowVppInfo:.connected_at",

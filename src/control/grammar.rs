@@ -97,6 +97,14 @@ pub const WATCH_OPTIONS: &[Node] = &[
     kw("frontend", "include frontend transitions", &[], true),
 ];
 
+/// `[frontend F]` at the end of a preview.
+const ONLY_FRONTEND: &[Node] = &[kw(
+    "frontend",
+    "only this frontend's VIP",
+    &[arg(Slot::Frontend, "frontend name", &[], true)],
+    false,
+)];
+
 /// The whole language.
 pub const TREE: &[Node] = &[
     kw(
@@ -237,6 +245,82 @@ pub const TREE: &[Node] = &[
         false,
     ),
     kw(
+        "preview",
+        "what a change would do to VPP, without making it",
+        &[
+            kw(
+                "set",
+                "a change",
+                &[
+                    kw(
+                        "backend",
+                        "an action or weight for a backend",
+                        &[arg(
+                            Slot::Backend,
+                            "backend name",
+                            &[
+                                kw("pause", "weight 0, keep flows", ONLY_FRONTEND, true),
+                                kw("disable", "weight 0, flush flows", ONLY_FRONTEND, true),
+                                kw(
+                                    "weight",
+                                    "new weight in every pool it is in",
+                                    &[arg(Slot::Weight, "0..100", ONLY_FRONTEND, true)],
+                                    false,
+                                ),
+                            ],
+                            false,
+                        )],
+                        false,
+                    ),
+                    kw(
+                        "frontend",
+                        "runtime weight of a pool backend",
+                        &[arg(
+                            Slot::Frontend,
+                            "frontend name",
+                            &[kw(
+                                "pool",
+                                "pool",
+                                &[arg(
+                                    Slot::Pool,
+                                    "pool name",
+                                    &[kw(
+                                        "backend",
+                                        "backend",
+                                        &[arg(
+                                            Slot::Backend,
+                                            "backend name",
+                                            &[kw(
+                                                "weight",
+                                                "new weight",
+                                                &[arg(Slot::Weight, "0..100", &[], true)],
+                                                false,
+                                            )],
+                                            false,
+                                        )],
+                                        false,
+                                    )],
+                                    false,
+                                )],
+                                false,
+                            )],
+                            false,
+                        )],
+                        false,
+                    ),
+                ],
+                false,
+            ),
+            kw(
+                "config",
+                "what `config reload` would do with the file on disk",
+                &[],
+                true,
+            ),
+        ],
+        false,
+    ),
+    kw(
         "config",
         "configuration file",
         &[
@@ -298,12 +382,50 @@ pub enum Command {
         /// Flush the backend's flows.
         flush: bool,
     },
+    /// `preview ...`.
+    Preview(Preview),
     /// `config check`.
     ConfigCheck,
     /// `config reload`.
     ConfigReload,
     /// `watch events [num <n>] [log [level <l>]] [backend] [frontend]`.
     Watch(WatchSpec),
+}
+
+/// What `preview` is asked about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Preview {
+    /// `preview set backend B pause|disable [frontend F]`.
+    Action {
+        /// Backend.
+        backend: String,
+        /// Pause or disable.
+        action: Action,
+        /// Only this frontend.
+        frontend: Option<String>,
+    },
+    /// `preview set backend B weight W [frontend F]`.
+    BackendWeight {
+        /// Backend.
+        backend: String,
+        /// New weight.
+        weight: u8,
+        /// Only this frontend.
+        frontend: Option<String>,
+    },
+    /// `preview set frontend F pool P backend B weight W`.
+    PoolWeight {
+        /// Frontend.
+        frontend: String,
+        /// Pool.
+        pool: String,
+        /// Backend.
+        backend: String,
+        /// New weight.
+        weight: u8,
+    },
+    /// `preview config`: a reload of the file on disk.
+    Config,
 }
 
 /// What `watch events` streams.
@@ -535,12 +657,31 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         ["set", "backend", action] => {
             Command::SetBackend(a(0), Action::parse(action).expect("tree has only actions"))
         }
+        ["preview", "set", "backend", action, rest @ ..] if *action != "weight" => {
+            Command::Preview(Preview::Action {
+                backend: a(0),
+                action: Action::parse(action).expect("tree has only actions"),
+                frontend: (rest == ["frontend"]).then(|| a(1)),
+            })
+        }
+        ["preview", "set", "backend", "weight", rest @ ..] => {
+            Command::Preview(Preview::BackendWeight {
+                backend: a(0),
+                weight: weight(&a(1))?,
+                frontend: (rest == ["frontend"]).then(|| a(2)),
+            })
+        }
+        ["preview", "set", "frontend", "pool", "backend", "weight"] => {
+            Command::Preview(Preview::PoolWeight {
+                frontend: a(0),
+                pool: a(1),
+                backend: a(2),
+                weight: weight(&a(3))?,
+            })
+        }
+        ["preview", "config"] => Command::Preview(Preview::Config),
         ["set", "frontend", "pool", "backend", "weight", rest @ ..] => {
-            let w = a(3);
-            let weight: u8 =
-                w.parse().ok().filter(|v| *v <= 100).ok_or_else(|| {
-                    ParseError(format!("weight `{w}` is not a number from 0 to 100"))
-                })?;
+            let weight = weight(&a(3))?;
             Command::SetWeight {
                 frontend: a(0),
                 pool: a(1),
@@ -590,6 +731,14 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             )));
         }
     })
+}
+
+/// A weight argument: 0..=100.
+fn weight(w: &str) -> Result<u8, ParseError> {
+    w.parse()
+        .ok()
+        .filter(|v| *v <= 100)
+        .ok_or_else(|| ParseError(format!("weight `{w}` is not a number from 0 to 100")))
 }
 
 /// The nodes following the last slot of a walked path.

@@ -2,25 +2,31 @@
 //! Read-only commands use the published snapshots; actions go to the
 //! thread that owns the state.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Sender, bounded};
 
-use super::grammar::Command;
+use super::grammar::{Command, Preview};
 use super::protocol::{self as p, Failure, Reply};
 
 use crate::checker::CheckerClient;
+use crate::checker::whatif::{self, Change};
 use crate::checker::{BackendView, Snapshot};
-use crate::config::{Frontend, HealthCheck, Probe};
+use crate::config::{Config, Frontend, HealthCheck, Probe};
 use crate::logging::rfc3339_utc;
 use crate::snapshot::Published;
 use crate::vpp::reconciler::ReconcilerClient;
 use crate::vpp::scraper::LbCounters;
 
+/// The answer to [`ConfigRequest::Check`]: a summary line and the parsed
+/// configuration, or every problem.
+pub type CheckResult = Result<(String, Arc<Config>), Vec<String>>;
+
 /// A configuration request the main thread (which owns the file) answers.
 pub enum ConfigRequest {
-    /// Validate the file on disk.
-    Check(Sender<Result<String, Vec<String>>>),
+    /// Validate the file on disk; the answer has the parsed configuration.
+    Check(Sender<CheckResult>),
     /// Load it (like SIGHUP).
     Reload(Sender<Result<String, Vec<String>>>),
 }
@@ -240,24 +246,180 @@ fn frontend(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> p::Fronte
     }
 }
 
-fn config_request(ctx: &Context, check: bool) -> Answer {
+fn config_failure(problems: Vec<String>) -> Failure {
+    Failure {
+        error: problems.join("\n"),
+        problems,
+    }
+}
+
+/// The file on disk, validated by the main thread.
+fn checked_config(ctx: &Context) -> Result<(String, Arc<Config>), Failure> {
     let (tx, rx) = bounded(1);
-    let req = if check {
-        ConfigRequest::Check(tx)
-    } else {
-        ConfigRequest::Reload(tx)
-    };
-    if ctx.config.send(req).is_err() {
+    if ctx.config.send(ConfigRequest::Check(tx)).is_err() {
         return Err(err("maglevd is shutting down"));
     }
     match rx.recv_timeout(WAIT) {
-        Ok(Ok(result)) => Ok(Reply::Config { result }),
-        Ok(Err(problems)) => Err(Failure {
-            error: problems.join("\n"),
-            problems,
-        }),
+        Ok(r) => r.map_err(config_failure),
         Err(_) => Err(err("the main thread did not answer")),
     }
+}
+
+fn config_request(ctx: &Context, check: bool) -> Answer {
+    if check {
+        let (result, cfg) = checked_config(ctx)?;
+        // The plan of a reload; a configuration that loads but that the
+        // checker would refuse has none.
+        let plan = preview_of(ctx, &Change::Reload(cfg), "config reload").ok();
+        return Ok(Reply::Config { result, plan });
+    }
+    let (tx, rx) = bounded(1);
+    if ctx.config.send(ConfigRequest::Reload(tx)).is_err() {
+        return Err(err("maglevd is shutting down"));
+    }
+    match rx.recv_timeout(WAIT) {
+        Ok(Ok(result)) => Ok(Reply::Config { result, plan: None }),
+        Ok(Err(problems)) => Err(config_failure(problems)),
+        Err(_) => Err(err("the main thread did not answer")),
+    }
+}
+
+/// What `change` would do to VPP: against VPP's state read now when VPP is
+/// connected, else against what maglevd would program.
+fn preview_of(ctx: &Context, change: &Change, words: &str) -> Result<p::Preview, Failure> {
+    use crate::vpp::lb::{self, Actual, FlushRequests, Scope};
+    let t0 = Instant::now();
+    let snap = ctx.checker.snapshot();
+    let w = whatif::what_if(&snap, change, SystemTime::now()).map_err(|e| err(e.to_string()))?;
+    let scope = match &w.frontends {
+        None => Scope::All,
+        Some(s) => Scope::Frontends(s.clone()),
+    };
+    let desired = lb::desired_from(&w.config, &scope, |fe| w.members.get(fe).cloned());
+    let read = ctx
+        .reconciler
+        .as_ref()
+        .filter(|r| r.status().connected)
+        .and_then(|r| r.read(WAIT).ok());
+    let (actual, basis) = match read {
+        Some(a) => (a, "vpp"),
+        None => (
+            Actual::predicted(&lb::desired_for(&snap, &scope)),
+            "maglevd",
+        ),
+    };
+    let flushes = FlushRequests {
+        transitions: w.flushes.clone(),
+        explicit: Default::default(),
+    };
+    let plan = crate::vpp::preview::plan(&desired, &actual, &scope, &flushes);
+    // Backend names by address, from the configuration now and after.
+    let mut names: std::collections::BTreeMap<std::net::IpAddr, Vec<String>> = Default::default();
+    for cfg in [&w.config, &snap.config] {
+        for (n, b) in &cfg.backends {
+            let v = names.entry(b.address).or_default();
+            if !v.contains(n) {
+                v.push(n.clone());
+            }
+        }
+    }
+    Ok(p::Preview {
+        change: words.to_string(),
+        basis: basis.to_string(),
+        conf: plan.conf.map(|o| o.to_string()),
+        vips: plan
+            .vips
+            .iter()
+            .map(|v| p::PreviewVip {
+                frontend: v.frontend.clone(),
+                prefix: v.key.pfx.to_string(),
+                protocol: v.key.protocol,
+                port: v.key.port,
+                recreated: v.recreated,
+                buckets_before: v.table_before,
+                buckets_after: v.table_after,
+                ops: v.ops.iter().map(ToString::to_string).collect(),
+                ases: v
+                    .ases
+                    .iter()
+                    .map(|a| p::PreviewAs {
+                        address: a.addr.to_string(),
+                        backends: names.get(&a.addr).cloned().unwrap_or_default(),
+                        weight_before: a.weight_before,
+                        weight_after: a.weight_after,
+                        buckets_before: a.buckets_before,
+                        buckets_after: a.buckets_after,
+                    })
+                    .collect(),
+                moved: v.moved.percent(v.moved.necessary + v.moved.collateral),
+                necessary: v.moved.percent(v.moved.necessary),
+                collateral: v.moved.percent(v.moved.collateral),
+                fingerprint_before: v.fingerprint_before.clone(),
+                fingerprint_after: v.fingerprint_after.clone(),
+            })
+            .collect(),
+        took_ms: t0.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// `preview ...`.
+fn preview(ctx: &Context, what: &Preview) -> Answer {
+    let (change, words) = match what {
+        Preview::Action {
+            backend,
+            action,
+            frontend,
+        } => (
+            Change::Action {
+                backend: backend.clone(),
+                action: *action,
+                frontend: frontend.clone(),
+            },
+            format!(
+                "set backend {backend} {}{}",
+                action.as_str(),
+                frontend
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" frontend {f}"))
+            ),
+        ),
+        Preview::BackendWeight {
+            backend,
+            weight,
+            frontend,
+        } => (
+            Change::BackendWeight {
+                backend: backend.clone(),
+                weight: *weight,
+                frontend: frontend.clone(),
+            },
+            format!(
+                "set backend {backend} weight {weight}{}",
+                frontend
+                    .as_ref()
+                    .map_or(String::new(), |f| format!(" frontend {f}"))
+            ),
+        ),
+        Preview::PoolWeight {
+            frontend,
+            pool,
+            backend,
+            weight,
+        } => (
+            Change::PoolWeight {
+                frontend: frontend.clone(),
+                pool: pool.clone(),
+                backend: backend.clone(),
+                weight: *weight,
+            },
+            format!("set frontend {frontend} pool {pool} backend {backend} weight {weight}"),
+        ),
+        Preview::Config => (
+            Change::Reload(checked_config(ctx)?.1),
+            "config reload".to_string(),
+        ),
+    };
+    preview_of(ctx, &change, &words).map(Reply::Preview)
 }
 
 fn vpp_info(ctx: &Context) -> Answer {
@@ -484,6 +646,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                     .map(|fe| frontend(&snap, fe_name, fe, true)),
             }
         }
+        Command::Preview(what) => return preview(ctx, what),
         Command::ConfigCheck => return config_request(ctx, true),
         Command::ConfigReload => return config_request(ctx, false),
         Command::Watch(_) => return Err(err("watch is a stream; the server handles it")),

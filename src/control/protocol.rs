@@ -251,6 +251,72 @@ pub struct LbConf {
     pub flow_timeout: u32,
 }
 
+/// What a change would do to VPP (`preview`, `config check`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    /// The change, in command words.
+    pub change: String,
+    /// What "now" is: `vpp` (VPP's state, read for this answer) or
+    /// `maglevd` (what maglevd would program: VPP is not connected).
+    pub basis: String,
+    /// The `lb_conf` sent first, if any.
+    pub conf: Option<String>,
+    /// The VIPs that change, in the order their operations are sent.
+    pub vips: Vec<PreviewVip>,
+    /// How long the preview took to compute, milliseconds.
+    pub took_ms: f64,
+}
+
+/// What a change does to one VIP.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewVip {
+    /// Its frontend (`None`: a VIP no frontend has, which a sync removes).
+    pub frontend: Option<String>,
+    /// Prefix (`192.0.2.1/32`).
+    pub prefix: String,
+    /// IP protocol number (255: any).
+    pub protocol: u8,
+    /// Port (0: all).
+    pub port: u16,
+    /// Deleted and added again: its established flows are cut.
+    pub recreated: bool,
+    /// New-flow table length now (`None`: no such VIP yet).
+    pub buckets_before: Option<u32>,
+    /// And after (`None`: removed).
+    pub buckets_after: Option<u32>,
+    /// The operations sent to VPP for it, in order.
+    pub ops: Vec<String>,
+    /// Every AS now or after.
+    pub ases: Vec<PreviewAs>,
+    /// Percent of new flows that would go to another AS.
+    pub moved: f64,
+    /// Of which to or from an AS the change touches.
+    pub necessary: f64,
+    /// Of which between ASes the change does not touch.
+    pub collateral: f64,
+    /// Table fingerprint now.
+    pub fingerprint_before: Option<String>,
+    /// Table fingerprint after.
+    pub fingerprint_after: Option<String>,
+}
+
+/// One AS in a [`PreviewVip`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PreviewAs {
+    /// Address.
+    pub address: String,
+    /// The backends at that address.
+    pub backends: Vec<String>,
+    /// Weight now (`None`: not an AS of the VIP).
+    pub weight_before: Option<u8>,
+    /// Weight after.
+    pub weight_after: Option<u8>,
+    /// New-flow buckets now.
+    pub buckets_before: u32,
+    /// New-flow buckets after.
+    pub buckets_after: u32,
+}
+
 /// An application server of a VIP, as VPP holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LbAs {
@@ -432,10 +498,16 @@ pub enum Reply {
     LbCounters(LbCounters),
     /// `sync vpp lb state`.
     Synced(Synced),
+    /// `preview ...`.
+    Preview(Preview),
     /// `config check`, `config reload`.
     Config {
         /// One-line summary.
         result: String,
+        /// `config check`: what a reload would do to VPP (absent when
+        /// VPP integration is off).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<Preview>,
     },
     /// `watch events`: the first line of the stream.
     Watching {
@@ -595,7 +667,20 @@ impl Reply {
             Command::ShowVppLbState => as_!(LbState(LbState)),
             Command::ShowVppLbCounters => as_!(LbCounters(LbCounters)),
             Command::SyncVppLbState(_) => as_!(Synced(Synced)),
-            Command::ConfigCheck | Command::ConfigReload => as_!(Config { result: String }),
+            Command::Preview(_) => as_!(Preview(Preview)),
+            Command::ConfigCheck | Command::ConfigReload => {
+                #[derive(Deserialize)]
+                struct B {
+                    result: String,
+                    #[serde(default)]
+                    plan: Option<Preview>,
+                }
+                let b: B = serde_json::from_str(line).map_err(bad)?;
+                Reply::Config {
+                    result: b.result,
+                    plan: b.plan,
+                }
+            }
             Command::Watch(_) => as_!(Watching { watching: Watching }),
         }))
     }
@@ -617,6 +702,44 @@ impl StreamEvent {
     /// Reads a stream line.
     pub fn decode(line: &str) -> Result<StreamEvent, DecodeError> {
         serde_json::from_str(line).map_err(|e| DecodeError(format!("{e}: {line}")))
+    }
+}
+
+/// A preview with every field set.
+#[cfg(test)]
+fn sample_preview(change: &str) -> Preview {
+    Preview {
+        change: change.into(),
+        basis: "vpp".into(),
+        conf: Some(
+            "lb-conf ip4-src=192.0.2.254 ip6-src=:: sticky-buckets=1024 flow-timeout=40".into(),
+        ),
+        vips: vec![PreviewVip {
+            frontend: Some("web".into()),
+            prefix: "198.51.100.1/32".into(),
+            protocol: 6,
+            port: 443,
+            recreated: true,
+            buckets_before: Some(1024),
+            buckets_after: Some(2048),
+            ops: vec![
+                "as-weight vip=198.51.100.1/32:6/443 as=192.0.2.10 weight=0 flush=true".into(),
+            ],
+            ases: vec![PreviewAs {
+                address: "192.0.2.10".into(),
+                backends: vec!["b1".into()],
+                weight_before: Some(100),
+                weight_after: Some(0),
+                buckets_before: 512,
+                buckets_after: 7,
+            }],
+            moved: 50.5,
+            necessary: 49.5,
+            collateral: 1.5,
+            fingerprint_before: Some("5e0c1b4f2a7d9e31".into()),
+            fingerprint_after: Some("0123456789abcdef".into()),
+        }],
+        took_ms: 0.7,
     }
 }
 
@@ -837,7 +960,16 @@ pub fn samples() -> Vec<(Command, Reply)> {
             Command::ConfigCheck,
             Reply::Config {
                 result: "configuration ok: 1 frontend".into(),
+                plan: Some(sample_preview("config reload")),
             },
+        ),
+        (
+            Command::Preview(super::grammar::Preview::Action {
+                backend: "b1".into(),
+                action: crate::checker::Action::Disable,
+                frontend: None,
+            }),
+            Reply::Preview(sample_preview("set backend b1 disable")),
         ),
         (
             Command::Watch(WatchSpec {
@@ -946,6 +1078,7 @@ mod tests {
                 Command::SyncVppLbState(_) => "sync vpp lb state",
                 Command::SetBackend(..) => "set backend B",
                 Command::ConfigCheck => "config check",
+                Command::Preview(_) => "preview",
                 Command::Watch(_) => "watch events",
                 Command::ShowVersion => "show version",
                 Command::ShowFrontends => "frontends",

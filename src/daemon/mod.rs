@@ -224,7 +224,7 @@ enum LoadFor {
     /// SIGHUP: reload.
     Sighup,
     /// `config check`: validate only.
-    Check(crossbeam_channel::Sender<Result<String, Vec<String>>>),
+    Check(crossbeam_channel::Sender<crate::control::handlers::CheckResult>),
     /// `config reload`.
     Reload(crossbeam_channel::Sender<Result<String, Vec<String>>>),
 }
@@ -487,7 +487,7 @@ pub fn run(opts: Options) -> i32 {
                 match why {
                     LoadFor::Check(reply) => {
                         let r = match loaded {
-                            Ok(c) => Ok(format!("{}: configuration OK ({})", opts.config.display(), summary(&c))),
+                            Ok(c) => Ok((format!("{}: configuration OK ({})", opts.config.display(), summary(&c)), Arc::new(c))),
                             Err(e) => Err(e.lines()),
                         };
                         let _ = reply.send(r);

@@ -274,6 +274,88 @@ pub struct Actual {
     pub orphans: Vec<OrphanAs>,
 }
 
+impl Actual {
+    /// Our record of VPP after `op` succeeded: what the reconciler keeps
+    /// between reads, and what a preview predicts.
+    pub fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Conf(c) => self.conf = Some(c),
+            Op::AddVip(spec) => {
+                self.vips.insert(
+                    spec.key,
+                    ActualVip {
+                        encap: spec.encap,
+                        sticky: Some(spec.src_ip_sticky),
+                        index: None,
+                        table_len: spec.new_flows_table_length,
+                        ases: BTreeMap::new(),
+                    },
+                );
+            }
+            Op::DelVip(key) => {
+                self.vips.remove(&key);
+            }
+            Op::AddAs { vip, addr, weight } => {
+                if let Some(v) = self.vips.get_mut(&vip) {
+                    v.ases.insert(
+                        addr,
+                        ActualAs {
+                            weight,
+                            in_use: true,
+                            buckets: 0,
+                            flows: 0,
+                        },
+                    );
+                }
+            }
+            Op::DelAs { vip, addr, .. } => {
+                if let Some(a) = self.vips.get_mut(&vip).and_then(|v| v.ases.get_mut(&addr)) {
+                    a.in_use = false;
+                }
+            }
+            Op::SetWeight {
+                vip, addr, weight, ..
+            } => {
+                if let Some(a) = self.vips.get_mut(&vip).and_then(|v| v.ases.get_mut(&addr)) {
+                    a.weight = weight;
+                }
+            }
+        }
+    }
+
+    /// What VPP holds when it holds exactly `desired` (bucket counts and
+    /// indexes unknown; `lb_conf` left out): the basis of a preview while
+    /// VPP is not connected.
+    pub fn predicted(desired: &Desired) -> Actual {
+        let mut a = Actual::default();
+        for (k, v) in &desired.vips {
+            a.vips.insert(
+                *k,
+                ActualVip {
+                    encap: v.spec.encap,
+                    sticky: Some(v.spec.src_ip_sticky),
+                    index: None,
+                    table_len: v.spec.new_flows_table_length,
+                    ases: v
+                        .ases
+                        .iter()
+                        .map(|(ip, x)| {
+                            let a = ActualAs {
+                                weight: x.weight,
+                                in_use: true,
+                                buckets: 0,
+                                flows: 0,
+                            };
+                            (*ip, a)
+                        })
+                        .collect(),
+                },
+            );
+        }
+        a
+    }
+}
+
 /// An AS of a deleted VIP, waiting for VPP's garbage collection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrphanAs {
@@ -905,32 +987,9 @@ mod tests {
 
     /// What VPP would hold after applying `d` exactly.
     fn mirror(d: &Desired) -> Actual {
-        let mut a = Actual::default();
-        for (k, v) in &d.vips {
-            a.vips.insert(
-                *k,
-                ActualVip {
-                    encap: v.spec.encap,
-                    sticky: Some(v.spec.src_ip_sticky),
-                    index: Some(1),
-                    table_len: 1024,
-                    ases: v
-                        .ases
-                        .iter()
-                        .map(|(ip, x)| {
-                            (
-                                *ip,
-                                ActualAs {
-                                    weight: x.weight,
-                                    in_use: true,
-                                    buckets: 0,
-                                    flows: 0,
-                                },
-                            )
-                        })
-                        .collect(),
-                },
-            );
+        let mut a = Actual::predicted(d);
+        for v in a.vips.values_mut() {
+            v.index = Some(1);
         }
         a
     }
@@ -1485,13 +1544,25 @@ mod tests {
             as_row(k, "10.0.0.1", 100, true, 4096),
             as_row(k, "10.0.0.3", 100, false, 0),
         ];
-        let text = block(k, 1, true, &[("10.0.0.1", 5, false), ("10.0.0.2", 6, false)])
-            + &block(k, 2, false, &[("10.0.0.1", 7, true), ("10.0.0.3", 0, false)]);
+        let text = block(
+            k,
+            1,
+            true,
+            &[("10.0.0.1", 5, false), ("10.0.0.2", 6, false)],
+        ) + &block(
+            k,
+            2,
+            false,
+            &[("10.0.0.1", 7, true), ("10.0.0.3", 0, false)],
+        );
         let a = actual_from(None, std::slice::from_ref(&vip), &rows, Some(&text));
         let v = &a.vips[&k];
         assert_eq!(v.index, Some(2));
-        let ases: Vec<(IpAddr, bool, u32)> =
-            v.ases.iter().map(|(a, x)| (*a, x.in_use, x.flows)).collect();
+        let ases: Vec<(IpAddr, bool, u32)> = v
+            .ases
+            .iter()
+            .map(|(a, x)| (*a, x.in_use, x.flows))
+            .collect();
         assert_eq!(
             ases,
             vec![(ip("10.0.0.1"), true, 7), (ip("10.0.0.3"), false, 0)],

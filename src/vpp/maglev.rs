@@ -56,27 +56,43 @@ pub fn internal(addr: IpAddr) -> [u8; 16] {
 pub fn build_table(members: &[Member], size: usize) -> Vec<Option<usize>> {
     assert!(size.is_power_of_two(), "table size must be a power of two");
     let mask = (size - 1) as u64;
-    let mut elems: Vec<(u8, [u8; 16], usize, u64, u64)> = Vec::new();
-    for (i, m) in members.iter().enumerate() {
-        let addr = internal(m.addr);
-        let lo = u64::from_le_bytes(addr[..8].try_into().expect("8 bytes"));
-        let hi = u64::from_le_bytes(addr[8..].try_into().expect("8 bytes"));
-        for r in 0..m.weight {
+    // VPP sorts the elements by (replica, address) and fills round robin.
+    // Every element of the first round claims one entry, so once `size`
+    // elements exist the table fills within that round: later elements
+    // never place anything and are not made (or hashed) at all.
+    let mut order: Vec<(usize, [u8; 16])> = members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.weight > 0)
+        .map(|(i, m)| (i, internal(m.addr)))
+        .collect();
+    order.sort_by_key(|e| e.1);
+    let rounds = members.iter().map(|m| m.weight).max().unwrap_or(0);
+    let mut elems: Vec<(usize, u64, u64)> = Vec::new();
+    'make: for r in 0..rounds {
+        for (i, addr) in &order {
+            if members[*i].weight <= r {
+                continue;
+            }
+            let lo = u64::from_le_bytes(addr[..8].try_into().expect("8 bytes"));
+            let hi = u64::from_le_bytes(addr[8..].try_into().expect("8 bytes"));
             let seed = clib_xxhash(lo ^ hi ^ u64::from(r));
             let skip = ((seed & 0xffff_ffff) | 1) & mask;
             let next = (seed >> 32) & mask;
-            elems.push((r, addr, i, skip, next));
+            elems.push((*i, skip, next));
+            if elems.len() == size {
+                break 'make;
+            }
         }
     }
     let mut table = vec![None; size];
     if elems.is_empty() {
         return table;
     }
-    elems.sort_by_key(|e| (e.0, e.1));
     let mut filled = 0;
     'fill: loop {
         for e in elems.iter_mut() {
-            let (_, _, idx, skip, next) = e;
+            let (idx, skip, next) = e;
             let mut c;
             loop {
                 c = *next;

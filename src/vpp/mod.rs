@@ -7,6 +7,7 @@ pub mod client;
 pub mod errors;
 pub mod lb;
 pub mod maglev;
+pub mod preview;
 pub mod reconciler;
 pub mod scraper;
 #[cfg(feature = "vpp-sim")]

@@ -27,7 +27,7 @@ pub mod core;
 use self::core::{Action, Core, Phase, Timing};
 use super::client::{ApiCounters, Client, ClientConfig, Interrupt};
 use super::errors::VppError;
-use super::lb::{self, Actual, ActualAs, ActualVip, FlushRequests, Op, OpKind, Scope, ScopeKind};
+use super::lb::{self, Actual, FlushRequests, Op, OpKind, Scope, ScopeKind};
 use super::wire::{LbVip, Prefix};
 use crate::checker::events::Event;
 use crate::checker::{CheckerClient, Snapshot};
@@ -990,7 +990,7 @@ impl Syncer {
                 Ok(()) => {
                     info!("vpp-lbsync scope={} {op}", scope.kind());
                     stats.count(scope.kind(), op.kind());
-                    record(actual, op);
+                    actual.apply(op);
                 }
                 Err(e) if e.is_connection_error() => {
                     self.cache = None;
@@ -1053,60 +1053,5 @@ fn apply(client: &mut Client, op: &Op) -> Result<(), VppError> {
             weight,
             flush,
         } => client.as_set_weight(&vip, addr, weight, flush),
-    }
-}
-
-/// Updates our record of VPP after a successful operation.
-fn record(actual: &mut Actual, op: &Op) {
-    match *op {
-        Op::Conf(c) => actual.conf = Some(c),
-        Op::AddVip(spec) => {
-            actual.vips.insert(
-                spec.key,
-                ActualVip {
-                    encap: spec.encap,
-                    sticky: Some(spec.src_ip_sticky),
-                    index: None,
-                    table_len: spec.new_flows_table_length,
-                    ases: BTreeMap::new(),
-                },
-            );
-        }
-        Op::DelVip(key) => {
-            actual.vips.remove(&key);
-        }
-        Op::AddAs { vip, addr, weight } => {
-            if let Some(v) = actual.vips.get_mut(&vip) {
-                v.ases.insert(
-                    addr,
-                    ActualAs {
-                        weight,
-                        in_use: true,
-                        buckets: 0,
-                        flows: 0,
-                    },
-                );
-            }
-        }
-        Op::DelAs { vip, addr, .. } => {
-            if let Some(a) = actual
-                .vips
-                .get_mut(&vip)
-                .and_then(|v| v.ases.get_mut(&addr))
-            {
-                a.in_use = false;
-            }
-        }
-        Op::SetWeight {
-            vip, addr, weight, ..
-        } => {
-            if let Some(a) = actual
-                .vips
-                .get_mut(&vip)
-                .and_then(|v| v.ases.get_mut(&addr))
-            {
-                a.weight = weight;
-            }
-        }
     }
 }
