@@ -105,9 +105,8 @@ pub fn what_if(snap: &Snapshot, change: &Change, now: SystemTime) -> Result<What
                 Some(f) if !snap.config.frontends.contains_key(f) => {
                     Err(CheckerError::NoFrontend(f.clone()))
                 }
-                Some(f) if !users.contains(f) => Err(CheckerError::NotInPool {
+                Some(f) if !users.contains(f) => Err(CheckerError::NotInFrontend {
                     frontend: f.clone(),
-                    pool: "any".into(),
                     backend: backend.to_string(),
                 }),
                 Some(f) => Ok(BTreeSet::from([f.clone()])),
