@@ -13,6 +13,8 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(feature = "dashboard")]
+pub mod dashboard;
 pub mod health;
 pub mod heartbeat;
 pub mod httpd;

@@ -58,34 +58,83 @@ pub fn stderr_is_journal() -> bool {
     }
 }
 
-/// Log lines offered to `watch events log` subscribers: (level, message).
-/// Never blocks logging: a full subscriber queue loses lines.
-static TAPS: std::sync::Mutex<Vec<crossbeam_channel::Sender<(Level, String)>>> =
-    std::sync::Mutex::new(Vec::new());
-static TAPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Log lines offered to `watch events log` subscribers: (level, message),
+/// each subscriber with the most verbose level it wants. Never blocks
+/// logging: a full subscriber queue loses lines.
+type Tap = (LevelFilter, crossbeam_channel::Sender<(Level, String)>);
+static TAPS: std::sync::Mutex<Vec<Tap>> = std::sync::Mutex::new(Vec::new());
+/// The most verbose level a subscriber wants (as `LevelFilter as usize`;
+/// 0: no subscriber).
+static TAP_LEVEL: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// The level the log output was configured at.
+static OUTPUT_LEVEL: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(LevelFilter::Info as usize);
 
-/// Subscribes to log lines (at the logger's level) with a queue of `cap`.
-pub fn tap(cap: usize) -> crossbeam_channel::Receiver<(Level, String)> {
+fn level_of(n: usize) -> LevelFilter {
+    LevelFilter::iter().nth(n).unwrap_or(LevelFilter::Off)
+}
+
+/// Recomputes what the logger must produce: the output's level, or a
+/// subscriber's if more verbose (a dashboard watching at `debug` gets the
+/// probe results while the journal stays at `info`).
+fn update_levels(taps: &[Tap]) {
+    use std::sync::atomic::Ordering;
+    let tap = taps.iter().map(|t| t.0).max().unwrap_or(LevelFilter::Off);
+    TAP_LEVEL.store(tap as usize, Ordering::Relaxed);
+    log::set_max_level(tap.max(level_of(OUTPUT_LEVEL.load(Ordering::Relaxed))));
+}
+
+/// Subscribes to log lines up to `level` (whatever the output's level)
+/// with a queue of `cap`.
+pub fn tap(cap: usize, level: LevelFilter) -> crossbeam_channel::Receiver<(Level, String)> {
     let (tx, rx) = crossbeam_channel::bounded(cap.max(1));
     let mut t = TAPS.lock().unwrap_or_else(|e| e.into_inner());
-    t.push(tx);
-    TAPPED.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.push((level, tx));
+    update_levels(&t);
     rx
 }
 
 fn offer(level: Level, args: &std::fmt::Arguments<'_>) {
-    if !TAPPED.load(std::sync::atomic::Ordering::Relaxed) {
+    if (level as usize) > TAP_LEVEL.load(std::sync::atomic::Ordering::Relaxed) {
         return;
     }
     let mut t = TAPS.lock().unwrap_or_else(|e| e.into_inner());
     let msg = args.to_string();
-    t.retain(|tx| {
-        !matches!(
-            tx.try_send((level, msg.clone())),
-            Err(crossbeam_channel::TrySendError::Disconnected(_))
-        )
+    let before = t.len();
+    t.retain(|(want, tx)| {
+        level > *want
+            || !matches!(
+                tx.try_send((level, msg.clone())),
+                Err(crossbeam_channel::TrySendError::Disconnected(_))
+            )
     });
-    TAPPED.store(!t.is_empty(), std::sync::atomic::Ordering::Relaxed);
+    if t.len() != before {
+        update_levels(&t);
+    }
+}
+
+/// The global logger: the output (env_logger, at the configured level)
+/// and the subscribers (at theirs).
+struct Logger {
+    output: env_logger::Logger,
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        self.output.enabled(m)
+            || (m.level() as usize) <= TAP_LEVEL.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        offer(record.level(), record.args());
+        if self.output.enabled(record.metadata()) {
+            self.output.log(record);
+        }
+    }
+
+    fn flush(&self) {
+        self.output.flush();
+    }
 }
 
 /// How log lines are written.
@@ -209,7 +258,6 @@ pub fn init_with(level: LevelFilter, format: Format) {
         Format::Json => env_logger::Target::Stdout,
     });
     b.format(move |buf, record| {
-        offer(record.level(), record.args());
         if format == Format::Json {
             let msg = record.args().to_string();
             writeln!(
@@ -234,7 +282,11 @@ pub fn init_with(level: LevelFilter, format: Format) {
             )
         }
     });
-    let _ = b.try_init();
+    let output = b.build();
+    OUTPUT_LEVEL.store(level as usize, std::sync::atomic::Ordering::Relaxed);
+    if log::set_boxed_logger(Box::new(Logger { output })).is_ok() {
+        update_levels(&TAPS.lock().unwrap_or_else(|e| e.into_inner()));
+    }
 }
 
 /// `2026-11-25T12:00:00.123Z`: millisecond UTC timestamp, no dependencies.

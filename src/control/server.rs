@@ -461,12 +461,12 @@ fn watch(
     stop: &Arc<StopFd>,
 ) {
     let events = ctx.checker.subscribe(1024, spec.frontend);
-    let logs = spec.log.as_ref().map(|_| crate::logging::tap(1024));
     let level = spec
         .log
         .as_deref()
         .and_then(crate::logging::parse_level)
         .unwrap_or(log::LevelFilter::Info);
+    let logs = spec.log.as_ref().map(|_| crate::logging::tap(1024, level));
     if reply(
         out,
         &Ok(Reply::Watching {

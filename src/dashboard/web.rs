@@ -1,0 +1,497 @@
+//! The dashboard's HTTP side (tiny_http, a fixed number of threads plus one
+//! per event-stream browser, capped): the page, its JSON API, the
+//! Server-Sent Events stream and the admin actions.
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, bounded};
+use log::{info, warn};
+use serde_json::{Value, json};
+use tiny_http::{Header, Method, Request, Response, Server};
+
+use super::assets;
+use super::hub::{Ask, Broker};
+use super::link::Job;
+use super::ring::Since;
+
+/// Threads answering requests (the event stream has its own).
+pub const WORKERS: usize = 4;
+/// An event-stream browser hears at least this often (`: ping`).
+pub const PING: Duration = Duration::from_secs(15);
+/// The longest admin request body read.
+const MAX_BODY: u64 = 4096;
+
+/// Admin credentials (`MAGLEV_FRONTEND_USER`, `MAGLEV_FRONTEND_PASSWORD`).
+#[derive(Clone)]
+pub struct Admin {
+    /// User name.
+    pub user: String,
+    /// Password.
+    pub password: String,
+}
+
+/// What the web threads share.
+pub struct Web {
+    /// To ask the hub for state.
+    pub asks: Sender<Ask>,
+    /// Each maglevd's fetcher, for admin actions, with its name.
+    pub jobs: Vec<(String, Sender<Job>)>,
+    /// The event stream.
+    pub broker: Arc<Broker>,
+    /// Admin credentials; `None`: no admin pages (404).
+    pub admin: Option<Admin>,
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+}
+
+fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_data(v.to_string().into_bytes())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "application/json"))
+        .with_header(header("Cache-Control", "no-store"))
+}
+
+fn text(status: u16, body: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_data(body.as_bytes().to_vec())
+        .with_status_code(status)
+        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
+}
+
+fn get_header<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
+    req.headers()
+        .iter()
+        .find(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str())
+}
+
+/// Decodes standard base64 (the Basic auth token); `None` if malformed.
+pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.trim_end_matches('=').bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
+/// Equal without a timing hint of where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+}
+
+/// The user of a request whose Basic credentials are `admin`'s.
+pub fn authorized(authorization: Option<&str>, admin: &Admin) -> Option<String> {
+    let token = authorization?.strip_prefix("Basic ")?;
+    let raw = base64_decode(token.trim())?;
+    let raw = String::from_utf8(raw).ok()?;
+    let (u, p) = raw.split_once(':')?;
+    (same(u.as_bytes(), admin.user.as_bytes()) && same(p.as_bytes(), admin.password.as_bytes()))
+        .then(|| u.to_string())
+}
+
+/// Whether a mutating request comes from a page of this server: its
+/// `Origin` (or, without one, its `Referer`) names the `Host` it was sent
+/// to.
+pub fn same_origin(host: Option<&str>, origin: Option<&str>, referer: Option<&str>) -> bool {
+    let Some(host) = host else { return false };
+    let matches = |u: &str| {
+        let rest = u
+            .strip_prefix("http://")
+            .or_else(|| u.strip_prefix("https://"));
+        rest.is_some_and(|r| r.split('/').next() == Some(host))
+    };
+    match (origin, referer) {
+        (Some(o), _) if o != "null" => matches(o),
+        (_, Some(r)) => matches(r),
+        _ => false,
+    }
+}
+
+/// A command word from a browser: a name as the configuration allows
+/// (no spaces, no control characters, not empty).
+fn word(v: &Value, key: &str) -> Result<String, String> {
+    let s = v[key]
+        .as_str()
+        .ok_or_else(|| format!("`{key}` is missing"))?;
+    if s.is_empty() || s.len() > 200 || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("`{key}` is not a name"));
+    }
+    Ok(s.to_string())
+}
+
+/// The control command an admin request asks for.
+pub fn command_of(body: &Value) -> Result<String, String> {
+    let action = body["action"].as_str().unwrap_or("");
+    Ok(match action {
+        "pause" | "resume" | "enable" | "disable" => {
+            format!("set backend {} {action}", word(body, "backend")?)
+        }
+        "weight" => {
+            let w = body["weight"]
+                .as_u64()
+                .filter(|w| *w <= 100)
+                .ok_or("`weight` must be 0..100")?;
+            format!(
+                "set frontend {} pool {} backend {} weight {w}{}",
+                word(body, "frontend")?,
+                word(body, "pool")?,
+                word(body, "backend")?,
+                if body["flush"].as_bool() == Some(true) {
+                    " flush"
+                } else {
+                    ""
+                }
+            )
+        }
+        "sync" => match body["frontend"].as_str() {
+            Some(_) => format!("sync vpp lb state {}", word(body, "frontend")?),
+            None => "sync vpp lb state".into(),
+        },
+        "reload" => "config reload".into(),
+        other => return Err(format!("unknown action `{other}`")),
+    })
+}
+
+impl Web {
+    /// Starts [`WORKERS`] threads on `server`.
+    pub fn start(self: &Arc<Self>, server: &Arc<Server>) -> std::io::Result<()> {
+        for n in 0..WORKERS {
+            let (web, server) = (Arc::clone(self), Arc::clone(server));
+            std::thread::Builder::new()
+                .name(format!("web-{n}"))
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    while let Ok(req) = server.recv() {
+                        web.handle(req);
+                    }
+                })?;
+        }
+        Ok(())
+    }
+
+    fn handle(&self, req: Request) {
+        let url = req.url().split('?').next().unwrap_or("").to_string();
+        let get = matches!(req.method(), Method::Get | Method::Head);
+        let r = match (get, url.as_str()) {
+            (_, p) if p.starts_with("/admin") => return self.admin(req, &url),
+            (true, "/") => Response::from_data(Vec::new())
+                .with_status_code(302)
+                .with_header(header("Location", "/view/")),
+            (true, "/view" | "/view/") => page(false),
+            (true, "/healthz") => {
+                let (tx, rx) = bounded(1);
+                let _ = self.asks.send(Ask::Maglevds(tx));
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(v) => json_response(200, &json!({"ok": true, "maglevds": v["maglevds"]})),
+                    Err(_) => {
+                        json_response(503, &json!({"ok": false, "error": "hub not answering"}))
+                    }
+                }
+            }
+            (true, "/view/api/events") => return self.events(req),
+            (true, p)
+                if p.starts_with("/view/api/")
+                    || p.starts_with("/assets/")
+                    || p == "/favicon.ico" =>
+            {
+                self.read_only(p)
+            }
+            (false, p) if p.starts_with("/view") => {
+                text(405, "read-only\n").with_header(header("Allow", "GET"))
+            }
+            _ => text(404, "not found\n"),
+        };
+        let _ = req.respond(r);
+    }
+
+    fn read_only(&self, path: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+        if let Some(a) = assets::get(path) {
+            return Response::from_data(a.body.to_vec())
+                .with_header(header("Content-Type", a.content_type))
+                .with_header(header("Cache-Control", "no-cache"));
+        }
+        let ask = |a: Ask, rx: crossbeam_channel::Receiver<Option<Value>>| {
+            let _ = self.asks.send(a);
+            rx.recv_timeout(Duration::from_secs(5)).ok()
+        };
+        match path {
+            "/view/api/state" => {
+                let (tx, rx) = bounded(1);
+                match ask(Ask::State(None, tx), rx) {
+                    Some(Some(v)) => json_response(200, &v),
+                    _ => json_response(503, &json!({"error": "hub not answering"})),
+                }
+            }
+            "/view/api/maglevds" => {
+                let (tx, rx) = bounded(1);
+                let _ = self.asks.send(Ask::Maglevds(tx));
+                match rx.recv_timeout(Duration::from_secs(5)) {
+                    Ok(v) => json_response(200, &v),
+                    Err(_) => json_response(503, &json!({"error": "hub not answering"})),
+                }
+            }
+            "/view/api/version" => json_response(
+                200,
+                &json!({"version": crate::VERSION, "commit": crate::GIT_COMMIT,
+                        "epoch": self.broker.epoch(), "admin": self.admin.is_some()}),
+            ),
+            p => match p.strip_prefix("/view/api/state/") {
+                Some(name) if !name.is_empty() => {
+                    let (tx, rx) = bounded(1);
+                    match ask(Ask::State(Some(name.to_string()), tx), rx) {
+                        Some(Some(v)) => json_response(200, &v),
+                        Some(None) => json_response(
+                            404,
+                            &json!({"error": format!("no maglevd named {name:?}")}),
+                        ),
+                        None => json_response(503, &json!({"error": "hub not answering"})),
+                    }
+                }
+                _ => text(404, "not found\n"),
+            },
+        }
+    }
+
+    /// The Server-Sent Events stream: replay by `Last-Event-ID`, then live
+    /// events, a `: ping` every [`PING`].
+    fn events(&self, req: Request) {
+        let last = get_header(&req, "Last-Event-ID").map(str::to_string);
+        let (since, rx) = match self.broker.subscribe(last.as_deref()) {
+            Ok(x) => x,
+            Err(_) => {
+                let _ = req.respond(text(503, "too many event-stream clients\n"));
+                return;
+            }
+        };
+        let epoch = self.broker.epoch();
+        let resp = Response::empty(200)
+            .with_header(header("Content-Type", "text/event-stream"))
+            .with_header(header("Cache-Control", "no-cache"))
+            .with_header(header("X-Accel-Buffering", "no"));
+        // The raw connection after the headers: each event is written and
+        // flushed as it comes (tiny_http would buffer a streamed body).
+        let spawned = std::thread::Builder::new()
+            .name("sse".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                let mut s = req.upgrade("text/event-stream", resp);
+                let mut first = String::from("retry: 2000\n\n");
+                match since {
+                    Since::Fresh => {}
+                    Since::Resync => first.push_str("event: resync\ndata: {}\n\n"),
+                    Since::Replay(v) => {
+                        for e in v {
+                            first.push_str(&e.frame(epoch));
+                        }
+                    }
+                }
+                if s.write_all(first.as_bytes())
+                    .and_then(|_| s.flush())
+                    .is_err()
+                {
+                    return;
+                }
+                loop {
+                    let out = match rx.recv_timeout(PING) {
+                        Ok(e) => e.frame(epoch),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => ": ping\n\n".into(),
+                        Err(_) => return,
+                    };
+                    if s.write_all(out.as_bytes()).and_then(|_| s.flush()).is_err() {
+                        return;
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            warn!("sse-thread-failed error={e}");
+        }
+    }
+
+    fn admin(&self, mut req: Request, url: &str) {
+        let Some(admin) = &self.admin else {
+            let _ = req.respond(text(
+                404,
+                "admin pages are off (MAGLEV_FRONTEND_USER and MAGLEV_FRONTEND_PASSWORD unset)\n",
+            ));
+            return;
+        };
+        let Some(user) = authorized(get_header(&req, "Authorization"), admin) else {
+            let _ = req.respond(text(401, "authentication required\n").with_header(header(
+                "WWW-Authenticate",
+                "Basic realm=\"maglevd-frontend admin\", charset=\"UTF-8\"",
+            )));
+            return;
+        };
+        let r = match url {
+            "/admin" | "/admin/" if matches!(req.method(), Method::Get | Method::Head) => {
+                page(true)
+            }
+            "/admin" | "/admin/" => text(405, "GET only\n").with_header(header("Allow", "GET")),
+            "/admin/api/action" => {
+                if *req.method() != Method::Post {
+                    text(405, "POST only\n").with_header(header("Allow", "POST"))
+                } else if !same_origin(
+                    get_header(&req, "Host"),
+                    get_header(&req, "Origin"),
+                    get_header(&req, "Referer"),
+                ) {
+                    warn!("admin-refused user={user} reason=cross-origin");
+                    json_response(
+                        403,
+                        &json!({"ok": false, "error": "cross-origin request refused"}),
+                    )
+                } else {
+                    let mut body = String::new();
+                    let read = req.as_reader().take(MAX_BODY).read_to_string(&mut body);
+                    match read.map_err(|e| e.to_string()).and_then(|_| {
+                        serde_json::from_str::<Value>(&body).map_err(|e| format!("bad JSON: {e}"))
+                    }) {
+                        Ok(v) => self.action(&user, &v),
+                        Err(e) => json_response(400, &json!({"ok": false, "error": e})),
+                    }
+                }
+            }
+            _ => text(404, "not found\n"),
+        };
+        let _ = req.respond(r);
+    }
+
+    fn action(&self, user: &str, body: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+        let name = body["maglevd"].as_str().unwrap_or("");
+        let Some((_, jobs)) = self.jobs.iter().find(|(n, _)| n == name) else {
+            return json_response(
+                404,
+                &json!({"ok": false, "error": format!("no maglevd named {name:?}")}),
+            );
+        };
+        let line = match command_of(body) {
+            Ok(l) => l,
+            Err(e) => return json_response(400, &json!({"ok": false, "error": e})),
+        };
+        let (tx, rx) = bounded(1);
+        let answer = match jobs.send(Job::Command(line.clone(), tx)) {
+            Ok(()) => rx
+                .recv_timeout(Duration::from_secs(15))
+                .unwrap_or_else(|_| Err("maglevd did not answer in time".into())),
+            Err(_) => Err("stopping".into()),
+        };
+        let (ok, v) = match answer {
+            Ok(a) => match serde_json::from_str::<Value>(&a) {
+                Ok(v) => (v["ok"] == true, v),
+                Err(e) => (
+                    false,
+                    json!({"ok": false, "error": format!("bad answer: {e}")}),
+                ),
+            },
+            Err(e) => (false, json!({"ok": false, "error": e})),
+        };
+        let error = v["error"].as_str().unwrap_or("");
+        info!("admin-action user={user} maglevd={name} command={line:?} ok={ok} error={error:?}");
+        json_response(
+            200,
+            &json!({"ok": ok, "command": line, "answer": v, "error": (!ok).then_some(error)}),
+        )
+    }
+}
+
+/// The page; `admin` adds the actions.
+fn page(admin: bool) -> Response<std::io::Cursor<Vec<u8>>> {
+    let html = assets::INDEX.replace(
+        "data-admin=\"0\"",
+        if admin {
+            "data-admin=\"1\""
+        } else {
+            "data-admin=\"0\""
+        },
+    );
+    Response::from_data(html.into_bytes())
+        .with_header(header("Content-Type", "text/html; charset=utf-8"))
+        .with_header(header("Cache-Control", "no-cache"))
+        .with_header(header("X-Frame-Options", "DENY"))
+        .with_header(header(
+            "Content-Security-Policy",
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+        ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth() {
+        let a = Admin {
+            user: "ops".into(),
+            password: "s3cret:x".into(),
+        };
+        // "ops:s3cret:x"
+        assert_eq!(base64_decode("b3BzOnMzY3JldDp4").unwrap(), b"ops:s3cret:x");
+        assert_eq!(
+            authorized(Some("Basic b3BzOnMzY3JldDp4"), &a),
+            Some("ops".into())
+        );
+        assert_eq!(
+            authorized(Some("Basic b3BzOnMzY3JldA=="), &a),
+            None,
+            "ops:s3cret"
+        );
+        assert_eq!(authorized(Some("Bearer x"), &a), None);
+        assert_eq!(authorized(None, &a), None);
+        assert_eq!(base64_decode("a$b"), None);
+    }
+
+    #[test]
+    fn same_origin_is_host_by_origin_or_referer() {
+        let h = Some("router:8080");
+        assert!(same_origin(h, Some("http://router:8080"), None));
+        assert!(!same_origin(
+            h,
+            Some("http://evil.example"),
+            Some("http://router:8080/admin/")
+        ));
+        assert!(same_origin(h, None, Some("https://router:8080/admin/")));
+        assert!(!same_origin(h, Some("null"), None));
+        assert!(!same_origin(h, None, None));
+        assert!(!same_origin(None, Some("http://router:8080"), None));
+    }
+
+    #[test]
+    fn admin_bodies_become_commands_or_errors() {
+        let c = |v: Value| command_of(&v);
+        assert_eq!(
+            c(json!({"action":"pause","backend":"b1"})).unwrap(),
+            "set backend b1 pause"
+        );
+        assert_eq!(
+            c(json!({"action":"weight","frontend":"web","pool":"main","backend":"b1","weight":30,"flush":true})).unwrap(),
+            "set frontend web pool main backend b1 weight 30 flush"
+        );
+        assert_eq!(c(json!({"action":"sync"})).unwrap(), "sync vpp lb state");
+        assert_eq!(c(json!({"action":"reload"})).unwrap(), "config reload");
+        assert!(c(json!({"action":"pause","backend":"b1 resume"})).is_err());
+        assert!(c(json!({"action":"pause","backend":"b1\nconfig reload"})).is_err());
+        assert!(
+            c(json!({"action":"weight","frontend":"w","pool":"p","backend":"b","weight":101}))
+                .is_err()
+        );
+        assert!(c(json!({"action":"rm"})).is_err());
+    }
+}

@@ -1,0 +1,549 @@
+//! maglevd-frontend end to end: two real `maglevd --vpp-sim`, real backend
+//! listeners, the dashboard in its own process; HTTP and the event stream
+//! read over raw sockets, as a browser would.
+
+// The daemons program their in-process simulator (`vpp-sim`); the
+// dashboard is the `dashboard` feature.
+#![cfg(all(feature = "vpp-sim", feature = "dashboard"))]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::servers::{Behaviour, Server, http};
+use common::{Daemon, TempDir, maglevc, wait_until};
+use serde_json::Value;
+
+pub const FRONTEND_BIN: &str = env!("CARGO_BIN_EXE_maglevd-frontend");
+
+/// A maglevd config: frontend `web` with backends `<p>1`, `<p>2` at
+/// 127.83.<net>.1 and .2 on `port`.
+fn config(p: &str, net: u8, port: u16) -> String {
+    format!(
+        "maglev:
+  vpp:
+    lb:
+      ipv4-src-address: 192.0.2.254
+      startup-min-delay: 0s
+      startup-max-delay: 0s
+  healthchecks:
+    web: {{ type: http, port: {port}, interval: 100ms, fast-interval: 100ms, down-interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }}
+  backends:
+    {p}1: {{ address: 127.83.{net}.1, healthcheck: web }}
+    {p}2: {{ address: 127.83.{net}.2, healthcheck: web }}
+  frontends:
+    web:
+      address: 192.0.2.{}
+      protocol: tcp
+      port: 80
+      pools:
+        - name: main
+          backends: {{ {p}1: {{}}, {p}2: {{ weight: 50 }} }}
+",
+        net + 1
+    )
+}
+
+/// One HTTP exchange: (status, body).
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    let status = out
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = out.split_once("\r\n\r\n").map_or("", |x| x.1).to_string();
+    (status, body)
+}
+
+fn get_json(port: u16, path: &str) -> Value {
+    let (st, body) = request(port, "GET", path, &[], "");
+    assert_eq!(st, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// A Server-Sent Events frame.
+#[derive(Debug, Clone, PartialEq)]
+struct Frame {
+    id: Option<String>,
+    event: String,
+    data: Value,
+}
+
+impl Frame {
+    fn seq(&self) -> Option<u64> {
+        self.id.as_ref()?.split_once('-')?.1.parse().ok()
+    }
+}
+
+/// An event-stream client.
+struct Sse {
+    rd: BufReader<TcpStream>,
+    /// Every frame read, in order.
+    seen: Vec<Frame>,
+}
+
+impl Sse {
+    fn open(port: u16, last_id: Option<&str>) -> Sse {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut req = format!(
+            "GET /view/api/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: text/event-stream\r\n"
+        );
+        if let Some(id) = last_id {
+            req.push_str(&format!("Last-Event-ID: {id}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut rd = BufReader::new(s);
+        let mut head = String::new();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !head.ends_with("\r\n\r\n") {
+            assert!(Instant::now() < deadline, "no headers: {head}");
+            let mut l = String::new();
+            if rd.read_line(&mut l).is_ok() {
+                head.push_str(&l);
+            }
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("Content-Type: text/event-stream"), "{head}");
+        assert!(head.contains("X-Accel-Buffering: no"), "{head}");
+        Sse {
+            rd,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next frame, or `None` after `timeout`.
+    fn next(&mut self, timeout: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + timeout;
+        let (mut id, mut event, mut data) = (None, String::from("message"), String::new());
+        let mut line = String::new();
+        loop {
+            if Instant::now() > deadline {
+                return None;
+            }
+            match self.rd.read_line(&mut line) {
+                Ok(0) => return None,
+                Ok(_) if line.ends_with('\n') => {}
+                _ => continue,
+            }
+            let l = std::mem::take(&mut line);
+            let l = l.trim_end_matches('\n');
+            if l.is_empty() {
+                if data.is_empty() {
+                    continue;
+                }
+                let f = Frame {
+                    id: id.take(),
+                    event: std::mem::replace(&mut event, "message".into()),
+                    data: serde_json::from_str(&std::mem::take(&mut data)).unwrap(),
+                };
+                self.seen.push(f.clone());
+                return Some(f);
+            }
+            if let Some(v) = l.strip_prefix("id: ") {
+                id = Some(v.to_string());
+            } else if let Some(v) = l.strip_prefix("event: ") {
+                event = v.to_string();
+            } else if let Some(v) = l.strip_prefix("data: ") {
+                data.push_str(v);
+            }
+        }
+    }
+
+    /// Reads until a frame satisfies `f`.
+    fn until(&mut self, what: &str, timeout: Duration, f: impl Fn(&Frame) -> bool) -> Frame {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(fr) = self.next(Duration::from_millis(300)) {
+                if f(&fr) {
+                    return fr;
+                }
+            }
+        }
+        panic!(
+            "no {what} within {timeout:?}; saw {:?}",
+            self.seen.iter().map(|f| &f.event).collect::<Vec<_>>()
+        );
+    }
+}
+
+fn transition(f: &Frame, maglevd: &str, backend: &str, to: &str) -> bool {
+    f.event == "backend"
+        && f.data["maglevd"] == maglevd
+        && f.data["backend"] == backend
+        && f.data["to"] == to
+}
+
+fn up(addr: &str, port: u16) -> Server {
+    Server::start(
+        &format!("{addr}:{port}"),
+        Behaviour::Respond(http("200 OK", "ok")),
+    )
+}
+
+fn start_maglevd(dir: &TempDir, name: &str, net: u8, port: u16) -> (Daemon, std::path::PathBuf) {
+    let cfg = dir.write(&format!("{name}.yaml"), &config(name, net, port));
+    let sock = dir.path(&format!("{name}.sock"));
+    let d = Daemon::start(&[
+        "--vpp-sim",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        sock.to_str().unwrap(),
+    ]);
+    (d, sock)
+}
+
+fn start_frontend(a: &Path, b: &Path, port: u16) -> Daemon {
+    Daemon::start_with(
+        Command::new(FRONTEND_BIN)
+            .arg("--server")
+            .arg(format!("{},{}", a.display(), b.display()))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .env("MAGLEV_FRONTEND_USER", "ops")
+            .env("MAGLEV_FRONTEND_PASSWORD", "s3cret"),
+    )
+}
+
+/// `ops:s3cret`.
+const AUTH: &str = "Basic b3BzOnMzY3JldA==";
+
+#[test]
+fn dashboard_state_events_replay_unreachable_and_admin() {
+    let dir = TempDir::new("dashboard");
+    let port = common::free_port("127.83.0.1");
+    let mut servers: Vec<Option<Server>> = ["127.83.0.1", "127.83.0.2", "127.83.1.1", "127.83.1.2"]
+        .iter()
+        .map(|a| Some(up(a, port)))
+        .collect();
+    let (mut da, sa) = start_maglevd(&dir, "a", 0, port);
+    let (mut db, sb) = start_maglevd(&dir, "b", 1, port);
+    da.wait_for(&["ready"], Duration::from_secs(10));
+    db.wait_for(&["ready"], Duration::from_secs(10));
+    let http_port = common::free_port("127.0.0.1");
+    let mut fe = start_frontend(&sa, &sb, http_port);
+    fe.wait_for(&["starting", "admin=on"], Duration::from_secs(5));
+
+    // The state: both maglevds, their frontend, pools, backends, weights,
+    // VPP buckets, last probes.
+    let mut st = Value::Null;
+    wait_until(
+        "both maglevds programmed and read",
+        Duration::from_secs(15),
+        || {
+            let (code, body) = request(http_port, "GET", "/view/api/state", &[], "");
+            if code != 200 {
+                return false;
+            }
+            st = serde_json::from_str(&body).unwrap();
+            st["maglevds"].as_array().is_some_and(|m| {
+                m.len() == 2
+                    && m.iter().all(|m| {
+                        m["reachable"] == true
+                            && m["frontends"][0]["pools"][0]["backends"]
+                                .as_array()
+                                .is_some_and(|b| {
+                                    b.iter().all(|b| {
+                                        b["state"] == "up" && b["buckets"].as_u64().unwrap_or(0) > 0
+                                    })
+                                })
+                    })
+            })
+        },
+    );
+    let a = &st["maglevds"][0];
+    assert_eq!(a["name"], "a");
+    assert_eq!(st["maglevds"][1]["name"], "b");
+    let fe_a = &a["frontends"][0];
+    assert_eq!(
+        (
+            fe_a["name"].as_str(),
+            fe_a["address"].as_str(),
+            fe_a["state"].as_str()
+        ),
+        (Some("web"), Some("192.0.2.1"), Some("up"))
+    );
+    assert_eq!(fe_a["active_pool"], "main");
+    let members = fe_a["pools"][0]["backends"].as_array().unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|m| (
+                m["name"].as_str().unwrap(),
+                m["weight"].as_u64().unwrap(),
+                m["effective_weight"].as_u64().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("a1", 100, 100), ("a2", 50, 50)]
+    );
+    let buckets: u64 = members.iter().map(|m| m["buckets"].as_u64().unwrap()).sum();
+    assert_eq!(buckets, 1024, "VPP's table, all of it");
+    assert!(members[0]["buckets"].as_u64() > members[1]["buckets"].as_u64());
+    assert_eq!(a["backends"]["a1"]["last"]["code"], "L7OK");
+    assert_eq!(a["vpp"]["connected"], true);
+    assert_eq!(a["lb"]["vips"][0]["prefix"], "192.0.2.1/32");
+    let one = get_json(http_port, "/view/api/state/b");
+    assert_eq!(one["name"], "b");
+    assert_eq!(
+        request(http_port, "GET", "/view/api/state/zz", &[], "").0,
+        404
+    );
+    let v = get_json(http_port, "/view/api/version");
+    assert!(v["version"].is_string());
+    assert_eq!(request(http_port, "GET", "/healthz", &[], "").0, 200);
+    let (code, page) = request(http_port, "GET", "/view/", &[], "");
+    assert!(code == 200 && page.contains("data-admin=\"0\"") && page.contains("/assets/app.js"));
+    assert_eq!(request(http_port, "GET", "/favicon.ico", &[], "").0, 200);
+    assert_eq!(request(http_port, "GET", "/assets/app.js", &[], "").0, 200);
+
+    // Live: a backend killed is a transition on every stream.
+    let mut s1 = Sse::open(http_port, None);
+    let mut s2 = Sse::open(http_port, None);
+    servers[0] = None;
+    let ev = s1.until("a1 down", Duration::from_secs(5), |f| {
+        transition(f, "a", "a1", "down")
+    });
+    assert!(ev.id.is_some(), "transitions are kept for replay");
+    s2.until("a1 down", Duration::from_secs(5), |f| {
+        transition(f, "a", "a1", "down")
+    });
+    // s2 goes away; events happen meanwhile; it comes back with its id.
+    while s2.next(Duration::from_millis(300)).is_some() {}
+    let last = s2.seen.iter().rev().find_map(|f| f.id.clone()).unwrap();
+    let last_seq: u64 = last.split_once('-').unwrap().1.parse().unwrap();
+    drop(s2);
+    servers[2] = None;
+    s1.until("b1 down", Duration::from_secs(5), |f| {
+        transition(f, "b", "b1", "down")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut s2 = Sse::open(http_port, Some(&last));
+    let mut replayed = Vec::new();
+    while let Some(f) = s2.next(Duration::from_millis(500)) {
+        if f.id.is_some() {
+            replayed.push(f);
+        }
+    }
+    let seqs: Vec<u64> = replayed.iter().filter_map(Frame::seq).collect();
+    assert!(!seqs.is_empty(), "something was missed");
+    assert_eq!(
+        seqs[0],
+        last_seq + 1,
+        "starts right after the last one seen"
+    );
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gap, no repeat: {seqs:?}"
+    );
+    assert!(
+        replayed.iter().any(|f| transition(f, "b", "b1", "down")),
+        "the missed transition"
+    );
+    // Each replayed event is the one the connected client got.
+    while s1.next(Duration::from_millis(200)).is_some() {}
+    for f in &replayed {
+        let same = s1.seen.iter().find(|g| g.id == f.id);
+        assert_eq!(same, Some(f), "replayed as sent");
+    }
+    // An id of another run (or too old) asks for a resync.
+    let mut s3 = Sse::open(http_port, Some("1-1"));
+    let f = s3.next(Duration::from_secs(2)).unwrap();
+    assert_eq!(f.event, "resync");
+
+    // A maglevd that goes away is shown unreachable; the other streams on.
+    let _ = db.child.kill();
+    let _ = db.child.wait();
+    s1.until("b unreachable", Duration::from_secs(5), |f| {
+        f.event == "maglevd" && f.data["maglevd"] == "b" && f.data["reachable"] == false
+    });
+    let m = get_json(http_port, "/view/api/maglevds");
+    assert_eq!(m["maglevds"][1]["reachable"], false);
+    assert_eq!(m["maglevds"][0]["reachable"], true);
+    assert!(
+        !m["maglevds"][1]["error"].as_str().unwrap().is_empty(),
+        "{m}"
+    );
+    s1.until("probes of a after b left", Duration::from_secs(5), |f| {
+        f.event == "probes" && f.data["maglevd"] == "a"
+    });
+    servers[0] = Some(up("127.83.0.1", port));
+    s1.until("a1 back up", Duration::from_secs(5), |f| {
+        transition(f, "a", "a1", "up")
+    });
+
+    // Admin: credentials, method, origin, then the action itself.
+    let origin = format!("http://127.0.0.1:{http_port}");
+    let pause = r#"{"maglevd":"a","action":"pause","backend":"a2"}"#;
+    let json_ct = ("Content-Type", "application/json");
+    assert_eq!(request(http_port, "GET", "/admin/", &[], "").0, 401);
+    assert_eq!(
+        request(
+            http_port,
+            "POST",
+            "/admin/api/action",
+            &[("Origin", &origin), json_ct],
+            pause
+        )
+        .0,
+        401
+    );
+    assert_eq!(
+        request(
+            http_port,
+            "POST",
+            "/admin/api/action",
+            &[("Authorization", "Basic b3BzOndyb25n"), ("Origin", &origin)],
+            pause
+        )
+        .0,
+        401
+    );
+    let (code, page) = request(http_port, "GET", "/admin/", &[("Authorization", AUTH)], "");
+    assert!(code == 200 && page.contains("data-admin=\"1\""));
+    assert_eq!(
+        request(
+            http_port,
+            "GET",
+            "/admin/api/action",
+            &[("Authorization", AUTH)],
+            ""
+        )
+        .0,
+        405
+    );
+    assert_eq!(
+        request(
+            http_port,
+            "POST",
+            "/admin/api/action",
+            &[
+                ("Authorization", AUTH),
+                ("Origin", "http://evil.example"),
+                json_ct
+            ],
+            pause
+        )
+        .0,
+        403
+    );
+    assert_eq!(
+        request(
+            http_port,
+            "POST",
+            "/admin/api/action",
+            &[("Authorization", AUTH), json_ct],
+            pause
+        )
+        .0,
+        403,
+        "no origin at all"
+    );
+    assert_eq!(
+        request(http_port, "POST", "/view/api/state", &[], "").0,
+        405
+    );
+    let (code, body) = request(
+        http_port,
+        "POST",
+        "/admin/api/action",
+        &[("Authorization", AUTH), ("Origin", &origin), json_ct],
+        pause,
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    let o = maglevc(&sa, &["--json", "show", "backend", "a2"]);
+    let b: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(b["backend"]["state"], "paused");
+    s1.until("a2 paused", Duration::from_secs(5), |f| {
+        transition(f, "a", "a2", "paused")
+    });
+    fe.wait_for(
+        &[
+            "admin-action",
+            "user=ops",
+            "maglevd=a",
+            "set backend a2 pause",
+            "ok=true",
+        ],
+        Duration::from_secs(2),
+    );
+    // A refusal is shown, not hidden: pausing a disabled backend.
+    let disable = r#"{"maglevd":"a","action":"disable","backend":"a1"}"#;
+    let (_, body) = request(
+        http_port,
+        "POST",
+        "/admin/api/action",
+        &[("Authorization", AUTH), ("Origin", &origin), json_ct],
+        disable,
+    );
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["ok"], true);
+    let (_, body) = request(
+        http_port,
+        "POST",
+        "/admin/api/action",
+        &[("Authorization", AUTH), ("Origin", &origin), json_ct],
+        r#"{"maglevd":"a","action":"pause","backend":"a1"}"#,
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["error"].as_str().unwrap().contains("enable it first"),
+        "{v}"
+    );
+
+    // SIGTERM: gone within 2 s with browsers connected.
+    let (code, took) = fe.stop_within(Duration::from_secs(2));
+    assert_eq!(code, Some(0), "exit status after {took:?}");
+    drop((s1, s2, s3));
+    let _ = da.stop_within(Duration::from_secs(2));
+}
+
+#[test]
+fn admin_is_off_without_credentials() {
+    let dir = TempDir::new("dashboard-noadmin");
+    let http_port = common::free_port("127.0.0.1");
+    let mut fe = Daemon::start_with(
+        Command::new(FRONTEND_BIN)
+            .arg("--server")
+            .arg(dir.path("none.sock"))
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{http_port}"))
+            .env_remove("MAGLEV_FRONTEND_USER")
+            .env_remove("MAGLEV_FRONTEND_PASSWORD"),
+    );
+    fe.wait_for(&["starting", "admin=off"], Duration::from_secs(5));
+    assert_eq!(
+        request(http_port, "GET", "/admin/", &[("Authorization", AUTH)], "").0,
+        404
+    );
+    let m = get_json(http_port, "/view/api/maglevds");
+    assert_eq!(m["maglevds"][0]["name"], "none");
+    assert_eq!(m["maglevds"][0]["reachable"], false);
+    let (code, _) = fe.stop_within(Duration::from_secs(2));
+    assert_eq!(code, Some(0));
+}
