@@ -547,3 +547,166 @@ fn admin_is_off_without_credentials() {
     let (code, _) = fe.stop_within(Duration::from_secs(2));
     assert_eq!(code, Some(0));
 }
+
+/// A maglevd with `fes` frontends of `per` backends each (TCP checks every
+/// 2 s against one accepting listener on `port`).
+fn big_config(fes: usize, per: usize, port: u16) -> String {
+    let mut y = format!(
+        "maglev:\n  vpp:\n    lb: {{ ipv4-src-address: 192.0.2.254, startup-min-delay: 0s, startup-max-delay: 0s }}\n  healthchecks:\n    t: {{ type: tcp, port: {port}, interval: 2s, rise: 1 }}\n  backends:\n"
+    );
+    for f in 0..fes {
+        for b in 0..per {
+            y.push_str(&format!(
+                "    f{f}b{b}: {{ address: 127.84.{f}.{}, healthcheck: t }}\n",
+                b + 1
+            ));
+        }
+    }
+    y.push_str("  frontends:\n");
+    for f in 0..fes {
+        y.push_str(&format!(
+            "    fe{f}:\n      address: 198.18.{}.{}\n      protocol: tcp\n      port: 80\n      pools:\n        - name: main\n          backends:\n",
+            f / 250,
+            f % 250 + 1
+        ));
+        for b in 0..per {
+            y.push_str(&format!("            f{f}b{b}: {{}}\n"));
+        }
+    }
+    y
+}
+
+/// The page in a real headless Chromium: every backend shown with its
+/// state, a transition appearing live, a pause by clicking in /admin/, a
+/// screenshot; then the render time of 100 frontends × 10 backends.
+#[test]
+fn the_page_in_a_real_browser() {
+    if !common::webdriver::available("the_page_in_a_real_browser") {
+        return;
+    }
+    let dir = TempDir::new("dashboard-browser");
+    let port = common::free_port("127.83.0.1");
+    let mut servers: Vec<Option<Server>> = ["127.83.0.1", "127.83.0.2", "127.83.1.1", "127.83.1.2"]
+        .iter()
+        .map(|a| Some(up(a, port)))
+        .collect();
+    let (mut da, sa) = start_maglevd(&dir, "a", 0, port);
+    let (mut db, sb) = start_maglevd(&dir, "b", 1, port);
+    da.wait_for(&["ready"], Duration::from_secs(10));
+    db.wait_for(&["ready"], Duration::from_secs(10));
+    let http_port = common::free_port("127.0.0.1");
+    let mut fe = start_frontend(&sa, &sb, http_port);
+    fe.wait_for(&["starting"], Duration::from_secs(5));
+    let browser = common::webdriver::Browser::start(1400, 800);
+    // The admin page asks for basic auth: the browser sends it.
+    browser.cdp("Network.enable", serde_json::json!({}));
+    browser.cdp(
+        "Network.setExtraHTTPHeaders",
+        serde_json::json!({"headers": {"Authorization": AUTH}}),
+    );
+    browser.goto(&format!("http://127.0.0.1:{http_port}/admin/"));
+    let rows = "[...document.querySelectorAll('tr[data-b]')].map(r => r.dataset.m + '/' + r.dataset.b + '=' + r.querySelector('.c-state').textContent).sort().join(' ')";
+    browser.wait(
+        "every backend up",
+        Duration::from_secs(15),
+        &format!("return window.maglev && window.maglev.ready && ({rows}) === 'a/a1=up a/a2=up b/b1=up b/b2=up'"),
+    );
+    assert_eq!(
+        browser.eval("return document.querySelectorAll('.router').length"),
+        2
+    );
+    // Live: a backend killed turns red without a reload.
+    servers[3] = None;
+    browser.wait(
+        "b2 down on the page",
+        Duration::from_secs(10),
+        "return document.querySelector('tr[data-m=\"b\"][data-b=\"b2\"] .c-state').textContent === 'down' && [...document.querySelectorAll('#event-list li')].some(l => l.textContent.includes('backend b2 up → down'))",
+    );
+    // Admin: pause a2 by clicking its button.
+    browser.click("button[data-act=\"pause\"][data-m=\"a\"][data-b=\"a2\"]");
+    browser.wait(
+        "the pause confirmed",
+        Duration::from_secs(10),
+        "return document.getElementById('notice').textContent.startsWith('done: set backend a2 pause')",
+    );
+    let o = maglevc(&sa, &["--json", "show", "backend", "a2"]);
+    let b: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(b["backend"]["state"], "paused");
+    browser.wait(
+        "a2 paused on the page",
+        Duration::from_secs(10),
+        "return document.querySelector('tr[data-m=\"a\"][data-b=\"a2\"] .c-state').textContent === 'paused'",
+    );
+    // The wall-screen view of the same: let the sparklines fill, then keep
+    // a picture (the README's).
+    browser.goto(&format!("http://127.0.0.1:{http_port}/view/"));
+    browser.wait(
+        "the view with a2 paused and b2 down",
+        Duration::from_secs(10),
+        "return !!(window.maglev && window.maglev.ready && document.querySelector('tr[data-m=\"a\"][data-b=\"a2\"] .c-state').textContent === 'paused' && document.querySelector('tr[data-m=\"b\"][data-b=\"b2\"] .c-state').textContent === 'down')",
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let png = browser.screenshot();
+    assert!(png.starts_with(b"\x89PNG"), "a PNG");
+    let out = common::repo_path("target/dashboard.png");
+    std::fs::write(&out, &png).unwrap();
+    eprintln!("screenshot: {}", out.display());
+    let _ = fe.stop_within(Duration::from_secs(2));
+    let _ = da.stop_within(Duration::from_secs(2));
+    let _ = db.stop_within(Duration::from_secs(2));
+    drop(servers);
+}
+
+/// 100 frontends × 10 backends in the browser: every row drawn; the time
+/// of a full repaint is printed (a figure for the notes and the README,
+/// not a timed assertion).
+#[test]
+fn a_thousand_backends_in_a_real_browser() {
+    if !common::webdriver::available("a_thousand_backends_in_a_real_browser") {
+        return;
+    }
+    let dir = TempDir::new("dashboard-big");
+    let browser = common::webdriver::Browser::start(1400, 800);
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let lport = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for c in listener.incoming() {
+            drop(c);
+        }
+    });
+    let cfg = dir.write("big.yaml", &big_config(100, 10, lport));
+    let sock = dir.path("big.sock");
+    let mut big = Daemon::start(&[
+        "--vpp-sim",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        sock.to_str().unwrap(),
+    ]);
+    big.wait_for(&["ready"], Duration::from_secs(10));
+    let http_port = common::free_port("127.0.0.1");
+    let mut fe = Daemon::start_with(
+        Command::new(FRONTEND_BIN)
+            .arg("--server")
+            .arg(&sock)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{http_port}")),
+    );
+    fe.wait_for(&["starting"], Duration::from_secs(5));
+    browser.goto(&format!("http://127.0.0.1:{http_port}/view/"));
+    browser.wait(
+        "1,000 backends up on the page",
+        Duration::from_secs(30),
+        "if (!(window.maglev && window.maglev.ready)) return false; window.maglev.rerender(); const s = [...document.querySelectorAll('tr[data-b] .c-state')]; return s.length === 1000 && s.every(x => x.textContent === 'up')",
+    );
+    let ms = browser.eval(
+        "const t = []; for (let i = 0; i < 7; i++) t.push(window.maglev.rerender()); t.sort((a, b) => a - b); return t[3]",
+    );
+    eprintln!(
+        "render of 100 frontends x 10 backends: median {:.1} ms",
+        ms.as_f64().unwrap_or(f64::NAN)
+    );
+    assert!(ms.as_f64().is_some());
+    let _ = fe.stop_within(Duration::from_secs(2));
+    let _ = big.stop_within(Duration::from_secs(2));
+}

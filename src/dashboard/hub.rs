@@ -69,14 +69,21 @@ impl Broker {
         g.1.retain(|tx| tx.try_send(e.clone()).is_ok());
     }
 
-    /// A new browser: what it missed (by its `Last-Event-ID`) and its
-    /// live feed.
-    pub fn subscribe(&self, last_id: Option<&str>) -> Result<(Since, Receiver<Event>), TooMany> {
+    /// A new browser: what it missed (by its `Last-Event-ID`), or without
+    /// one the last `recent` events, and its live feed.
+    pub fn subscribe(
+        &self,
+        last_id: Option<&str>,
+        recent: usize,
+    ) -> Result<(Since, Receiver<Event>), TooMany> {
         let mut g = self.lock();
         if g.1.len() >= MAX_CLIENTS {
             return Err(TooMany);
         }
-        let since = g.0.since(last_id);
+        let since = match g.0.since(last_id) {
+            Since::Fresh if recent > 0 => Since::Replay(g.0.recent(recent)),
+            s => s,
+        };
         let (tx, rx) = bounded(CLIENT_QUEUE);
         g.1.push(tx);
         Ok((since, rx))

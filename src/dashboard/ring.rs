@@ -87,6 +87,13 @@ impl Ring {
         e
     }
 
+    /// The last `n` kept events, oldest first (a page's first look at the
+    /// history).
+    pub fn recent(&self, n: usize) -> Vec<Event> {
+        let skip = self.kept.len().saturating_sub(n);
+        self.kept.iter().skip(skip).cloned().collect()
+    }
+
     /// What a client whose last event was `last_id` missed.
     pub fn since(&self, last_id: Option<&str>) -> Since {
         let Some(id) = last_id.map(str::trim).filter(|s| !s.is_empty()) else {
@@ -142,6 +149,9 @@ mod tests {
         r.push("log", data("4"));
         assert!(matches!(r.since(Some("7-1")), Since::Replay(v) if v.len() == 3));
         assert_eq!(r.since(Some("7-0")), Since::Resync);
+        let last_two: Vec<u64> = r.recent(2).iter().filter_map(|e| e.seq).collect();
+        assert_eq!(last_two, [3, 4]);
+        assert_eq!(r.recent(10).len(), 3);
     }
 
     #[test]

@@ -207,6 +207,7 @@ impl Web {
                 }
             }
             (true, "/view/api/events") => return self.events(req),
+            (true, p) if p.starts_with("/view/api/events") => text(404, "not found\n"),
             (true, p)
                 if p.starts_with("/view/api/")
                     || p.starts_with("/assets/")
@@ -274,7 +275,16 @@ impl Web {
     /// events, a `: ping` every [`PING`].
     fn events(&self, req: Request) {
         let last = get_header(&req, "Last-Event-ID").map(str::to_string);
-        let (since, rx) = match self.broker.subscribe(last.as_deref()) {
+        // `?recent=N`: a page's first connection also gets the last N
+        // kept events (its history list).
+        let recent = req
+            .url()
+            .split_once('?')
+            .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("recent=")))
+            .and_then(|n| n.parse::<usize>().ok())
+            .unwrap_or(0)
+            .min(super::ring::REPLAY);
+        let (since, rx) = match self.broker.subscribe(last.as_deref(), recent) {
             Ok(x) => x,
             Err(_) => {
                 let _ = req.respond(text(503, "too many event-stream clients\n"));

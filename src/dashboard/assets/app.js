@@ -21,12 +21,14 @@ const esc = (s) => String(s ?? '').replace(/[&<>"']/g, (c) =>
   ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 const key = (...parts) => parts.map((p) => encodeURIComponent(p)).join('|');
 
+// Recent probe latencies as text: one block per probe, its height the
+// latency relative to the slowest shown (cheap to draw by the thousand).
+const BLOCKS = '▁▂▃▄▅▆▇█';
 function spark(lat) {
-  if (!lat || lat.length < 2) return '<svg class="spark" aria-hidden="true"></svg>';
-  const max = Math.max(...lat, 0.001);
-  const step = 64 / (lat.length - 1);
-  const pts = lat.map((v, i) => `${(i * step).toFixed(1)},${(15 - (v / max) * 14).toFixed(1)}`).join(' ');
-  return `<svg class="spark" viewBox="0 0 64 16" aria-hidden="true"><polyline points="${pts}"/></svg>`;
+  if (!lat || lat.length === 0) return '';
+  const recent = lat.slice(-12);
+  const max = Math.max(...recent, 0.001);
+  return recent.map((v) => BLOCKS[Math.min(7, Math.floor((v / max) * 7.99))]).join('');
 }
 
 function badge(st) {
@@ -64,7 +66,7 @@ function memberRow(mg, fe, pool, m) {
     `<td class="c-state">${badge(st)}</td>` +
     `<td class="num c-weight">${m.weight} / ${m.effective_weight}</td>` +
     `<td class="c-buckets">${bucketsCell(m)}</td>` +
-    `<td class="c-spark">${spark(b.latency)}</td>` +
+    `<td class="c-spark spark" aria-hidden="true">${spark(b.latency)}</td>` +
     `<td class="c-last">${lastText(b)}</td>${actions}</tr>`;
 }
 
@@ -93,7 +95,7 @@ function routerHtml(mg) {
   return `<h2>${esc(mg.name)}</h2>` +
     `<p class="meta">${[ver, vpp, esc(mg.socket)].filter(Boolean).join(' · ')}</p>` +
     `<p class="err c-reach">${mg.reachable ? '' : 'unreachable: ' + esc(mg.error ?? '')}</p>` +
-    `<p>${admin}</p>` +
+    (ADMIN ? `<p>${admin}</p>` : '') +
     (mg.frontends || []).map((fe) => frontendHtml(mg, fe)).join('');
 }
 
@@ -195,7 +197,7 @@ const handlers = {
     for (const backend of touched) {
       const b = mg.backends[backend];
       for (const r of rows(d.maglevd, backend)) {
-        r.querySelector('.c-spark').innerHTML = spark(b.latency);
+        r.querySelector('.c-spark').textContent = spark(b.latency);
         r.querySelector('.c-last').textContent = `${b.last.code} ${Number(b.last.duration_ms).toFixed(1)}ms`;
       }
     }
@@ -255,7 +257,7 @@ async function load() {
 }
 
 function connect() {
-  const es = new EventSource('/view/api/events');
+  const es = new EventSource(`/view/api/events?recent=${MAX_EVENTS}`);
   let opened = false;
   es.onopen = () => {
     live.textContent = 'live';
