@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian packages into target/deb/:
-#   vpp-maglevd  the daemon (maglevd, unit, example config, man pages)
+#   vpp-maglevd  the daemon (maglevd, unit, example config, man pages) and
+#                the web dashboard (maglevd-frontend, its unit, off)
 #   vpp-maglev   the client tools (maglevc with bash completion, maglevt,
 #                man pages)
 # Needs: cargo, dpkg-deb, gzip, binutils (objdump).
@@ -12,7 +13,7 @@ arch=$(dpkg --print-architecture)
 out=target/deb
 maint="vpp-maglev developers <vpp-maglev@example.org>"
 
-cargo build --release --locked --bin maglevd --bin maglevc --bin maglevt
+cargo build --release --locked --bin maglevd --bin maglevc --bin maglevt --bin maglevd-frontend
 rm -rf "$out"
 mkdir -p "$out"
 
@@ -68,6 +69,8 @@ control() { # root, package, depends, section, description...
 d="$out/vpp-maglevd"
 install -Dm755 target/release/maglevd "$d/usr/sbin/maglevd"
 install -Dm644 packaging/vpp-maglevd.service "$d/lib/systemd/system/vpp-maglevd.service"
+install -Dm755 target/release/maglevd-frontend "$d/usr/sbin/maglevd-frontend"
+install -Dm644 packaging/vpp-maglev-frontend.service "$d/lib/systemd/system/vpp-maglev-frontend.service"
 # No configuration in /etc: installing must never touch a live VPP. The
 # unit starts once the operator writes /etc/vpp-maglev/maglev.yaml
 # (ConditionFileNotEmpty=), as keepalived's package does.
@@ -76,14 +79,17 @@ install -d "$d/etc/vpp-maglev"
 install -Dm644 packaging/default "$d/etc/default/vpp-maglev"
 install -Dm644 packaging/vpp-maglevd.lintian-overrides "$d/usr/share/lintian/overrides/vpp-maglevd"
 man_page man/maglevd.8 "$d/usr/share/man/man8"
+man_page man/maglevd-frontend.8 "$d/usr/share/man/man8"
 man_page man/maglev.yaml.5 "$d/usr/share/man/man5"
 docs "$d" vpp-maglevd
-control "$d" vpp-maglevd "$(depends target/release/maglevd), adduser, init-system-helpers (>= 1.54)" net \
+control "$d" vpp-maglevd "$(depends target/release/maglevd target/release/maglevd-frontend), adduser, init-system-helpers (>= 1.54)" net \
     "health checker and Maglev load-balancer control plane for VPP" \
     "maglevd health-checks backends (HTTP, HTTPS, TCP, ICMP), computes" \
     "weights from priority failover pools and programs the VPP lb (Maglev)" \
     "plugin over its binary API; it exports Prometheus metrics and is driven" \
-    "by maglevc (package vpp-maglev) over a local control socket."
+    "by maglevc (package vpp-maglev) over a local control socket." \
+    "maglevd-frontend, a live web dashboard of one or many maglevds, is" \
+    "included with its unit, off until enabled."
 printf '/etc/default/vpp-maglev\n' > "$d/DEBIAN/conffiles"
 install -m755 packaging/vpp-maglevd/postinst packaging/vpp-maglevd/prerm \
     packaging/vpp-maglevd/postrm "$d/DEBIAN/"

@@ -381,6 +381,16 @@ fn only_root_and_the_admin_group_may_change_state() {
     );
     let o = run_as(100, &["set", "backend", "web-a", "pause"]);
     assert!(o.status.success(), "{}", err(&o));
+    // A member by a supplementary group only (as systemd's
+    // SupplementaryGroups= makes one, no group file saying so).
+    let o = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--groups=100", "--"])
+        .arg(env!("CARGO_BIN_EXE_maglevc"))
+        .args(["set", "backend", "web-a", "resume"])
+        .env("MAGLEV_SOCKET", &sock)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", err(&o));
     let o = run_as(65534, &["sync", "vpp", "lb", "state"]);
     assert!(err(&o).contains("permission denied"), "{}", err(&o));
 }

@@ -380,7 +380,9 @@ impl Hub {
             StreamEvent::Log { level, message, at } => {
                 if let Some(p) = parse_probe(&message, &at) {
                     self.maglevds[i].apply_probe(&p);
-                    self.probes[i].push(json!([p.backend, p.code, p.ms, p.at]));
+                    // The page shows the code and the latency; the time
+                    // stays in the state for /view/api/state.
+                    self.probes[i].push(json!([p.backend, p.code, p.ms]));
                     self.core.probe(i, now);
                     return;
                 }

@@ -46,7 +46,8 @@ Options:
   --server SOCKET[,SOCKET...]  control sockets of the maglevds to show; a
                      NAME=SOCKET entry names its column (default: the file
                      name, the host name for maglevd.sock)
-                     [env MAGLEV_FRONTEND_SERVER] (default /run/vpp-maglev/maglevd.sock)
+                     [env MAGLEV_FRONTEND_SERVER] (default /run/vpp-maglev/maglevd.sock,
+                     or maglevc's choice: $XDG_RUNTIME_DIR/vpp-maglev/maglevd.sock)
   --listen ADDR      HTTP address [env MAGLEV_FRONTEND_LISTEN] (default 127.0.0.1:8080)
   --log-level LEVEL  error, warn, info, debug [env MAGLEV_FRONTEND_LOG_LEVEL] (default info)
   --version          print the version and exit
@@ -115,8 +116,12 @@ pub fn parse_options(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<Options>, String> {
     let var = |k: &str| env(k).filter(|v| !v.is_empty());
-    let mut server = var("MAGLEV_FRONTEND_SERVER")
-        .unwrap_or_else(|| crate::control::paths::DEFAULT_SOCKET.to_string());
+    // Where maglevc would look: the system socket, or the user's.
+    let mut server = var("MAGLEV_FRONTEND_SERVER").unwrap_or_else(|| {
+        crate::control::paths::for_client()
+            .to_string_lossy()
+            .into_owned()
+    });
     let mut listen = var("MAGLEV_FRONTEND_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
     let mut level = var("MAGLEV_FRONTEND_LOG_LEVEL").unwrap_or_else(|| "info".into());
     let mut a = Args::new(args);
@@ -164,6 +169,9 @@ pub fn run(opts: Options) -> u8 {
         return 1;
     }
     crate::logging::init(opts.log_level);
+    // Threads that each allocate a little (one per browser) must not each
+    // get a malloc arena.
+    crate::limits::limit_malloc_arenas();
     let server = match tiny_http::Server::http(&opts.listen) {
         Ok(s) => Arc::new(s),
         Err(e) => {

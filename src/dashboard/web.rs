@@ -236,10 +236,14 @@ impl Web {
         match path {
             "/view/api/state" => {
                 let (tx, rx) = bounded(1);
-                match ask(Ask::State(None, tx), rx) {
+                let r = match ask(Ask::State(None, tx), rx) {
                     Some(Some(v)) => json_response(200, &v),
                     _ => json_response(503, &json!({"error": "hub not answering"})),
-                }
+                };
+                // The whole state as a JSON tree is large and short-lived:
+                // give the memory back.
+                crate::limits::release_free_memory();
+                r
             }
             "/view/api/maglevds" => {
                 let (tx, rx) = bounded(1);

@@ -186,12 +186,12 @@ const handlers = {
     const mg = state.get(d.maglevd);
     if (!mg) return;
     const touched = new Set();
-    for (const [backend, code, ms, at] of d.probes) {
+    for (const [backend, code, ms] of d.probes) {
       const b = mg.backends[backend];
       if (!b) continue;
       (b.latency = b.latency || []).push(ms);
       if (b.latency.length > 40) b.latency.shift();
-      b.last = { code, duration_ms: ms, at };
+      b.last = { ...b.last, code, duration_ms: ms };
       touched.add(backend);
     }
     for (const backend of touched) {
