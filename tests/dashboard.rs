@@ -229,24 +229,62 @@ fn start_frontend(a: &Path, b: &Path, port: u16) -> Daemon {
     )
 }
 
+/// Two maglevds (`a`, `b`), each with a frontend of two backends served
+/// by real listeners, and a dashboard of both (admin on).
+struct Routers {
+    /// The backends' port.
+    port: u16,
+    /// The backends' listeners: a1, a2, b1, b2 (`None`: killed).
+    servers: Vec<Option<Server>>,
+    da: Daemon,
+    db: Daemon,
+    /// The control socket of `a`.
+    sa: std::path::PathBuf,
+    /// The dashboard's port.
+    http_port: u16,
+    fe: Daemon,
+}
+
+fn two_routers(dir: &TempDir) -> Routers {
+    let port = common::free_port("127.83.0.1");
+    let servers = ["127.83.0.1", "127.83.0.2", "127.83.1.1", "127.83.1.2"]
+        .iter()
+        .map(|a| Some(up(a, port)))
+        .collect();
+    let (mut da, sa) = start_maglevd(dir, "a", 0, port);
+    let (mut db, sb) = start_maglevd(dir, "b", 1, port);
+    da.wait_for(&["ready"], Duration::from_secs(10));
+    db.wait_for(&["ready"], Duration::from_secs(10));
+    let http_port = common::free_port("127.0.0.1");
+    let mut fe = start_frontend(&sa, &sb, http_port);
+    fe.wait_for(&["starting", "admin=on"], Duration::from_secs(5));
+    Routers {
+        port,
+        servers,
+        da,
+        db,
+        sa,
+        http_port,
+        fe,
+    }
+}
+
 /// `ops:s3cret`.
 const AUTH: &str = "Basic b3BzOnMzY3JldA==";
 
 #[test]
 fn dashboard_state_events_replay_unreachable_and_admin() {
     let dir = TempDir::new("dashboard");
-    let port = common::free_port("127.83.0.1");
-    let mut servers: Vec<Option<Server>> = ["127.83.0.1", "127.83.0.2", "127.83.1.1", "127.83.1.2"]
-        .iter()
-        .map(|a| Some(up(a, port)))
-        .collect();
-    let (mut da, sa) = start_maglevd(&dir, "a", 0, port);
-    let (mut db, sb) = start_maglevd(&dir, "b", 1, port);
-    da.wait_for(&["ready"], Duration::from_secs(10));
-    db.wait_for(&["ready"], Duration::from_secs(10));
-    let http_port = common::free_port("127.0.0.1");
-    let mut fe = start_frontend(&sa, &sb, http_port);
-    fe.wait_for(&["starting", "admin=on"], Duration::from_secs(5));
+    let Routers {
+        port,
+        mut servers,
+        mut da,
+        mut db,
+        sa,
+        http_port,
+        mut fe,
+        ..
+    } = two_routers(&dir);
 
     // The state: both maglevds, their frontend, pools, backends, weights,
     // VPP buckets, last probes.
@@ -585,18 +623,15 @@ fn the_page_in_a_real_browser() {
         return;
     }
     let dir = TempDir::new("dashboard-browser");
-    let port = common::free_port("127.83.0.1");
-    let mut servers: Vec<Option<Server>> = ["127.83.0.1", "127.83.0.2", "127.83.1.1", "127.83.1.2"]
-        .iter()
-        .map(|a| Some(up(a, port)))
-        .collect();
-    let (mut da, sa) = start_maglevd(&dir, "a", 0, port);
-    let (mut db, sb) = start_maglevd(&dir, "b", 1, port);
-    da.wait_for(&["ready"], Duration::from_secs(10));
-    db.wait_for(&["ready"], Duration::from_secs(10));
-    let http_port = common::free_port("127.0.0.1");
-    let mut fe = start_frontend(&sa, &sb, http_port);
-    fe.wait_for(&["starting"], Duration::from_secs(5));
+    let Routers {
+        mut servers,
+        mut da,
+        mut db,
+        sa,
+        http_port,
+        mut fe,
+        ..
+    } = two_routers(&dir);
     let browser = common::webdriver::Browser::start(1400, 800);
     // The admin page asks for basic auth: the browser sends it.
     browser.cdp("Network.enable", serde_json::json!({}));

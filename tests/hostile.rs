@@ -350,14 +350,30 @@ fn maglevc_in_a_closed_pipe_and_over_the_client_limit() {
         // Not root: the refusal is logged the same way.
         assert!(line.contains("control-command-refused"), "{line}");
     }
-    // Fill every client slot, then ask: maglevd's own reason is shown.
-    let idle: Vec<_> = (0..8)
-        .filter_map(|_| UnixStream::connect(&ctl).ok())
-        .collect();
-    std::thread::sleep(Duration::from_millis(200));
-    let o = common::maglevc(&ctl, &["show", "version"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
+    // Fill every client slot (connect until maglevd says it is full),
+    // then ask: maglevd's own reason is shown. A slot the earlier commands'
+    // threads still held may come free meanwhile: fill it and ask again.
+    let mut idle: Vec<UnixStream> = Vec::new();
+    let mut refused = None;
+    for _ in 0..5 {
+        loop {
+            let s = UnixStream::connect(&ctl).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            let mut buf = [0u8; 512];
+            match (&s).read(&mut buf) {
+                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("too many clients") => break,
+                _ => idle.push(s),
+            }
+            assert!(idle.len() <= 16, "the client limit is not enforced");
+        }
+        let o = common::maglevc(&ctl, &["show", "version"]);
+        if !o.status.success() {
+            refused = Some(String::from_utf8_lossy(&o.stderr).to_string());
+            break;
+        }
+    }
+    let err = refused.expect("maglevc was never refused with every slot held");
     assert!(err.contains("too many clients"), "{err}");
     drop(idle);
     let (code, _) = d.stop_within(STOP_LIMIT);

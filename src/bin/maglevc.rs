@@ -31,7 +31,7 @@ Commands: show version|frontends|frontend <f>|backends|backend <b>|
   sync vpp lb state [<f>]; set backend <b> pause|resume|enable|disable;
   set frontend <f> pool <p> backend <b> weight <0-100> [flush];
   preview set backend <b> pause|disable|weight <0-100> [frontend <f>];
-  preview set frontend <f> pool <p> backend <b> weight <0-100>; preview config;
+  preview set frontend <f> pool <p> backend <b> weight <0-100> [flush]; preview config;
   config check|reload; watch events [num <n>] [log [level <l>]] [backend] [frontend].
 Exit status: 0 ok, 1 error from maglevd, 2 usage error, 3 cannot connect.
 See maglevc(1).";

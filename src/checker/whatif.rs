@@ -14,17 +14,18 @@ use crate::config::Config;
 use crate::health::state::{ActionError, State};
 use crate::health::weights;
 
-/// A change the operator is considering.
-#[derive(Debug, Clone, PartialEq)]
+/// A change the operator is considering (`maglevc preview ...`): parsed by
+/// the control grammar, weighed by [`what_if`].
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    /// `set backend B pause|disable|drain`, in every frontend using it, or
-    /// only in `frontend`.
+    /// `set backend B pause|disable`, in every frontend using it, or only
+    /// in `frontend`.
     Action {
         /// Backend.
         backend: String,
-        /// Pause, drain or disable.
+        /// Pause or disable.
         action: Action,
-        /// Only this frontend's VIP.
+        /// Only this frontend.
         frontend: Option<String>,
     },
     /// A new weight for backend B in every pool it is in (of `frontend`
@@ -37,7 +38,7 @@ pub enum Change {
         /// Only this frontend.
         frontend: Option<String>,
     },
-    /// `set frontend F pool P backend B weight W`.
+    /// `set frontend F pool P backend B weight W [flush]`.
     PoolWeight {
         /// Frontend.
         frontend: String,
@@ -47,9 +48,49 @@ pub enum Change {
         backend: String,
         /// New weight, 0..=100.
         weight: u8,
+        /// Flush the backend's flows with it.
+        flush: bool,
     },
-    /// `config reload` with this configuration.
-    Reload(Arc<Config>),
+    /// `config reload` (of the configuration [`what_if`] is given).
+    Reload,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let only = |fe: &Option<String>| {
+            fe.as_ref()
+                .map_or(String::new(), |x| format!(" frontend {x}"))
+        };
+        match self {
+            Change::Action {
+                backend,
+                action,
+                frontend,
+            } => write!(
+                f,
+                "set backend {backend} {}{}",
+                action.as_str(),
+                only(frontend)
+            ),
+            Change::BackendWeight {
+                backend,
+                weight,
+                frontend,
+            } => write!(f, "set backend {backend} weight {weight}{}", only(frontend)),
+            Change::PoolWeight {
+                frontend,
+                pool,
+                backend,
+                weight,
+                flush,
+            } => write!(
+                f,
+                "set frontend {frontend} pool {pool} backend {backend} weight {weight}{}",
+                if *flush { " flush" } else { "" }
+            ),
+            Change::Reload => f.write_str("config reload"),
+        }
+    }
 }
 
 /// The weights after a [`Change`].
@@ -66,6 +107,9 @@ pub struct WhatIf {
     /// (frontend, AS address) whose transition asks for a flush (a backend
     /// disabled, or going away).
     pub flushes: BTreeSet<(String, IpAddr)>,
+    /// (frontend, AS address) whose flush the operator asks for with a
+    /// weight.
+    pub explicit: BTreeSet<(String, IpAddr)>,
 }
 
 /// Whether a reload restarts a backend at `unknown`: its address or its
@@ -89,10 +133,18 @@ fn up_for(snap: &Snapshot, name: &str, now: SystemTime) -> Option<Duration> {
     now.duration_since(at).ok()
 }
 
-/// The weights `change` would give, or why the checker would refuse it.
-pub fn what_if(snap: &Snapshot, change: &Change, now: SystemTime) -> Result<WhatIf, CheckerError> {
+/// The weights `change` would give, or why the checker would refuse it;
+/// [`Change::Reload`] loads `reload` (without one, the configuration in
+/// force again).
+pub fn what_if(
+    snap: &Snapshot,
+    change: &Change,
+    reload: Option<&Arc<Config>>,
+    now: SystemTime,
+) -> Result<WhatIf, CheckerError> {
     let mut config = Arc::clone(&snap.config);
     let mut states: BTreeMap<String, State> = BTreeMap::new();
+    let mut explicit = BTreeSet::new();
     let frontends: Option<BTreeSet<String>>;
     let in_frontend =
         |backend: &str, fe: &Option<String>| -> Result<BTreeSet<String>, CheckerError> {
@@ -165,6 +217,7 @@ pub fn what_if(snap: &Snapshot, change: &Change, now: SystemTime) -> Result<What
             pool,
             backend,
             weight,
+            flush,
         } => {
             if *weight > 100 {
                 return Err(CheckerError::WeightRange(*weight));
@@ -191,10 +244,14 @@ pub fn what_if(snap: &Snapshot, change: &Change, now: SystemTime) -> Result<What
                     backend: backend.clone(),
                 })?;
             *w = *weight;
+            if let (true, Some(b)) = (*flush, cfg.backends.get(backend)) {
+                explicit.insert((frontend.clone(), b.address));
+            }
             config = Arc::new(cfg);
             frontends = Some(BTreeSet::from([frontend.clone()]));
         }
-        Change::Reload(new) => {
+        Change::Reload => {
+            let new = reload.unwrap_or(&snap.config);
             for (name, b) in &new.backends {
                 let fresh = if b.enabled {
                     State::Unknown
@@ -239,6 +296,7 @@ pub fn what_if(snap: &Snapshot, change: &Change, now: SystemTime) -> Result<What
         members,
         frontends,
         flushes,
+        explicit,
     })
 }
 
@@ -343,6 +401,7 @@ maglev:
                 action: Action::Disable,
                 frontend: None,
             },
+            None,
             SystemTime::now(),
         )
         .unwrap();
@@ -375,6 +434,7 @@ maglev:
                 action: Action::Pause,
                 frontend: Some("api".into()),
             },
+            None,
             SystemTime::now(),
         )
         .unwrap();
@@ -388,6 +448,7 @@ maglev:
                 action: Action::Pause,
                 frontend: None,
             },
+            None,
             SystemTime::now(),
         )
         .unwrap_err();
@@ -399,6 +460,7 @@ maglev:
                 action: Action::Disable,
                 frontend: Some("api".into()),
             },
+            None,
             SystemTime::now(),
         )
         .unwrap_err();
@@ -418,6 +480,7 @@ maglev:
                 weight: 10,
                 frontend: None,
             },
+            None,
             SystemTime::now(),
         )
         .unwrap();
@@ -430,12 +493,20 @@ maglev:
                 pool: "main".into(),
                 backend: "a".into(),
                 weight: 0,
+                flush: true,
             },
+            None,
             SystemTime::now(),
         )
         .unwrap();
         assert_eq!(weights_of(&w, "web")[0], ("a".into(), 0, false));
         assert!(!w.members.contains_key("api"));
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(
+            w.explicit,
+            BTreeSet::from([("web".to_string(), a)]),
+            "flush asked"
+        );
         assert!(
             what_if(
                 &s,
@@ -444,7 +515,9 @@ maglev:
                     pool: "spare".into(),
                     backend: "a".into(),
                     weight: 1,
+                    flush: false,
                 },
+                None,
                 SystemTime::now(),
             )
             .is_err()
@@ -461,7 +534,8 @@ maglev:
                 "    c: { address: 10.0.0.3, healthcheck: hc }\n    d: { address: 10.0.0.4, healthcheck: hc }",
             )
             .replace("b: { weight: 50 } }", "b: { weight: 50 }, d: {} }");
-        let w = what_if(&s, &Change::Reload(Arc::new(cfg(&new))), SystemTime::now()).unwrap();
+        let new = Arc::new(cfg(&new));
+        let w = what_if(&s, &Change::Reload, Some(&new), SystemTime::now()).unwrap();
         assert_eq!(w.frontends, None);
         assert_eq!(
             weights_of(&w, "web"),

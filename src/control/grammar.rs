@@ -4,6 +4,7 @@
 //! the daemon and the CLI can never disagree about what a line means.
 
 use crate::checker::Action;
+use crate::checker::whatif::Change;
 
 /// What fills an argument slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,6 +97,45 @@ pub const WATCH_OPTIONS: &[Node] = &[
     kw("backend", "include backend transitions", &[], true),
     kw("frontend", "include frontend transitions", &[], true),
 ];
+
+/// `<frontend> pool <pool> backend <backend> weight <w> [flush]`: the runtime
+/// weight of a pool backend, to set or to preview.
+const POOL_WEIGHT: &[Node] = &[arg(
+    Slot::Frontend,
+    "frontend name",
+    &[kw(
+        "pool",
+        "pool",
+        &[arg(
+            Slot::Pool,
+            "pool name",
+            &[kw(
+                "backend",
+                "backend",
+                &[arg(
+                    Slot::Backend,
+                    "backend name",
+                    &[kw(
+                        "weight",
+                        "new weight",
+                        &[arg(
+                            Slot::Weight,
+                            "0..100",
+                            &[kw("flush", "also flush its flows", &[], true)],
+                            true,
+                        )],
+                        false,
+                    )],
+                    false,
+                )],
+                false,
+            )],
+            false,
+        )],
+        false,
+    )],
+    false,
+)];
 
 /// `[frontend F]` at the end of a preview.
 const ONLY_FRONTEND: &[Node] = &[kw(
@@ -203,42 +243,7 @@ pub const TREE: &[Node] = &[
             kw(
                 "frontend",
                 "runtime weight of a pool backend",
-                &[arg(
-                    Slot::Frontend,
-                    "frontend name",
-                    &[kw(
-                        "pool",
-                        "pool",
-                        &[arg(
-                            Slot::Pool,
-                            "pool name",
-                            &[kw(
-                                "backend",
-                                "backend",
-                                &[arg(
-                                    Slot::Backend,
-                                    "backend name",
-                                    &[kw(
-                                        "weight",
-                                        "new weight",
-                                        &[arg(
-                                            Slot::Weight,
-                                            "0..100",
-                                            &[kw("flush", "also flush its flows", &[], true)],
-                                            true,
-                                        )],
-                                        false,
-                                    )],
-                                    false,
-                                )],
-                                false,
-                            )],
-                            false,
-                        )],
-                        false,
-                    )],
-                    false,
-                )],
+                POOL_WEIGHT,
                 false,
             ),
         ],
@@ -275,37 +280,7 @@ pub const TREE: &[Node] = &[
                     kw(
                         "frontend",
                         "runtime weight of a pool backend",
-                        &[arg(
-                            Slot::Frontend,
-                            "frontend name",
-                            &[kw(
-                                "pool",
-                                "pool",
-                                &[arg(
-                                    Slot::Pool,
-                                    "pool name",
-                                    &[kw(
-                                        "backend",
-                                        "backend",
-                                        &[arg(
-                                            Slot::Backend,
-                                            "backend name",
-                                            &[kw(
-                                                "weight",
-                                                "new weight",
-                                                &[arg(Slot::Weight, "0..100", &[], true)],
-                                                false,
-                                            )],
-                                            false,
-                                        )],
-                                        false,
-                                    )],
-                                    false,
-                                )],
-                                false,
-                            )],
-                            false,
-                        )],
+                        POOL_WEIGHT,
                         false,
                     ),
                 ],
@@ -383,49 +358,13 @@ pub enum Command {
         flush: bool,
     },
     /// `preview ...`.
-    Preview(Preview),
+    Preview(Change),
     /// `config check`.
     ConfigCheck,
     /// `config reload`.
     ConfigReload,
     /// `watch events [num <n>] [log [level <l>]] [backend] [frontend]`.
     Watch(WatchSpec),
-}
-
-/// What `preview` is asked about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Preview {
-    /// `preview set backend B pause|disable [frontend F]`.
-    Action {
-        /// Backend.
-        backend: String,
-        /// Pause or disable.
-        action: Action,
-        /// Only this frontend.
-        frontend: Option<String>,
-    },
-    /// `preview set backend B weight W [frontend F]`.
-    BackendWeight {
-        /// Backend.
-        backend: String,
-        /// New weight.
-        weight: u8,
-        /// Only this frontend.
-        frontend: Option<String>,
-    },
-    /// `preview set frontend F pool P backend B weight W`.
-    PoolWeight {
-        /// Frontend.
-        frontend: String,
-        /// Pool.
-        pool: String,
-        /// Backend.
-        backend: String,
-        /// New weight.
-        weight: u8,
-    },
-    /// `preview config`: a reload of the file on disk.
-    Config,
 }
 
 /// What `watch events` streams.
@@ -658,28 +597,35 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             Command::SetBackend(a(0), Action::parse(action).expect("tree has only actions"))
         }
         ["preview", "set", "backend", action, rest @ ..] if *action != "weight" => {
-            Command::Preview(Preview::Action {
+            Command::Preview(Change::Action {
                 backend: a(0),
                 action: Action::parse(action).expect("tree has only actions"),
                 frontend: (rest == ["frontend"]).then(|| a(1)),
             })
         }
         ["preview", "set", "backend", "weight", rest @ ..] => {
-            Command::Preview(Preview::BackendWeight {
+            Command::Preview(Change::BackendWeight {
                 backend: a(0),
                 weight: weight(&a(1))?,
                 frontend: (rest == ["frontend"]).then(|| a(2)),
             })
         }
-        ["preview", "set", "frontend", "pool", "backend", "weight"] => {
-            Command::Preview(Preview::PoolWeight {
-                frontend: a(0),
-                pool: a(1),
-                backend: a(2),
-                weight: weight(&a(3))?,
-            })
-        }
-        ["preview", "config"] => Command::Preview(Preview::Config),
+        [
+            "preview",
+            "set",
+            "frontend",
+            "pool",
+            "backend",
+            "weight",
+            rest @ ..,
+        ] => Command::Preview(Change::PoolWeight {
+            frontend: a(0),
+            pool: a(1),
+            backend: a(2),
+            weight: weight(&a(3))?,
+            flush: rest == ["flush"],
+        }),
+        ["preview", "config"] => Command::Preview(Change::Reload),
         ["set", "frontend", "pool", "backend", "weight", rest @ ..] => {
             let weight = weight(&a(3))?;
             Command::SetWeight {
@@ -796,6 +742,57 @@ pub fn next_nodes(words: &[&str]) -> Vec<&'static Node> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn preview_commands() {
+        assert_eq!(
+            parse("preview set backend b1 disable frontend web").unwrap(),
+            Command::Preview(Change::Action {
+                backend: "b1".into(),
+                action: Action::Disable,
+                frontend: Some("web".into()),
+            })
+        );
+        assert_eq!(
+            parse("pre set back b1 weight 30").unwrap(),
+            Command::Preview(Change::BackendWeight {
+                backend: "b1".into(),
+                weight: 30,
+                frontend: None,
+            })
+        );
+        assert_eq!(
+            parse("preview set frontend web pool main backend b1 weight 0 flush").unwrap(),
+            Command::Preview(Change::PoolWeight {
+                frontend: "web".into(),
+                pool: "main".into(),
+                backend: "b1".into(),
+                weight: 0,
+                flush: true,
+            })
+        );
+        assert_eq!(
+            parse("preview config").unwrap(),
+            Command::Preview(Change::Reload)
+        );
+        assert!(!parse("preview config").unwrap().mutates());
+        assert!(
+            parse("preview set backend b1 resume").is_err(),
+            "not previewable"
+        );
+        assert!(parse("preview set backend b1 weight 101").is_err());
+        // The words a change is shown as parse back to it.
+        for line in [
+            "set backend b1 pause frontend web",
+            "set backend b1 weight 7",
+            "set frontend web pool main backend b1 weight 0 flush",
+        ] {
+            let Command::Preview(c) = parse(&format!("preview {line}")).unwrap() else {
+                panic!()
+            };
+            assert_eq!(c.to_string(), line);
+        }
+    }
 
     #[test]
     fn full_words_and_abbreviations() {

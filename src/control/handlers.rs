@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Sender, bounded};
 
-use super::grammar::{Command, Preview};
+use super::grammar::Command;
 use super::protocol::{self as p, Failure, Reply};
 
 use crate::checker::CheckerClient;
@@ -270,7 +270,7 @@ fn config_request(ctx: &Context, check: bool) -> Answer {
         let (result, cfg) = checked_config(ctx)?;
         // The plan of a reload; a configuration that loads but that the
         // checker would refuse has none.
-        let plan = preview_of(ctx, &Change::Reload(cfg), "config reload").ok();
+        let plan = preview_of(ctx, &Change::Reload, Some(&cfg)).ok();
         return Ok(Reply::Config { result, plan });
     }
     let (tx, rx) = bounded(1);
@@ -284,13 +284,19 @@ fn config_request(ctx: &Context, check: bool) -> Answer {
     }
 }
 
-/// What `change` would do to VPP: against VPP's state read now when VPP is
-/// connected, else against what maglevd would program.
-fn preview_of(ctx: &Context, change: &Change, words: &str) -> Result<p::Preview, Failure> {
+/// What `change` would do to VPP (a reload: of `reload`): against VPP's
+/// state read now when VPP is connected, else against what maglevd would
+/// program.
+fn preview_of(
+    ctx: &Context,
+    change: &Change,
+    reload: Option<&Arc<Config>>,
+) -> Result<p::Preview, Failure> {
     use crate::vpp::lb::{self, Actual, FlushRequests, Scope};
     let t0 = Instant::now();
     let snap = ctx.checker.snapshot();
-    let w = whatif::what_if(&snap, change, SystemTime::now()).map_err(|e| err(e.to_string()))?;
+    let w = whatif::what_if(&snap, change, reload, SystemTime::now())
+        .map_err(|e| err(e.to_string()))?;
     let scope = match &w.frontends {
         None => Scope::All,
         Some(s) => Scope::Frontends(s.clone()),
@@ -310,7 +316,7 @@ fn preview_of(ctx: &Context, change: &Change, words: &str) -> Result<p::Preview,
     };
     let flushes = FlushRequests {
         transitions: w.flushes.clone(),
-        explicit: Default::default(),
+        explicit: w.explicit.clone(),
     };
     let plan = crate::vpp::preview::plan(&desired, &actual, &scope, &flushes);
     // Backend names by address, from the configuration now and after.
@@ -324,7 +330,7 @@ fn preview_of(ctx: &Context, change: &Change, words: &str) -> Result<p::Preview,
         }
     }
     Ok(p::Preview {
-        change: words.to_string(),
+        change: change.to_string(),
         basis: basis.to_string(),
         conf: plan.conf.map(|o| o.to_string()),
         vips: plan
@@ -363,63 +369,12 @@ fn preview_of(ctx: &Context, change: &Change, words: &str) -> Result<p::Preview,
 }
 
 /// `preview ...`.
-fn preview(ctx: &Context, what: &Preview) -> Answer {
-    let (change, words) = match what {
-        Preview::Action {
-            backend,
-            action,
-            frontend,
-        } => (
-            Change::Action {
-                backend: backend.clone(),
-                action: *action,
-                frontend: frontend.clone(),
-            },
-            format!(
-                "set backend {backend} {}{}",
-                action.as_str(),
-                frontend
-                    .as_ref()
-                    .map_or(String::new(), |f| format!(" frontend {f}"))
-            ),
-        ),
-        Preview::BackendWeight {
-            backend,
-            weight,
-            frontend,
-        } => (
-            Change::BackendWeight {
-                backend: backend.clone(),
-                weight: *weight,
-                frontend: frontend.clone(),
-            },
-            format!(
-                "set backend {backend} weight {weight}{}",
-                frontend
-                    .as_ref()
-                    .map_or(String::new(), |f| format!(" frontend {f}"))
-            ),
-        ),
-        Preview::PoolWeight {
-            frontend,
-            pool,
-            backend,
-            weight,
-        } => (
-            Change::PoolWeight {
-                frontend: frontend.clone(),
-                pool: pool.clone(),
-                backend: backend.clone(),
-                weight: *weight,
-            },
-            format!("set frontend {frontend} pool {pool} backend {backend} weight {weight}"),
-        ),
-        Preview::Config => (
-            Change::Reload(checked_config(ctx)?.1),
-            "config reload".to_string(),
-        ),
+fn preview(ctx: &Context, change: &Change) -> Answer {
+    let reload = match change {
+        Change::Reload => Some(checked_config(ctx)?.1),
+        _ => None,
     };
-    preview_of(ctx, &change, &words).map(Reply::Preview)
+    preview_of(ctx, change, reload.as_ref()).map(Reply::Preview)
 }
 
 fn vpp_info(ctx: &Context) -> Answer {
@@ -646,7 +601,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                     .map(|fe| frontend(&snap, fe_name, fe, true)),
             }
         }
-        Command::Preview(what) => return preview(ctx, what),
+        Command::Preview(change) => return preview(ctx, change),
         Command::ConfigCheck => return config_request(ctx, true),
         Command::ConfigReload => return config_request(ctx, false),
         Command::Watch(_) => return Err(err("watch is a stream; the server handles it")),

@@ -964,7 +964,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
             },
         ),
         (
-            Command::Preview(super::grammar::Preview::Action {
+            Command::Preview(crate::checker::whatif::Change::Action {
                 backend: "b1".into(),
                 action: crate::checker::Action::Disable,
                 frontend: None,

@@ -247,6 +247,7 @@ impl Drop for Daemon {
 pub mod netns;
 pub mod pty;
 pub mod servers;
+#[cfg(feature = "dashboard")]
 pub mod webdriver;
 
 /// A TCP port free on `ip` right now (tests bind several addresses to it).

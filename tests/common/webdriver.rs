@@ -185,7 +185,7 @@ impl Browser {
     /// The page as PNG.
     pub fn screenshot(&self) -> Vec<u8> {
         let v = call(self.port, "GET", &self.at("/screenshot"), None);
-        decode_base64(v.as_str().expect("base64"))
+        vpp_maglev::dashboard::web::base64_decode(v.as_str().expect("base64")).expect("base64")
     }
 }
 
@@ -196,27 +196,4 @@ impl Drop for Browser {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
-}
-
-fn decode_base64(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => continue,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
 }
