@@ -285,9 +285,11 @@ fn warmup_holds_off_then_releases_per_frontend() {
         port: 80,
     };
     assert!(sim.with_state(|s| s.vips().iter().all(|v| v.key != slow_vip)));
-    // By startup-max-delay, everything is programmed (slow at weight 0).
+    // By startup-max-delay, everything is programmed (slow at weight 0;
+    // the VIP and its AS are two messages: wait for both).
     wait_until("everything by max delay", Duration::from_secs(8), || {
         sim.with_state(|s| s.vips().len()) == 2
+            && weights(&sim, slow_vip) == want(&[("127.79.1.1", 0)])
     });
     let at = t0.elapsed();
     assert!(
