@@ -10,7 +10,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -217,16 +216,30 @@ fn start_maglevd(dir: &TempDir, name: &str, net: u8, port: u16) -> (Daemon, std:
     (d, sock)
 }
 
-fn start_frontend(a: &Path, b: &Path, port: u16) -> Daemon {
-    Daemon::start_with(
-        Command::new(FRONTEND_BIN)
-            .arg("--server")
-            .arg(format!("{},{}", a.display(), b.display()))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("MAGLEV_FRONTEND_USER", "ops")
-            .env("MAGLEV_FRONTEND_PASSWORD", "s3cret"),
-    )
+/// A dashboard of `servers` on a port of its own choosing (port 0: no race
+/// with other tests for a free port): the process and its port.
+fn start_frontend(servers: &str, admin: bool) -> (Daemon, u16) {
+    let mut cmd = Command::new(FRONTEND_BIN);
+    cmd.arg("--server")
+        .arg(servers)
+        .arg("--listen")
+        .arg("127.0.0.1:0");
+    if admin {
+        cmd.env("MAGLEV_FRONTEND_USER", "ops")
+            .env("MAGLEV_FRONTEND_PASSWORD", "s3cret");
+    } else {
+        cmd.env_remove("MAGLEV_FRONTEND_USER")
+            .env_remove("MAGLEV_FRONTEND_PASSWORD");
+    }
+    let mut fe = Daemon::start_with(&mut cmd);
+    let line = fe.wait_for(&["starting", "listen=127.0.0.1:"], Duration::from_secs(5));
+    let port = line
+        .split("listen=127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the port in the log");
+    (fe, port)
 }
 
 /// Two maglevds (`a`, `b`), each with a frontend of two backends served
@@ -255,9 +268,8 @@ fn two_routers(dir: &TempDir) -> Routers {
     let (mut db, sb) = start_maglevd(dir, "b", 1, port);
     da.wait_for(&["ready"], Duration::from_secs(10));
     db.wait_for(&["ready"], Duration::from_secs(10));
-    let http_port = common::free_port("127.0.0.1");
-    let mut fe = start_frontend(&sa, &sb, http_port);
-    fe.wait_for(&["starting", "admin=on"], Duration::from_secs(5));
+    let (fe, http_port) = start_frontend(&format!("{},{}", sa.display(), sb.display()), true);
+    assert!(fe.seen.iter().any(|l| l.contains("admin=on")));
     Routers {
         port,
         servers,
@@ -564,17 +576,8 @@ fn dashboard_state_events_replay_unreachable_and_admin() {
 #[test]
 fn admin_is_off_without_credentials() {
     let dir = TempDir::new("dashboard-noadmin");
-    let http_port = common::free_port("127.0.0.1");
-    let mut fe = Daemon::start_with(
-        Command::new(FRONTEND_BIN)
-            .arg("--server")
-            .arg(dir.path("none.sock"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{http_port}"))
-            .env_remove("MAGLEV_FRONTEND_USER")
-            .env_remove("MAGLEV_FRONTEND_PASSWORD"),
-    );
-    fe.wait_for(&["starting", "admin=off"], Duration::from_secs(5));
+    let (mut fe, http_port) = start_frontend(dir.path("none.sock").to_str().unwrap(), false);
+    assert!(fe.seen.iter().any(|l| l.contains("admin=off")));
     assert_eq!(
         request(http_port, "GET", "/admin/", &[("Authorization", AUTH)], "").0,
         404
@@ -719,15 +722,7 @@ fn a_thousand_backends_in_a_real_browser() {
         sock.to_str().unwrap(),
     ]);
     big.wait_for(&["ready"], Duration::from_secs(10));
-    let http_port = common::free_port("127.0.0.1");
-    let mut fe = Daemon::start_with(
-        Command::new(FRONTEND_BIN)
-            .arg("--server")
-            .arg(&sock)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{http_port}")),
-    );
-    fe.wait_for(&["starting"], Duration::from_secs(5));
+    let (mut fe, http_port) = start_frontend(sock.to_str().unwrap(), false);
     browser.goto(&format!("http://127.0.0.1:{http_port}/view/"));
     browser.wait(
         "1,000 backends up on the page",

@@ -232,10 +232,14 @@ pub fn run(opts: Options) -> u8 {
         error!("startup-failed error={e}");
         return 1;
     }
+    // The address bound (port 0 picks one: the log says which).
+    let listening = server
+        .server_addr()
+        .to_ip()
+        .map_or_else(|| opts.listen.clone(), |a| a.to_string());
     info!(
-        "starting version={} listen={} maglevds={} admin={}",
+        "starting version={} listen={listening} maglevds={} admin={}",
         crate::VERSION,
-        opts.listen,
         opts.servers
             .iter()
             .map(|(n, s)| format!("{n}={s}"))
