@@ -250,14 +250,25 @@ pub mod servers;
 #[cfg(feature = "dashboard")]
 pub mod webdriver;
 
-/// A TCP port free on `ip` right now (tests bind several addresses to it).
+/// A TCP port free on `ip` right now (tests bind several addresses to it),
+/// and never one this test process handed out before: tests run in
+/// parallel threads, and the kernel may offer a just-closed port again to
+/// the next caller, which then binds it first.
 #[allow(dead_code)]
 pub fn free_port(ip: &str) -> u16 {
-    std::net::TcpListener::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind((ip, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Polls `f` every 5 ms until it holds; panics naming `what` after
