@@ -267,6 +267,17 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// One maglevd, connected and read once at the returned time.
+    fn read_once() -> (Instant, Core) {
+        let t0 = Instant::now();
+        let mut c = Core::new(1);
+        c.poll(t0);
+        c.connected(0, t0);
+        assert_eq!(c.poll(t0), vec![Due::Full(0)]);
+        c.full_done(0, t0);
+        (t0, c)
+    }
+
     #[test]
     fn connects_reads_everything_then_every_30s() {
         let t0 = Instant::now();
@@ -304,12 +315,7 @@ mod tests {
 
     #[test]
     fn changes_are_read_once_per_burst_and_lb_at_most_once_a_second() {
-        let t0 = Instant::now();
-        let mut c = Core::new(1);
-        c.poll(t0);
-        c.connected(0, t0);
-        c.poll(t0);
-        c.full_done(0, t0);
+        let (t0, mut c) = read_once();
         c.frontends_changed(0, BTreeSet::from(["web".to_string()]), t0);
         c.frontends_changed(0, BTreeSet::from(["api".to_string()]), t0 + ms(50));
         assert_eq!(c.poll(t0 + ms(50)), vec![Due::Lb(0)], "lb at once");
@@ -351,12 +357,7 @@ mod tests {
 
     #[test]
     fn idle_means_only_the_full_refresh() {
-        let t0 = Instant::now();
-        let mut c = Core::new(1);
-        c.poll(t0);
-        c.connected(0, t0);
-        c.poll(t0);
-        c.full_done(0, t0);
+        let (t0, mut c) = read_once();
         assert_eq!(c.next_wakeup(t0), Some(t0 + FULL_EVERY));
         c.lost(0, t0);
         c.probe(0, t0);
