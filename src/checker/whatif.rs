@@ -387,6 +387,11 @@ maglev:
         crate::config::parse(yaml, std::path::Path::new("t.yaml")).unwrap()
     }
 
+    /// `change` without a new configuration, now.
+    fn try_change(s: &Snapshot, change: Change) -> Result<WhatIf, CheckerError> {
+        what_if(s, &change, None, SystemTime::now())
+    }
+
     fn weights_of(w: &WhatIf, fe: &str) -> Vec<(String, u8, bool)> {
         w.members[fe].clone()
     }
@@ -394,15 +399,13 @@ maglev:
     #[test]
     fn disable_zeroes_the_backend_everywhere_with_flush() {
         let s = snap(cfg(YAML), &[]);
-        let w = what_if(
+        let w = try_change(
             &s,
-            &Change::Action {
+            Change::Action {
                 backend: "b".into(),
                 action: Action::Disable,
                 frontend: None,
             },
-            None,
-            SystemTime::now(),
         )
         .unwrap();
         assert_eq!(
@@ -427,41 +430,35 @@ maglev:
     #[test]
     fn pause_only_in_one_frontend_and_refusals() {
         let s = snap(cfg(YAML), &[("c", State::Disabled)]);
-        let w = what_if(
+        let w = try_change(
             &s,
-            &Change::Action {
+            Change::Action {
                 backend: "b".into(),
                 action: Action::Pause,
                 frontend: Some("api".into()),
             },
-            None,
-            SystemTime::now(),
         )
         .unwrap();
         assert_eq!(w.members.keys().collect::<Vec<_>>(), ["api"]);
         assert!(w.flushes.is_empty(), "pause keeps flows");
         // Pausing a disabled backend is refused, as by the state machine.
-        let e = what_if(
+        let e = try_change(
             &s,
-            &Change::Action {
+            Change::Action {
                 backend: "c".into(),
                 action: Action::Pause,
                 frontend: None,
             },
-            None,
-            SystemTime::now(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("enable it first"), "{e}");
-        let e = what_if(
+        let e = try_change(
             &s,
-            &Change::Action {
+            Change::Action {
                 backend: "a".into(),
                 action: Action::Disable,
                 frontend: Some("api".into()),
             },
-            None,
-            SystemTime::now(),
         )
         .unwrap_err();
         assert!(
@@ -473,30 +470,26 @@ maglev:
     #[test]
     fn weights_per_backend_or_per_pool() {
         let s = snap(cfg(YAML), &[]);
-        let w = what_if(
+        let w = try_change(
             &s,
-            &Change::BackendWeight {
+            Change::BackendWeight {
                 backend: "b".into(),
                 weight: 10,
                 frontend: None,
             },
-            None,
-            SystemTime::now(),
         )
         .unwrap();
         assert_eq!(weights_of(&w, "web")[1], ("b".into(), 10, false));
         assert_eq!(weights_of(&w, "api")[0], ("b".into(), 10, false));
-        let w = what_if(
+        let w = try_change(
             &s,
-            &Change::PoolWeight {
+            Change::PoolWeight {
                 frontend: "web".into(),
                 pool: "main".into(),
                 backend: "a".into(),
                 weight: 0,
                 flush: true,
             },
-            None,
-            SystemTime::now(),
         )
         .unwrap();
         assert_eq!(weights_of(&w, "web")[0], ("a".into(), 0, false));
@@ -508,17 +501,15 @@ maglev:
             "flush asked"
         );
         assert!(
-            what_if(
+            try_change(
                 &s,
-                &Change::PoolWeight {
+                Change::PoolWeight {
                     frontend: "web".into(),
                     pool: "spare".into(),
                     backend: "a".into(),
                     weight: 1,
                     flush: false,
                 },
-                None,
-                SystemTime::now(),
             )
             .is_err()
         );

@@ -20,7 +20,7 @@ pub mod ring;
 pub mod web;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use crossbeam_channel::{bounded, unbounded};
 use log::{error, info};
@@ -263,7 +263,6 @@ pub fn run(opts: Options) -> u8 {
     stop_fd.trigger();
     drop(stop_tx);
     server.unblock();
-    std::thread::sleep(Duration::from_millis(20));
     info!("stopped");
     0
 }

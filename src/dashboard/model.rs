@@ -42,15 +42,6 @@ pub struct Full {
     pub lb: Lb,
 }
 
-impl Default for Lb {
-    fn default() -> Lb {
-        Lb {
-            state: Err("not read yet".into()),
-            counters: Err("not read yet".into()),
-        }
-    }
-}
-
 /// VPP's load-balancer state and counters, or why not.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Lb {

@@ -1035,34 +1035,7 @@ mod tests {
         let had: Vec<LbVip> = a.vips.keys().filter(|k| serving(a, k)).copied().collect();
         let mut now = a.clone();
         for (i, op) in ops.iter().enumerate() {
-            match *op {
-                Op::AddAs { vip, addr, weight } => {
-                    now.vips.get_mut(&vip).unwrap().ases.insert(
-                        addr,
-                        ActualAs {
-                            weight,
-                            in_use: true,
-                            buckets: 0,
-                            flows: 0,
-                        },
-                    );
-                }
-                Op::SetWeight {
-                    vip, addr, weight, ..
-                } => {
-                    now.vips
-                        .get_mut(&vip)
-                        .unwrap()
-                        .ases
-                        .get_mut(&addr)
-                        .unwrap()
-                        .weight = weight
-                }
-                Op::DelAs { vip, addr, .. } => {
-                    now.vips.get_mut(&vip).unwrap().ases.remove(&addr);
-                }
-                _ => {}
-            }
+            now.apply(op);
             for k in &had {
                 assert!(
                     serving(&now, k),
