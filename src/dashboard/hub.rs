@@ -112,6 +112,8 @@ pub struct Hub {
     broker: Arc<Broker>,
     probes: Vec<Vec<Value>>,
     last_lb: Vec<String>,
+    /// Per maglevd, each frontend's JSON as the browsers last got it.
+    sent: Vec<std::collections::HashMap<String, String>>,
     shape: Vec<String>,
 }
 
@@ -137,6 +139,7 @@ impl Hub {
             broker,
             probes: vec![Vec::new(); n],
             last_lb: vec![String::new(); n],
+            sent: vec![Default::default(); n],
             shape: vec![String::new(); n],
         }
     }
@@ -276,6 +279,8 @@ impl Hub {
                             self.shape[i] = shape;
                             let data = json!({"maglevd": m.name, "state": m.to_json()});
                             self.broker.publish("state", &data, false);
+                            // The browsers redraw from this: what they have now.
+                            self.sent[i] = full_frontends_json(m);
                         } else {
                             self.publish_frontends(i, None);
                         }
@@ -309,19 +314,37 @@ impl Hub {
         }
     }
 
+    /// Sends the frontends (all, or `only` these) whose JSON changed since
+    /// the browsers last got it, with their backends.
     fn publish_frontends(&mut self, i: usize, only: Option<&BTreeSet<String>>) {
         let m = &self.maglevds[i];
         let Some(full) = &m.full else { return };
-        let fes: Vec<Value> = full
-            .frontends
-            .iter()
-            .filter(|f| only.is_none_or(|o| o.contains(&f.name)))
-            .map(|f| m.frontend_json(f))
-            .collect();
+        let sent = &mut self.sent[i];
+        let mut fes = Vec::new();
+        let mut backends = serde_json::Map::new();
+        for f in &full.frontends {
+            if only.is_some_and(|o| !o.contains(&f.name)) {
+                continue;
+            }
+            let v = m.frontend_json(f);
+            let text = v.to_string();
+            if sent.get(&f.name) == Some(&text) {
+                continue;
+            }
+            sent.insert(f.name.clone(), text);
+            for pool in f.detail.iter().flat_map(|d| &d.pools) {
+                for b in &pool.backends {
+                    if let Some(info) = m.backends.get(&b.name) {
+                        backends.insert(b.name.clone(), json!(info));
+                    }
+                }
+            }
+            fes.push(v);
+        }
         if fes.is_empty() {
             return;
         }
-        let data = json!({"maglevd": m.name, "frontends": fes, "backends": m.backends});
+        let data = json!({"maglevd": m.name, "frontends": fes, "backends": backends});
         self.broker.publish("frontends", &data, false);
     }
 
@@ -423,6 +446,15 @@ impl Hub {
             }
         }
     }
+}
+
+/// Each frontend's JSON, by name.
+fn full_frontends_json(m: &Maglevd) -> std::collections::HashMap<String, String> {
+    m.full
+        .iter()
+        .flat_map(|f| &f.frontends)
+        .map(|f| (f.name.clone(), m.frontend_json(f).to_string()))
+        .collect()
 }
 
 /// What a redraw depends on: the frontends, their pools and members, and
