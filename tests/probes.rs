@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, unbounded};
 
 use common::netns::{Netns, veth};
-use common::servers::{Behaviour, Server, http, http_chunked};
+use common::servers::{Behaviour, Counting, Server, http, http_chunked};
 use vpp_maglev::checker::events::{BackendEvent, Event};
 use vpp_maglev::checker::{Action, Checker, CheckerError};
 use vpp_maglev::config;
@@ -607,4 +607,235 @@ fn missing_netns_is_a_local_error_with_the_reason_not_a_verdict() {
         "{lp:?}"
     );
     assert!(h.events.try_recv().is_err(), "no transition");
+}
+
+/// A TCP check in half-open mode (`mode: syn`), every family and answer.
+fn syn_hc(name: &str, port: u16, extra: &str) -> String {
+    format!(
+        "    {name}:\n      type: tcp\n      port: {port}\n      interval: 300ms\n      timeout: 250ms\n      rise: 2\n      fall: 2\n{extra}      params: {{ mode: syn }}\n"
+    )
+}
+
+fn syn_config(hcs: &[String], backends: &[(&str, &str, &str)], top: &str) -> String {
+    let mut s = format!(
+        "maglev:\n{top}  vpp: {{ api-socket: \"\" }}\n  healthchecks:\n{}  backends:\n",
+        hcs.concat()
+    );
+    for (name, addr, hc) in backends {
+        s.push_str(&format!(
+            "    {name}: {{ address: \"{addr}\", healthcheck: {hc} }}\n"
+        ));
+    }
+    s
+}
+
+/// Half-open checks on loopback: listening backends pass with the SYN-ACK
+/// (and never see a connection), a closed port is refused.
+#[test]
+fn syn_mode_on_loopback_v4_and_v6_never_completes_a_connection() {
+    if !common::needs_root("syn_mode_on_loopback_v4_and_v6_never_completes_a_connection") {
+        return;
+    }
+    let l4 = Counting::on(std::net::TcpListener::bind("127.77.8.1:0").unwrap());
+    let l6 = Counting::on(std::net::TcpListener::bind("[::1]:0").unwrap());
+    let yaml = syn_config(
+        &[
+            syn_hc("hc4", l4.addr.port(), ""),
+            syn_hc("hc6", l6.addr.port(), ""),
+        ],
+        &[
+            ("up4", "127.77.8.1", "hc4"),
+            ("up6", "::1", "hc6"),
+            // Same port, an address nothing listens on.
+            ("closed", "127.77.8.2", "hc4"),
+        ],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("up4", &[(Unknown, Up, "L4OK", "syn-ack")]);
+    h.expect("up6", &[(Unknown, Up, "L4OK", "syn-ack")]);
+    h.expect("closed", &[(Unknown, Down, "L4CON", "connection refused")]);
+    // More probes go by; none of them may reach the application.
+    let t = Instant::now();
+    loop {
+        let snap = h.checker.snapshot();
+        let ok = |b: &str| {
+            snap.backends[b]
+                .counters
+                .by_code
+                .get(vpp_maglev::probe::Code::L4Ok)
+        };
+        if ok("up4") >= 8 && ok("up6") >= 8 {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "probes stopped");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        (l4.accepted(), l6.accepted()),
+        (0, 0),
+        "a connection completed"
+    );
+}
+
+/// Half-open checks between network namespaces over a veth link, where the
+/// backend's kernel verifies every checksum (shown first: a SYN with a bad
+/// one is ignored, the same SYN with ours is answered): both families, a
+/// configured source address, a closed port, a black hole.
+#[test]
+fn syn_mode_across_namespaces_checksums_source_and_black_hole() {
+    use vpp_maglev::probe::syn::{SynSocket, syn_segment};
+    if !common::needs_root("syn_mode_across_namespaces_checksums_source_and_black_hole") {
+        return;
+    }
+    let cli = Netns::new("scli");
+    let srv = Netns::new("ssrv");
+    let tag = format!("ms{}", std::process::id() % 100_000);
+    let (ca, sb) = veth(&tag, &cli, &srv);
+    cli.ip(&["addr", "add", "10.198.1.1/24", "dev", &ca]);
+    cli.ip(&["addr", "add", "10.198.1.3/24", "dev", &ca]);
+    cli.ip(&["-6", "addr", "add", "fd00:198:1::1/64", "dev", &ca, "nodad"]);
+    srv.ip(&["addr", "add", "10.198.1.2/24", "dev", &sb]);
+    srv.ip(&["-6", "addr", "add", "fd00:198:1::2/64", "dev", &sb, "nodad"]);
+    srv.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    srv.ip(&["route", "add", "blackhole", "10.198.99.0/24"]);
+    cli.ip(&["route", "add", "10.198.99.0/24", "via", "10.198.1.2"]);
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    srv.spawn(move || {
+        let l4 = std::net::TcpListener::bind("10.198.1.2:0").unwrap();
+        let l6 = std::net::TcpListener::bind("[fd00:198:1::2]:0").unwrap();
+        tx.send((l4, l6)).unwrap();
+    })
+    .join()
+    .unwrap();
+    let (l4, l6) = rx.recv().unwrap();
+    let (l4, l6) = (Counting::on(l4), Counting::on(l6));
+    let (p4, p6) = (l4.addr.port(), l6.addr.port());
+
+    // The checksum, proven by the receiving kernel.
+    cli.spawn(move || {
+        use nix::sys::socket::*;
+        use std::os::fd::AsRawFd;
+        let mut sock = SynSocket::open(false, None).unwrap();
+        let (src, dst) = ("10.198.1.1".parse().unwrap(), "10.198.1.2".parse().unwrap());
+        let answer = |sock: &SynSocket| {
+            let t = Instant::now();
+            let mut buf = [0u8; 256];
+            while t.elapsed() < Duration::from_millis(500) {
+                match sock.recv(&mut buf).unwrap() {
+                    Some(Some(a)) => return Some(a),
+                    Some(None) => {}
+                    None => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+            None
+        };
+        let mut bad = syn_segment(src, dst, sock.port(), p4, 1000);
+        bad[16] ^= 0x40;
+        let raw = socket(
+            AddressFamily::Inet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::Tcp,
+        )
+        .unwrap();
+        let to = SockaddrStorage::from(std::net::SocketAddr::new(dst, 0));
+        sendto(raw.as_raw_fd(), &bad, &to, MsgFlags::empty()).unwrap();
+        assert_eq!(
+            answer(&sock),
+            None,
+            "a SYN with a bad checksum was answered"
+        );
+        let peer = std::net::SocketAddr::new(dst, p4);
+        sock.send(peer, 2000, Instant::now()).unwrap();
+        let a = answer(&sock).expect("no answer to a good SYN");
+        assert_eq!((a.peer, a.ack, a.reset), (peer, 2001, false));
+    })
+    .join()
+    .unwrap();
+
+    let yaml = syn_config(
+        &[
+            syn_hc("hc4", p4, ""),
+            syn_hc("hc6", p6, ""),
+            syn_hc("src", p4, "      probe-ipv4-src: 10.198.1.3\n"),
+            syn_hc("closed", 9, ""),
+        ],
+        &[
+            ("v4", "10.198.1.2", "hc4"),
+            ("v6", "fd00:198:1::2", "hc6"),
+            ("from3", "10.198.1.2", "src"),
+            ("closed", "10.198.1.2", "closed"),
+            ("hole", "10.198.99.9", "hc4"),
+        ],
+        &format!("  healthchecker:\n    netns: {}\n", cli.name),
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("v4", &[(Unknown, Up, "L4OK", "syn-ack")]);
+    h.expect("v6", &[(Unknown, Up, "L4OK", "syn-ack")]);
+    h.expect("from3", &[(Unknown, Up, "L4OK", "syn-ack")]);
+    h.expect("closed", &[(Unknown, Down, "L4CON", "connection refused")]);
+    h.expect("hole", &[(Unknown, Down, "L4TOUT", "timeout after 250 ms")]);
+    // The link goes down: the SYNs go nowhere.
+    srv.ip(&["link", "set", &sb, "down"]);
+    h.expect("v4", &[(Up, Down, "L4TOUT", "timeout after 250 ms")]);
+    srv.ip(&["link", "set", &sb, "up"]);
+    h.expect("v4", &[(Down, Up, "L4OK", "syn-ack")]);
+    assert_eq!(
+        (l4.accepted(), l6.accepted()),
+        (0, 0),
+        "a connection completed"
+    );
+}
+
+/// Without `CAP_NET_RAW` (a normal user; as root, the capability taken out
+/// of the bounding set) a half-open check says why once and connects
+/// instead.
+#[test]
+fn syn_mode_without_cap_net_raw_falls_back_to_connect() {
+    let l = Counting::on(std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+    let dir = common::TempDir::new("synfb");
+    let file = dir.write(
+        "maglev.yaml",
+        &syn_config(
+            &[syn_hc("hc", l.addr.port(), "")],
+            &[("a", "127.0.0.1", "hc")],
+            "",
+        ),
+    );
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--bounding-set=-net_raw", "--"])
+            .arg(common::maglevd_bin());
+        c
+    } else {
+        std::process::Command::new(common::maglevd_bin())
+    };
+    cmd.args(["--config", file.to_str().unwrap()]);
+    let mut d = common::Daemon::start_with(&mut cmd);
+    d.wait_for(
+        &[
+            "syn-socket-failed",
+            "family=ipv4",
+            "fallback=connect",
+            "CAP_NET_RAW",
+        ],
+        Duration::from_secs(5),
+    );
+    d.wait_for(
+        &[
+            "backend-transition",
+            "backend=a",
+            "to=up",
+            "code=L4OK",
+            "connected",
+        ],
+        Duration::from_secs(5),
+    );
+    // Said once, not per probe.
+    std::thread::sleep(Duration::from_millis(600));
+    let log = d.drain_log();
+    assert_eq!(log.matches("syn-socket-failed").count(), 1, "{log}");
+    d.stop_within(Duration::from_secs(2));
 }

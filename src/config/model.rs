@@ -101,10 +101,12 @@ pub struct HealthCheck {
 pub enum Probe {
     /// ICMP echo request/reply.
     Icmp,
-    /// TCP connect to `port`.
+    /// TCP handshake with `port`.
     Tcp {
         /// Destination port.
         port: u16,
+        /// How the handshake is made (`params.mode`).
+        mode: TcpMode,
     },
     /// HTTP or HTTPS request to `port`.
     Http(HttpProbe),
@@ -125,7 +127,7 @@ impl Probe {
     pub fn port(&self) -> Option<u16> {
         match self {
             Probe::Icmp => None,
-            Probe::Tcp { port } => Some(*port),
+            Probe::Tcp { port, .. } => Some(*port),
             Probe::Http(h) => Some(h.port),
         }
     }
@@ -222,6 +224,31 @@ impl CheckType {
 impl fmt::Display for CheckType {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How a TCP check makes its handshake (`params.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TcpMode {
+    /// A socket per probe, connected and reset at the SYN-ACK (HAProxy's
+    /// way; the default).
+    #[default]
+    Connect,
+    /// Half-open: the SYN is sent from one raw socket per prober thread and
+    /// the SYN-ACK or RST read back through a socket filter; the kernel
+    /// resets the half-open connection. Needs `CAP_NET_RAW`, else falls
+    /// back to `connect`.
+    Syn,
+}
+
+impl TcpMode {
+    /// The config's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcpMode::Connect => "connect",
+            TcpMode::Syn => "syn",
+        }
     }
 }
 

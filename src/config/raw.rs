@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::duration::ConfDuration;
-use super::model::{CheckType, HttpMethod, Protocol, StatusRange};
+use super::model::{CheckType, HttpMethod, Protocol, StatusRange, TcpMode};
 
 /// The document root: everything lives under `maglev:`.
 #[derive(Debug, Deserialize)]
@@ -89,6 +89,7 @@ pub struct RawHealthCheck {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawParams {
+    pub mode: Option<TcpMode>,
     pub path: Option<String>,
     pub host: Option<String>,
     pub method: Option<HttpMethod>,

@@ -769,6 +769,48 @@ fn params_belong_to_their_type() {
 }
 
 #[test]
+fn tcp_mode_is_connect_unless_syn_is_asked_for() {
+    let tcp = |params: &str| {
+        with(
+            "      type: icmp",
+            &format!("      type: tcp\n      port: 22{params}"),
+        )
+    };
+    let c = parse(&tcp(""), Path::new("t.yaml")).unwrap();
+    assert_eq!(
+        c.healthchecks["ping"].probe,
+        Probe::Tcp {
+            port: 22,
+            mode: TcpMode::Connect
+        }
+    );
+    let c = parse(&tcp("\n      params: { mode: syn }"), Path::new("t.yaml")).unwrap();
+    assert_eq!(
+        c.healthchecks["ping"].probe,
+        Probe::Tcp {
+            port: 22,
+            mode: TcpMode::Syn
+        }
+    );
+    parse_problem(
+        &tcp("\n      params: { mode: rst }"),
+        Some("maglev.healthchecks.ping.params.mode"),
+        "mode: rst",
+        "unknown variant `rst`, expected `connect` or `syn`",
+    );
+    let text = with(
+        "        path: /healthz",
+        "        path: /healthz\n        mode: syn",
+    );
+    one_problem(
+        &text,
+        "maglev.healthchecks.http.params.mode",
+        "mode: syn",
+        "not a parameter of type http",
+    );
+}
+
+#[test]
 fn http_param_values() {
     let text = with("        path: /healthz", "        path: healthz");
     one_problem(

@@ -380,25 +380,26 @@ fn probe(
 ) -> Probe {
     let empty = RawParams::default();
     let params = params.unwrap_or(&empty);
-    let present: [(&str, bool, bool); 7] = [
-        // (key, given, allowed for this type)
-        ("path", params.path.is_some(), false),
-        ("host", params.host.is_some(), false),
-        ("method", params.method.is_some(), false),
-        ("expect-status", params.expect_status.is_some(), false),
-        ("expect-body", params.expect_body.is_some(), false),
-        ("tls-server-name", params.tls_server_name.is_some(), true),
-        ("tls-verify", params.tls_verify.is_some(), true),
+    // Which check types take each key.
+    const TCP: &[CheckType] = &[CheckType::Tcp];
+    const HTTP: &[CheckType] = &[CheckType::Http, CheckType::Https];
+    const HTTPS: &[CheckType] = &[CheckType::Https];
+    let present: [(&str, bool, &[CheckType]); 8] = [
+        // (key, given, the types it belongs to)
+        ("mode", params.mode.is_some(), TCP),
+        ("path", params.path.is_some(), HTTP),
+        ("host", params.host.is_some(), HTTP),
+        ("method", params.method.is_some(), HTTP),
+        ("expect-status", params.expect_status.is_some(), HTTP),
+        ("expect-body", params.expect_body.is_some(), HTTP),
+        ("tls-server-name", params.tls_server_name.is_some(), HTTPS),
+        ("tls-verify", params.tls_verify.is_some(), HTTPS),
     ];
-    for (key, given, tls_only) in present {
+    for (key, given, types) in present {
         if !given {
             continue;
         }
-        let allowed = match kind {
-            CheckType::Icmp | CheckType::Tcp => false,
-            CheckType::Http => !tls_only,
-            CheckType::Https => true,
-        };
+        let allowed = types.contains(&kind);
         if !allowed {
             c.problem(
                 format!("{p}.params.{key}"),
@@ -408,7 +409,10 @@ fn probe(
     }
     match kind {
         CheckType::Icmp => Probe::Icmp,
-        CheckType::Tcp => Probe::Tcp { port },
+        CheckType::Tcp => Probe::Tcp {
+            port,
+            mode: params.mode.unwrap_or_default(),
+        },
         CheckType::Http | CheckType::Https => {
             let path = params.path.clone().unwrap_or_else(|| "/".into());
             if !path.starts_with('/')

@@ -309,6 +309,9 @@ fn healthcheck(h: &p::Healthcheck, st: Style) -> String {
         ("probe-ipv4-src", opt(&h.probe_ipv4_src)),
         ("probe-ipv6-src", opt(&h.probe_ipv6_src)),
     ];
+    if let Some(m) = &h.mode {
+        pairs.push(("mode", m.clone()));
+    }
     if let Some(x) = &h.params {
         // The keys as the original prints them (scripts match on these).
         pairs.extend([
@@ -645,6 +648,7 @@ mod tests {
         "ShowHealthchecks:.healthchecks[].down_interval_ms",
         "ShowHealthchecks:.healthchecks[].probe_ipv4_src",
         "ShowHealthchecks:.healthchecks[].probe_ipv6_src",
+        "ShowHealthchecks:.healthchecks[].mode",
         "ShowHealthchecks:.healthchecks[].params.path",
         "ShowHealthchecks:.healthchecks[].params.host",
         "ShowHealthchecks:.healthchecks[].params.method",

@@ -127,6 +127,10 @@ fn healthcheck(name: &str, h: &HealthCheck) -> p::Healthcheck {
         fall: h.fall,
         probe_ipv4_src: h.probe_ipv4_src.map(|a| a.to_string()),
         probe_ipv6_src: h.probe_ipv6_src.map(|a| a.to_string()),
+        mode: match &h.probe {
+            Probe::Tcp { mode, .. } => Some(mode.as_str().to_string()),
+            _ => None,
+        },
         params: match &h.probe {
             Probe::Http(x) => Some(p::HttpParams {
                 path: x.path.clone(),

@@ -210,6 +210,10 @@ pub struct Healthcheck {
     pub probe_ipv4_src: Option<String>,
     /// IPv6 source address of probes, if set.
     pub probe_ipv6_src: Option<String>,
+    /// How a TCP check makes its handshake: `connect` or `syn` (TCP
+    /// checks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// HTTP parameters (HTTP and HTTPS checks only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<HttpParams>,
@@ -817,6 +821,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
         fall: 3,
         probe_ipv4_src: Some("192.0.2.254".into()),
         probe_ipv6_src: Some("2001:db8::fe".into()),
+        mode: Some("syn".into()),
         params: Some(HttpParams {
             path: "/healthz".into(),
             host: Some("www.example.net".into()),

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,8 +24,9 @@ use nix::fcntl::OFlag;
 use super::conn::{ConnProbe, Interest, Started, Step, TlsCache};
 use super::icmp::{IcmpSocket, Reply};
 use super::schedule::{Jitter, Schedule};
+use super::syn::SynSocket;
 use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
-use crate::config::Probe;
+use crate::config::{Probe, TcpMode};
 use crate::heartbeat::Beat;
 
 /// Identifies a backend to the engine (assigned by the checker).
@@ -330,7 +331,18 @@ struct Job {
 
 enum Active {
     Conn(ConnProbe, Interest),
-    Icmp { v6: bool, seq: u16, target: IpAddr },
+    Icmp {
+        v6: bool,
+        seq: u16,
+        target: IpAddr,
+    },
+    /// A half-open TCP check: the answer must acknowledge `ack - 1` and
+    /// come from `peer`.
+    Syn {
+        v6: bool,
+        ack: u32,
+        peer: SocketAddr,
+    },
 }
 
 struct Inflight {
@@ -346,15 +358,50 @@ struct Inflight {
 enum Source {
     Wake,
     Icmp(bool, usize),
+    Syn(bool, usize),
     Slot(usize),
 }
 
 /// When a probe must be over: (deadline, slot, token).
 type Deadline = (Instant, usize, u64);
 
-struct IcmpSlot {
+/// A shared probe socket of one family and source address (ICMP, SYN),
+/// or why it could not be opened (tried again at the next probe that
+/// needs it: the cause may be gone).
+struct Shared<T> {
     source: Option<IpAddr>,
-    socket: Result<IcmpSocket, Errno>,
+    socket: Result<T, Errno>,
+}
+
+/// The index of `list`'s socket for `source`, opening it (again, after a
+/// failure) with `open`; `log` hears of every change: `(socket, first)`,
+/// `first` false when it opens after a failure.
+fn shared_socket<T>(
+    list: &mut Vec<Shared<T>>,
+    source: Option<IpAddr>,
+    open: impl FnOnce() -> Result<T, Errno>,
+    log: impl FnOnce(&Result<T, Errno>, bool),
+) -> usize {
+    match list.iter().position(|s| s.source == source) {
+        Some(k) if list[k].socket.is_err() => {
+            list[k].socket = open();
+            if list[k].socket.is_ok() {
+                log(&list[k].socket, false);
+            }
+            k
+        }
+        Some(k) => k,
+        None => {
+            let socket = open();
+            log(&socket, true);
+            list.push(Shared { source, socket });
+            list.len() - 1
+        }
+    }
+}
+
+fn family(v6: bool) -> &'static str {
+    if v6 { "ipv6" } else { "ipv4" }
 }
 
 struct Prober {
@@ -380,10 +427,17 @@ struct Prober {
     tiebreak: u64,
     slots: Vec<Option<Inflight>>,
     free: Vec<usize>,
-    icmp: [Vec<IcmpSlot>; 2],
+    icmp: [Vec<Shared<IcmpSocket>>; 2],
     icmp_waiting: HashMap<(bool, u16), usize>,
     icmp_id: u16,
     icmp_seq: u16,
+    syn: [Vec<Shared<SynSocket>>; 2],
+    /// Half-open probes by (family, the acknowledgment number that answers
+    /// them).
+    syn_waiting: HashMap<(bool, u32), usize>,
+    /// Counts SYNs; their sequence numbers are this, scrambled.
+    syn_count: u32,
+    syn_secret: u32,
     tls: TlsCache,
     netns_error: Option<String>,
     pollfds: Vec<nix::libc::pollfd>,
@@ -417,6 +471,15 @@ impl Prober {
             icmp_waiting: HashMap::new(),
             icmp_id: (std::process::id() as u16).wrapping_add((index as u16).wrapping_mul(4099)),
             icmp_seq: 0,
+            syn: [Vec::new(), Vec::new()],
+            syn_waiting: HashMap::new(),
+            syn_count: 0,
+            syn_secret: {
+                use std::hash::{BuildHasher, Hasher};
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(index);
+                h.finish() as u32
+            },
             tls: TlsCache::default(),
             netns_error: None,
             pollfds: Vec::new(),
@@ -526,6 +589,7 @@ impl Prober {
                 match self.sources[i] {
                     Source::Wake => self.drain_wake(),
                     Source::Icmp(v6, k) => self.read_icmp(v6, k, now),
+                    Source::Syn(v6, k) => self.read_syn(v6, k, now),
                     Source::Slot(slot) => self.conn_ready(slot, now),
                 }
             }
@@ -622,6 +686,19 @@ impl Prober {
                 }
             }
         }
+        for (fam, list) in self.syn.iter().enumerate() {
+            for (k, s) in list.iter().enumerate() {
+                if let Ok(sock) = &s.socket {
+                    add(
+                        &mut self.pollfds,
+                        &mut self.sources,
+                        sock.fd(),
+                        POLLIN,
+                        Source::Syn(fam == 1, k),
+                    );
+                }
+            }
+        }
         for (slot, f) in self.slots.iter().enumerate() {
             if let Some(Inflight {
                 active: Active::Conn(p, interest),
@@ -698,8 +775,14 @@ impl Prober {
 
     fn release(&mut self, slot: usize) -> Option<Inflight> {
         let f = self.slots.get_mut(slot)?.take()?;
-        if let Active::Icmp { v6, seq, .. } = f.active {
-            self.icmp_waiting.remove(&(v6, seq));
+        match f.active {
+            Active::Icmp { v6, seq, .. } => {
+                self.icmp_waiting.remove(&(v6, seq));
+            }
+            Active::Syn { v6, ack, .. } => {
+                self.syn_waiting.remove(&(v6, ack));
+            }
+            Active::Conn(..) => {}
         }
         self.free.push(slot);
         Some(f)
@@ -710,7 +793,7 @@ impl Prober {
         let timed_out = match self.slots.get(slot) {
             Some(Some(f)) if f.token == token => match &f.active {
                 Active::Conn(p, _) => p.timed_out(now),
-                Active::Icmp { .. } => Outcome::new(
+                Active::Icmp { .. } | Active::Syn { .. } => Outcome::new(
                     Code::L4Tout,
                     timeout_detail(f.timeout),
                     now.saturating_duration_since(f.started),
@@ -718,6 +801,19 @@ impl Prober {
             },
             _ => return,
         };
+        if let Some(Some(Inflight {
+            active: Active::Syn { v6, peer, .. },
+            ..
+        })) = self.slots.get(slot)
+        {
+            // The route may have changed: look the source up again.
+            let (v6, peer) = (*v6, peer.ip());
+            for s in &mut self.syn[usize::from(v6)] {
+                if let Ok(sock) = &mut s.socket {
+                    sock.forget_route(peer);
+                }
+            }
+        }
         self.finish(slot, timed_out, now);
     }
 
@@ -742,6 +838,24 @@ impl Prober {
         let active = match &spec.probe {
             Probe::Icmp => match self.send_echo(&spec) {
                 Ok(a) => a,
+                Err(o) => {
+                    self.complete(id, generation, now, o, now);
+                    return;
+                }
+            },
+            Probe::Tcp {
+                port,
+                mode: TcpMode::Syn,
+            } => match self.send_syn(&spec, *port, now) {
+                Ok(Some(a)) => a,
+                // No raw socket: the probe is made the `connect` way.
+                Ok(None) => match ConnProbe::start(&spec, now, &mut self.tls) {
+                    Started::Pending(p, i) => Active::Conn(p, i),
+                    Started::Finished(o) => {
+                        self.complete(id, generation, now, o, now);
+                        return;
+                    }
+                },
                 Err(o) => {
                     self.complete(id, generation, now, o, now);
                     return;
@@ -775,12 +889,20 @@ impl Prober {
                 self.slots.len() - 1
             }
         };
-        if let Some(Some(Inflight {
-            active: Active::Icmp { v6, seq, .. },
-            ..
-        })) = self.slots.get(slot)
-        {
-            self.icmp_waiting.insert((*v6, *seq), slot);
+        match self.slots.get(slot) {
+            Some(Some(Inflight {
+                active: Active::Icmp { v6, seq, .. },
+                ..
+            })) => {
+                self.icmp_waiting.insert((*v6, *seq), slot);
+            }
+            Some(Some(Inflight {
+                active: Active::Syn { v6, ack, .. },
+                ..
+            })) => {
+                self.syn_waiting.insert((*v6, *ack), slot);
+            }
+            _ => {}
         }
         if let Some(job) = self.schedule.get_mut(id) {
             job.busy = Some(slot);
@@ -791,43 +913,29 @@ impl Prober {
     fn send_echo(&mut self, spec: &ProbeSpec) -> Result<Active, Outcome> {
         let v6 = spec.address.is_ipv6();
         let fam = usize::from(v6);
-        let k = match self.icmp[fam].iter().position(|s| s.source == spec.source) {
-            // A socket that could not be opened (descriptors ran out, a
-            // capability was missing) is tried again: the cause may be gone.
-            Some(k) if self.icmp[fam][k].socket.is_err() => {
-                self.icmp[fam][k].socket = IcmpSocket::open(v6, spec.source);
-                if self.icmp[fam][k].socket.is_ok() {
-                    info!(
-                        "icmp-socket-opened family={} source={:?} after-failure",
-                        if v6 { "ipv6" } else { "ipv4" },
-                        spec.source
-                    );
-                }
-                k
-            }
-            Some(k) => k,
-            None => {
-                let socket = IcmpSocket::open(v6, spec.source);
-                match &socket {
-                    Err(e) => warn!(
-                        "icmp-socket-failed family={} source={:?} error={e}",
-                        if v6 { "ipv6" } else { "ipv4" },
-                        spec.source
-                    ),
-                    Ok(s) => info!(
-                        "icmp-socket-opened family={} source={:?} kind={}",
-                        if v6 { "ipv6" } else { "ipv4" },
-                        spec.source,
-                        s.kind()
-                    ),
-                }
-                self.icmp[fam].push(IcmpSlot {
-                    source: spec.source,
-                    socket,
-                });
-                self.icmp[fam].len() - 1
-            }
-        };
+        let k = shared_socket(
+            &mut self.icmp[fam],
+            spec.source,
+            || IcmpSocket::open(v6, spec.source),
+            |socket, first| match socket {
+                Err(e) => warn!(
+                    "icmp-socket-failed family={} source={:?} error={e}",
+                    family(v6),
+                    spec.source
+                ),
+                Ok(_) if !first => info!(
+                    "icmp-socket-opened family={} source={:?} after-failure",
+                    family(v6),
+                    spec.source
+                ),
+                Ok(s) => info!(
+                    "icmp-socket-opened family={} source={:?} kind={}",
+                    family(v6),
+                    spec.source,
+                    s.kind()
+                ),
+            },
+        );
         let sock = match &self.icmp[fam][k].socket {
             Ok(s) => s,
             Err(e) => {
@@ -910,6 +1018,110 @@ impl Prober {
                     ..
                 })) if *target == peer => *started,
                 _ => continue, // a reply from some other host: ignore
+            };
+            self.finish(
+                slot,
+                Outcome::new(code, detail, now.saturating_duration_since(started)),
+                now,
+            );
+        }
+    }
+
+    /// Sends the SYN of a half-open probe; `Ok(None)` when raw sockets
+    /// are not permitted (the caller connects instead).
+    fn send_syn(
+        &mut self,
+        spec: &ProbeSpec,
+        port: u16,
+        now: Instant,
+    ) -> Result<Option<Active>, Outcome> {
+        let v6 = spec.address.is_ipv6();
+        let fam = usize::from(v6);
+        let k = shared_socket(
+            &mut self.syn[fam],
+            spec.source,
+            || SynSocket::open(v6, spec.source),
+            |socket, first| match socket {
+                Err(e @ (Errno::EPERM | Errno::EACCES)) => warn!(
+                    "syn-socket-failed family={} source={:?} error={e} \
+                     fallback=connect reason=\"a raw socket needs CAP_NET_RAW\"",
+                    family(v6),
+                    spec.source
+                ),
+                Err(e) => warn!(
+                    "syn-socket-failed family={} source={:?} error={e}",
+                    family(v6),
+                    spec.source
+                ),
+                Ok(s) => info!(
+                    "syn-socket-opened family={} source={:?} port={}{}",
+                    family(v6),
+                    spec.source,
+                    s.port(),
+                    if first { "" } else { " after-failure" }
+                ),
+            },
+        );
+        let sock = match &mut self.syn[fam][k].socket {
+            Ok(s) => s,
+            Err(Errno::EPERM | Errno::EACCES) => return Ok(None),
+            Err(e) => {
+                let why = format!("cannot open raw TCP socket: {}", errno_detail(*e));
+                return Err(Outcome::new(Code::Local, why, Duration::ZERO));
+            }
+        };
+        // Sequence numbers: a bijection of a counter, so the ones in
+        // flight differ, scrambled so they cannot be guessed off-path.
+        let mut ack = 0;
+        for _ in 0..=u16::MAX {
+            self.syn_count = self.syn_count.wrapping_add(1);
+            let seq = self.syn_count.wrapping_mul(0x9e37_79b1) ^ self.syn_secret;
+            ack = seq.wrapping_add(1);
+            if !self.syn_waiting.contains_key(&(v6, ack)) {
+                break;
+            }
+        }
+        let peer = SocketAddr::new(spec.address, port);
+        match sock.send(peer, ack.wrapping_sub(1), now) {
+            Ok(()) => Ok(Some(Active::Syn { v6, ack, peer })),
+            Err(e) if local_errno(e) => {
+                Err(Outcome::new(Code::Local, errno_detail(e), Duration::ZERO))
+            }
+            Err(e) => Err(Outcome::new(Code::L4Con, errno_detail(e), Duration::ZERO)),
+        }
+    }
+
+    fn read_syn(&mut self, v6: bool, k: usize, now: Instant) {
+        let mut buf = [0u8; 256];
+        for _ in 0..4096 {
+            let r = match self.syn[usize::from(v6)].get(k).map(|s| &s.socket) {
+                Some(Ok(sock)) => sock.recv(&mut buf),
+                _ => return,
+            };
+            let answer = match r {
+                Ok(Some(Some(a))) => a,
+                Ok(Some(None)) => continue,
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("syn-recv-failed error={e}");
+                    return;
+                }
+            };
+            let Some(&slot) = self.syn_waiting.get(&(v6, answer.ack)) else {
+                continue;
+            };
+            let started = match self.slots.get(slot) {
+                Some(Some(Inflight {
+                    active: Active::Syn { peer, .. },
+                    started,
+                    ..
+                })) if *peer == answer.peer => *started,
+                _ => continue, // not from where that probe went: ignore
+            };
+            let (code, detail) = if answer.reset {
+                (Code::L4Con, "connection refused")
+            } else {
+                (Code::L4Ok, "syn-ack")
             };
             self.finish(
                 slot,

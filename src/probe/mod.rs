@@ -1,14 +1,16 @@
 //! Probing backends: result vocabulary, probe kinds, and the engine.
 //!
 //! Each probe kind is a small non-blocking state machine driven by socket
-//! readiness ([`conn`] for TCP/HTTP/HTTPS, [`icmp`] for echo); the
-//! [`engine`] runs many of them at once on a timer heap and `poll(2)`.
+//! readiness ([`conn`] for TCP/HTTP/HTTPS, [`icmp`] for echo, [`syn`] for
+//! half-open TCP); the [`engine`] runs many of them at once on a timer heap
+//! and `poll(2)`.
 
 pub mod conn;
 pub mod engine;
 pub mod http;
 pub mod icmp;
 pub mod schedule;
+pub mod syn;
 #[cfg(feature = "https")]
 pub mod tls;
 
