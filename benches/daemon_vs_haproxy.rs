@@ -8,8 +8,9 @@
 //!   cargo bench --bench daemon_vs_haproxy                       # all rows, 60 s
 //!   cargo bench --bench daemon_vs_haproxy -- --n 1000 --kinds http --secs 30
 //!
-//! Backends: 127.81.x.y, one listener process on 0.0.0.0 per run that
-//! accepts and closes (tcp), answers `200` to any request and closes
+//! Kinds: `tcp`, `syn` (maglevd's half-open `mode: syn` against HAProxy's
+//! usual TCP check), `http`, `https`. Backends: 127.81.x.y, one listener
+//! process on 0.0.0.0 per run that accepts and closes (tcp, syn), answers `200` to any request and closes
 //! (http), or does the same over TLS with a fresh ECDSA P-256 certificate
 //! (https). Interval 1 s, timeout 1 s, one maglevd prober thread.
 
@@ -39,10 +40,10 @@ fn main() {
     let ns: Vec<usize> = arg("--n").map_or(vec![1_000, 10_000], |s| {
         s.split(',').map(|n| n.parse().expect("n")).collect()
     });
-    let kinds: Vec<String> = arg("--kinds")
-        .map_or(vec!["tcp".into(), "http".into(), "https".into()], |s| {
-            s.split(',').map(str::to_string).collect()
-        });
+    let kinds: Vec<String> = arg("--kinds").map_or(
+        vec!["tcp".into(), "syn".into(), "http".into(), "https".into()],
+        |s| s.split(',').map(str::to_string).collect(),
+    );
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release");
     for b in ["maglevd", "maglevc"] {
         assert!(
@@ -177,6 +178,7 @@ impl Drop for Killed {
 fn maglevd_config(kind: &str, n: usize, port: u16) -> String {
     let check = match kind {
         "tcp" => format!("type: tcp, port: {port}"),
+        "syn" => format!("type: tcp, port: {port}, params: {{ mode: syn }}"),
         "http" => format!("type: http, port: {port}, params: {{ path: /healthz }}"),
         _ => format!("type: https, port: {port}, params: {{ path: /healthz, tls-verify: false }}"),
     };
@@ -196,10 +198,14 @@ fn haproxy_config(kind: &str, n: usize, port: u16, stats: &Path) -> String {
     let mut t = format!(
         "global\n  maxconn 4000\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode {}\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n  timeout check 1s\n\nlisten bench\n  bind 127.0.0.1:{}\n  balance roundrobin\n",
         stats.display(),
-        if kind == "tcp" { "tcp" } else { "http" },
+        if matches!(kind, "tcp" | "syn") {
+            "tcp"
+        } else {
+            "http"
+        },
         port + 1
     );
-    if kind != "tcp" {
+    if !matches!(kind, "tcp" | "syn") {
         t.push_str("  option httpchk GET /healthz\n");
     }
     let ssl = if kind == "https" {
@@ -378,9 +384,11 @@ fn run(kind: &str, n: usize, secs: u64, bin: &Path) {
     let opens1 = active_opens();
     let (m_up, (h_up, fail1)) = (maglevd_up(bin, &sock), haproxy_up(&stats));
     let m_rate = (probes1 - probes0) as f64 / el;
-    // Every probe of either side opens one connection: HAProxy's share is
-    // what maglevd's is not.
-    let h_rate = (opens1 - opens0) as f64 / el - m_rate;
+    // Every probe of either side opens one connection (except maglevd's
+    // half-open ones, which connect nothing): HAProxy's share is what
+    // maglevd's is not.
+    let m_opens = if kind == "syn" { 0.0 } else { m_rate };
+    let h_rate = (opens1 - opens0) as f64 / el - m_opens;
     let late = p99(&late0, &late1) * 1000.0;
     let (mc, hc) = ((m1 - m0) / el * 100.0, (h1 - h0) / el * 100.0);
     println!(
