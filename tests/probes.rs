@@ -839,3 +839,47 @@ fn syn_mode_without_cap_net_raw_falls_back_to_connect() {
     assert_eq!(log.matches("syn-socket-failed").count(), 1, "{log}");
     d.stop_within(Duration::from_secs(2));
 }
+
+/// HTTP probes end as HAProxy's do: with RST once the answer is in, so the
+/// backend keeps no TIME_WAIT and exchanges no FINs per probe. The server
+/// answers, closes its side and then reads: RST shows as a reset, a
+/// graceful close as end of file.
+#[test]
+fn http_probe_ends_with_rst_after_the_answer() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.77.9.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (resets, graceful) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (r, g) = (Arc::clone(&resets), Arc::clone(&graceful));
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let (r, g) = (Arc::clone(&r), Arc::clone(&g));
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf);
+                let _ = c.write_all(&http("200 OK", "ok"));
+                let _ = c.shutdown(std::net::Shutdown::Write);
+                let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
+                match c.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                        r.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(0) => {
+                        g.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+            });
+        }
+    });
+    let mut h = Harness::start(&config(&http_hc(port, ""), &[("a", "127.77.9.1")], ""));
+    h.expect("a", &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    std::thread::sleep(Duration::from_millis(300));
+    let (r, g) = (
+        resets.load(Ordering::Relaxed),
+        graceful.load(Ordering::Relaxed),
+    );
+    assert!(r >= 2 && g == 0, "{r} ended with RST, {g} with FIN");
+}

@@ -9,17 +9,16 @@
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, getsockopt, setsockopt,
-    socket, sockopt,
+    AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, getsockopt, socket, sockopt,
 };
 
 pub use super::Interest;
-use super::http::{ResponseJudge, request};
+use super::http::ResponseJudge;
 use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
 use crate::config::Probe;
 
@@ -53,7 +52,7 @@ enum Stream {
 }
 
 struct HttpState {
-    request: Vec<u8>,
+    request: std::sync::Arc<[u8]>,
     written: usize,
     judge: ResponseJudge,
     tls: Option<(String, bool)>,
@@ -184,7 +183,7 @@ impl ConnProbe {
                     ));
                 }
                 Some(Box::new(HttpState {
-                    request: request(h, spec.address),
+                    request: std::sync::Arc::clone(&spec.request),
                     written: 0,
                     judge: ResponseJudge::new(h),
                     tls,
@@ -277,13 +276,37 @@ impl ConnProbe {
         }
     }
 
+    /// Closes the socket with RST, as HAProxy ends its checks: the
+    /// answer is in (or will never be), and neither side keeps a
+    /// TIME_WAIT or exchanges FINs per probe.
+    fn abort(&mut self) {
+        if !matches!(self.stream, Stream::Closed) {
+            let linger = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            // SAFETY: `self.fd` is the open socket of `self.stream`,
+            // closed only below; the value is a live `linger`.
+            unsafe {
+                nix::libc::setsockopt(
+                    self.fd,
+                    nix::libc::SOL_SOCKET,
+                    nix::libc::SO_LINGER,
+                    (&linger as *const nix::libc::linger).cast(),
+                    std::mem::size_of::<nix::libc::linger>() as nix::libc::socklen_t,
+                );
+            }
+            self.stream = Stream::Closed;
+        }
+    }
+
     fn done(
         &mut self,
         now: Instant,
         code: Code,
         detail: impl Into<Cow<'static, str>>,
     ) -> Option<Step> {
-        self.stream = Stream::Closed;
+        self.abort();
         Some(Step::Done(Outcome::new(
             code,
             detail,
@@ -301,18 +324,11 @@ impl ConnProbe {
             Err(e) => return self.done(now, Code::L4Con, errno_detail(e)),
         }
         let Some(http) = &self.http else {
-            // Plain TCP check: connected is a pass. Close with a reset so
-            // neither side keeps a TIME_WAIT entry per probe.
-            let linger = nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            let _ = setsockopt(&fd.as_fd(), sockopt::Linger, &linger);
-            drop(fd);
+            // Plain TCP check: connected is a pass (closed with RST).
+            self.stream = Stream::Connecting(fd);
             return self.done(now, Code::L4Ok, "connected");
         };
         let stream = TcpStream::from(fd);
-        let _ = stream.set_nodelay(true);
         match &http.tls {
             None => {
                 self.stream = Stream::Plain(stream);
@@ -321,6 +337,10 @@ impl ConnProbe {
             }
             #[cfg(feature = "https")]
             Some((name, verify)) => {
+                // The request follows the handshake's last flight at once,
+                // not after its ACK (plain HTTP writes one segment and
+                // needs no such thing).
+                let _ = stream.set_nodelay(true);
                 let session = tls
                     .session(&(http.peer.0, http.peer.1, name.clone(), *verify))
                     .cloned();
@@ -457,6 +477,13 @@ impl ConnProbe {
             self.keep_session(tls, true);
             return self.done(now, verdict.code, verdict.detail);
         }
+    }
+}
+
+impl Drop for ConnProbe {
+    /// A probe dropped unfinished (timed out, stopped) ends with RST too.
+    fn drop(&mut self) {
+        self.abort();
     }
 }
 

@@ -143,6 +143,8 @@ pub struct ProbeSpec {
     pub timeout: Duration,
     /// Source address of the backend's family, if configured.
     pub source: Option<IpAddr>,
+    /// The HTTP request, made once (empty for other kinds).
+    pub request: std::sync::Arc<[u8]>,
 }
 
 impl ProbeSpec {
@@ -152,11 +154,16 @@ impl ProbeSpec {
             IpAddr::V4(_) => hc.probe_ipv4_src.map(IpAddr::V4),
             IpAddr::V6(_) => hc.probe_ipv6_src.map(IpAddr::V6),
         };
+        let request = match &hc.probe {
+            Probe::Http(h) => http::request(h, address).into(),
+            _ => std::sync::Arc::from(&[][..]),
+        };
         ProbeSpec {
             address,
             probe: hc.probe.clone(),
             timeout: hc.timeout,
             source,
+            request,
         }
     }
 }
