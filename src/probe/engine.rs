@@ -410,6 +410,9 @@ struct Prober {
     wake_read: OwnedFd,
     reports: Sender<ReportBatch>,
     outbox: ReportBatch,
+    /// When the oldest report in `outbox` was made: reports go out once
+    /// a [`TICK`], so the checker wakes at most that often for them.
+    outbox_since: Option<Instant>,
     stats: Arc<Stats>,
     beat: Beat,
     /// Who is probed when (the timing policy, tested on its own).
@@ -458,6 +461,7 @@ impl Prober {
             wake_read,
             reports,
             outbox: Vec::new(),
+            outbox_since: None,
             stats,
             beat: Beat::new(),
             schedule: Schedule::new(Instant::now(), Jitter::from_clock(index as u64 + 1)),
@@ -537,7 +541,9 @@ impl Prober {
                     );
                 }
             }
-            self.flush_reports();
+            if self.outbox_since.is_some_and(|t| now >= t + TICK) {
+                self.flush_reports();
+            }
             // At the budget, only a probe's end (socket or deadline) can
             // let another start: do not wake for due starts.
             let starts = if full {
@@ -545,28 +551,36 @@ impl Prober {
             } else {
                 self.schedule.next_start()
             };
-            let next = match (starts, self.next_deadline()) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let timeout_ms: i32 = match next {
-                None => -1,
-                Some(at) => {
-                    let wake = self.schedule.on_tick(at);
-                    let wait = wake.saturating_duration_since(Instant::now());
-                    // Round up: waking early would only spin.
-                    (wait.as_micros().div_ceil(1000)).min(60_000) as i32
+            let flush = self.outbox_since.map(|t| t + TICK);
+            let next = [starts, self.next_deadline(), flush]
+                .into_iter()
+                .flatten()
+                .min();
+            // To the nanosecond (`ppoll`): `poll`'s milliseconds, rounded
+            // up, made every probe start up to 1 ms later than its tick.
+            let timeout = next.map(|at| {
+                let wake = self.schedule.on_tick(at);
+                let wait = wake
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_secs(60));
+                nix::libc::timespec {
+                    tv_sec: wait.as_secs() as nix::libc::time_t,
+                    tv_nsec: wait.subsec_nanos() as nix::libc::c_long,
                 }
-            };
+            });
             self.build_pollset();
             // SAFETY: `pollfds` is a valid, exclusively borrowed array of
             // `pollfd` whose fds stay open for the duration of the call (they
-            // belong to `self`, which is not touched until poll returns).
+            // belong to `self`, which is not touched until poll returns);
+            // the timeout, when given, is a live local; no signal mask.
             let n = unsafe {
-                nix::libc::poll(
+                nix::libc::ppoll(
                     self.pollfds.as_mut_ptr(),
                     self.pollfds.len() as nix::libc::nfds_t,
-                    timeout_ms,
+                    timeout
+                        .as_ref()
+                        .map_or(std::ptr::null(), |t| t as *const nix::libc::timespec),
+                    std::ptr::null(),
                 )
             };
             if n < 0 {
@@ -648,6 +662,7 @@ impl Prober {
     }
 
     fn flush_reports(&mut self) {
+        self.outbox_since = None;
         if !self.outbox.is_empty() {
             let batch = std::mem::take(&mut self.outbox);
             let _ = self.reports.send(batch);
@@ -1173,6 +1188,7 @@ impl Prober {
             }
         }
         self.stats.finished.fetch_add(1, Ordering::Relaxed);
+        self.outbox_since.get_or_insert(now);
         self.outbox.push(Report {
             id,
             generation,
