@@ -37,6 +37,7 @@ use crate::health::weights::{self, FrontendState};
 use crate::heartbeat::Beat;
 use crate::logging::quote;
 use crate::probe::engine::{BackendId, Command, Engine, Report, ReportBatch, Stats};
+use crate::probe::idhash::IdMap;
 use crate::probe::schedule::Jitter;
 use crate::probe::{Code, ProbeSpec};
 use crate::snapshot::Published;
@@ -81,7 +82,7 @@ impl Checker {
         });
         let mut core = Core {
             config: Arc::clone(&config),
-            entries: HashMap::new(),
+            entries: IdMap::default(),
             names: BTreeMap::new(),
             next_id: 1,
             frontend_states: BTreeMap::new(),
@@ -205,7 +206,7 @@ struct Core {
     /// Backends by id: the per-report path never compares names.
     /// Boxed: the table then holds pointers, not ~1 KB entries with a
     /// growth slack of up to half the table (10,000 backends: 5 MB less).
-    entries: HashMap<BackendId, Box<Entry>>,
+    entries: IdMap<BackendId, Box<Entry>>,
     /// Name → id, in name order.
     names: BTreeMap<Arc<str>, BackendId>,
     next_id: BackendId,

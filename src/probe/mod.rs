@@ -9,6 +9,7 @@ pub mod conn;
 pub mod engine;
 pub mod http;
 pub mod icmp;
+pub mod idhash;
 pub mod schedule;
 pub mod syn;
 #[cfg(feature = "https")]

@@ -21,7 +21,6 @@
 //!
 //! The segment, the parser and the filter program are pure.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
@@ -33,6 +32,7 @@ use nix::sys::socket::{
 };
 
 use super::icmp::checksum;
+use super::idhash::IdMap;
 
 /// TCP flag bits (byte 13 of the header).
 pub const FIN: u8 = 0x01;
@@ -258,7 +258,7 @@ pub struct SynSocket {
     v6: bool,
     source: Option<IpAddr>,
     /// Source address per destination, and when it was looked up.
-    routes: HashMap<IpAddr, (IpAddr, Instant)>,
+    routes: IdMap<IpAddr, (IpAddr, Instant)>,
 }
 
 impl SynSocket {
@@ -304,7 +304,7 @@ impl SynSocket {
             port,
             v6,
             source,
-            routes: HashMap::new(),
+            routes: IdMap::default(),
         })
     }
 
