@@ -428,10 +428,26 @@ fn serve_client(stream: UnixStream, ctx: &Context, stop: &Arc<StopFd>) {
             }
             Ok(cmd) => handlers::run(&cmd, ctx),
         };
-        if reply(&mut out, &answer).is_err() {
+        let sent = reply(&mut out, &answer);
+        // A big answer (`show backends` of 10,000: megabytes of values and
+        // text) leaves its pages free inside the allocator; hand them back.
+        if answer_is_big(&answer) {
+            drop(answer);
+            crate::limits::release_free_memory();
+        }
+        if sent.is_err() {
             debug!("control-client-gone");
             return;
         }
+    }
+}
+
+/// Whether an answer lists enough to be worth trimming the heap after.
+fn answer_is_big(a: &Answer) -> bool {
+    use crate::control::protocol::Reply;
+    match a {
+        Ok(Reply::Backends { backends }) => backends.len() >= 1000,
+        _ => false,
     }
 }
 
