@@ -154,7 +154,7 @@ impl ConnProbe {
         match Self::open(spec, now) {
             Err(o) => Started::Finished(o),
             Ok((probe, false)) => Started::Pending(probe, Interest::Write),
-            Ok((mut probe, true)) => match probe.ready(now, tls) {
+            Ok((mut probe, true)) => match probe.ready(now, tls, false) {
                 Step::Wait(i) => Started::Pending(probe, i),
                 Step::Done(o) => Started::Finished(o),
             },
@@ -260,11 +260,13 @@ impl ConnProbe {
         )
     }
 
-    /// Makes progress after readiness (or an error/hang-up) on the socket.
-    pub fn ready(&mut self, now: Instant, tls: &mut TlsCache) -> Step {
+    /// Makes progress after readiness on the socket; `error` when `poll`
+    /// also said error or hang-up (only then is the connect's outcome
+    /// asked for: readiness alone means connected, one syscall less).
+    pub fn ready(&mut self, now: Instant, tls: &mut TlsCache, error: bool) -> Step {
         loop {
             let step = match self.phase {
-                Phase::Connecting => self.finish_connect(now, tls),
+                Phase::Connecting => self.finish_connect(now, tls, error),
                 Phase::Handshaking => self.handshake(now, tls),
                 Phase::Writing => self.write(now),
                 Phase::Reading => self.read(now, tls),
@@ -314,14 +316,22 @@ impl ConnProbe {
         )))
     }
 
-    fn finish_connect(&mut self, now: Instant, tls: &mut TlsCache) -> Option<Step> {
+    fn finish_connect(&mut self, now: Instant, tls: &mut TlsCache, error: bool) -> Option<Step> {
         let Stream::Connecting(fd) = std::mem::replace(&mut self.stream, Stream::Closed) else {
             return self.done(now, Code::L4Con, "internal: no socket");
         };
-        match getsockopt(&fd, sockopt::SocketError) {
-            Ok(0) => {}
-            Ok(err) => return self.done(now, Code::L4Con, errno_detail(Errno::from_raw(err))),
-            Err(e) => return self.done(now, Code::L4Con, errno_detail(e)),
+        let failed = if error {
+            match getsockopt(&fd, sockopt::SocketError) {
+                Ok(0) => None,
+                Ok(err) => Some(Errno::from_raw(err)),
+                Err(e) => Some(e),
+            }
+        } else {
+            None
+        };
+        if let Some(e) = failed {
+            self.stream = Stream::Connecting(fd);
+            return self.done(now, Code::L4Con, errno_detail(e));
         }
         let Some(http) = &self.http else {
             // Plain TCP check: connected is a pass (closed with RST).

@@ -7,7 +7,6 @@
 //! engine what to probe and at which period; the engine reports every
 //! outcome back and never waits on the checker.
 
-use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -23,6 +22,7 @@ use nix::fcntl::OFlag;
 
 use super::conn::{ConnProbe, Interest, Started, Step, TlsCache};
 use super::icmp::{IcmpSocket, Reply};
+use super::idhash::IdMap;
 use super::schedule::{Jitter, Schedule};
 use super::syn::SynSocket;
 use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
@@ -431,13 +431,13 @@ struct Prober {
     slots: Vec<Option<Inflight>>,
     free: Vec<usize>,
     icmp: [Vec<Shared<IcmpSocket>>; 2],
-    icmp_waiting: HashMap<(bool, u16), usize>,
+    icmp_waiting: IdMap<(bool, u16), usize>,
     icmp_id: u16,
     icmp_seq: u16,
     syn: [Vec<Shared<SynSocket>>; 2],
     /// Half-open probes by (family, the acknowledgment number that answers
     /// them).
-    syn_waiting: HashMap<(bool, u32), usize>,
+    syn_waiting: IdMap<(bool, u32), usize>,
     /// Counts SYNs; their sequence numbers are this, scrambled.
     syn_count: u32,
     syn_secret: u32,
@@ -472,11 +472,11 @@ impl Prober {
             slots: Vec::new(),
             free: Vec::new(),
             icmp: [Vec::new(), Vec::new()],
-            icmp_waiting: HashMap::new(),
+            icmp_waiting: IdMap::default(),
             icmp_id: (std::process::id() as u16).wrapping_add((index as u16).wrapping_mul(4099)),
             icmp_seq: 0,
             syn: [Vec::new(), Vec::new()],
-            syn_waiting: HashMap::new(),
+            syn_waiting: IdMap::default(),
             syn_count: 0,
             syn_secret: {
                 use std::hash::{BuildHasher, Hasher};
@@ -604,7 +604,10 @@ impl Prober {
                     Source::Wake => self.drain_wake(),
                     Source::Icmp(v6, k) => self.read_icmp(v6, k, now),
                     Source::Syn(v6, k) => self.read_syn(v6, k, now),
-                    Source::Slot(slot) => self.conn_ready(slot, now),
+                    Source::Slot(slot) => {
+                        use nix::libc::{POLLERR, POLLHUP};
+                        self.conn_ready(slot, now, revents & (POLLERR | POLLHUP) != 0)
+                    }
                 }
             }
         }
@@ -1146,13 +1149,13 @@ impl Prober {
         }
     }
 
-    fn conn_ready(&mut self, slot: usize, now: Instant) {
+    fn conn_ready(&mut self, slot: usize, now: Instant, error: bool) {
         let step = match self.slots.get_mut(slot) {
             Some(Some(Inflight {
                 active: Active::Conn(p, interest),
                 ..
             })) => {
-                let s = p.ready(now, &mut self.tls);
+                let s = p.ready(now, &mut self.tls, error);
                 if let Step::Wait(i) = s {
                     *interest = i;
                 }
