@@ -205,6 +205,10 @@ fn show_vpp_info_without_vpp_is_an_error() {
         ctl.to_str().unwrap(),
     ]));
     d.wait_for(&["vpp-connect-failed"], Duration::from_secs(5));
+    // The first VPP attempt can come before the control socket listens.
+    wait_until("the control socket", Duration::from_secs(5), || {
+        std::os::unix::net::UnixStream::connect(&ctl).is_ok()
+    });
     let o = common::maglevc(&ctl, &["show", "vpp", "info"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not connected"));
