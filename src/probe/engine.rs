@@ -365,6 +365,17 @@ enum Source {
 /// When a probe must be over: (deadline, slot, token).
 type Deadline = (Instant, usize, u64);
 
+/// The outcome of a probe whose packet could not be sent: this host's
+/// problem (no verdict), or the backend's (no route to it, ...).
+fn send_failed(e: Errno) -> Outcome {
+    let code = if local_errno(e) {
+        Code::Local
+    } else {
+        Code::L4Con
+    };
+    Outcome::new(code, errno_detail(e), Duration::ZERO)
+}
+
 /// A shared probe socket of one family and source address (ICMP, SYN),
 /// or why it could not be opened (tried again at the next probe that
 /// needs it: the cause may be gone).
@@ -983,10 +994,7 @@ impl Prober {
                 seq,
                 target: spec.address,
             }),
-            Err(e) if local_errno(e) => {
-                Err(Outcome::new(Code::Local, errno_detail(e), Duration::ZERO))
-            }
-            Err(e) => Err(Outcome::new(Code::L4Con, errno_detail(e), Duration::ZERO)),
+            Err(e) => Err(send_failed(e)),
         }
     }
 
@@ -1102,10 +1110,7 @@ impl Prober {
         let peer = SocketAddr::new(spec.address, port);
         match sock.send(peer, ack.wrapping_sub(1), now) {
             Ok(()) => Ok(Some(Active::Syn { v6, ack, peer })),
-            Err(e) if local_errno(e) => {
-                Err(Outcome::new(Code::Local, errno_detail(e), Duration::ZERO))
-            }
-            Err(e) => Err(Outcome::new(Code::L4Con, errno_detail(e), Duration::ZERO)),
+            Err(e) => Err(send_failed(e)),
         }
     }
 
