@@ -1,8 +1,8 @@
-//! Prober threads: a timer heap and `poll(2)` over many non-blocking sockets.
+//! Prober threads: a timing wheel and `ppoll(2)` over many non-blocking sockets.
 //!
 //! Not a thread per backend and not a blocking call per probe: each prober
 //! thread owns a share of the backends (by id), keeps their next probe time
-//! in a binary heap, starts due probes, and waits in one `poll(2)` for
+//! in a [`Schedule`], starts due probes, and waits in one `ppoll(2)` for
 //! whichever socket, timer or command comes first. The checker tells the
 //! engine what to probe and at which period; the engine reports every
 //! outcome back and never waits on the checker.
@@ -194,7 +194,7 @@ enum Msg {
     Shutdown,
 }
 
-/// Wakes a prober out of `poll(2)` when a command is queued.
+/// Wakes a prober out of `ppoll(2)` when a command is queued.
 struct Waker {
     write: OwnedFd,
 }

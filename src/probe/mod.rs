@@ -2,8 +2,8 @@
 //!
 //! Each probe kind is a small non-blocking state machine driven by socket
 //! readiness ([`conn`] for TCP/HTTP/HTTPS, [`icmp`] for echo, [`syn`] for
-//! half-open TCP); the [`engine`] runs many of them at once on a timer heap
-//! and `poll(2)`.
+//! half-open TCP); the [`engine`] runs many of them at once on a timing
+//! wheel ([`schedule`]) and `ppoll(2)`.
 
 pub mod conn;
 pub mod engine;
