@@ -114,7 +114,12 @@ fn a_recovered_backend_ramps_up_one_step_a_second() {
         weight_of(&sim, "127.78.0.2") == Some(90)
     });
     let ramp_took = t.elapsed();
-    let steps = weights_sent(&sim, "127.78.0.2");
+    // b's first down transition (nothing listened yet) may flush it with a
+    // weight 0 after the journal was reset: that is not part of the ramp.
+    let steps: Vec<u8> = weights_sent(&sim, "127.78.0.2")
+        .into_iter()
+        .skip_while(|w| *w == 0)
+        .collect();
     assert_eq!(steps, [30, 60, 90], "one lb_as_set_weight per step");
     assert!(
         ramp_took >= Duration::from_secs(2) && ramp_took < Duration::from_secs(5),
