@@ -411,6 +411,18 @@ fn shared_socket<T>(
     }
 }
 
+/// The open sockets of both families' tables: (IPv6, index, descriptor).
+fn open_sockets<T>(
+    lists: &[Vec<Shared<T>>; 2],
+    fd: fn(&T) -> RawFd,
+) -> impl Iterator<Item = (bool, usize, RawFd)> + '_ {
+    lists.iter().enumerate().flat_map(move |(fam, list)| {
+        list.iter()
+            .enumerate()
+            .filter_map(move |(k, s)| s.socket.as_ref().ok().map(|sock| (fam == 1, k, fd(sock))))
+    })
+}
+
 fn family(v6: bool) -> &'static str {
     if v6 { "ipv6" } else { "ipv4" }
 }
@@ -702,31 +714,23 @@ impl Prober {
             POLLIN,
             Source::Wake,
         );
-        for (fam, list) in self.icmp.iter().enumerate() {
-            for (k, s) in list.iter().enumerate() {
-                if let Ok(sock) = &s.socket {
-                    add(
-                        &mut self.pollfds,
-                        &mut self.sources,
-                        sock.fd(),
-                        POLLIN,
-                        Source::Icmp(fam == 1, k),
-                    );
-                }
-            }
+        for (v6, k, fd) in open_sockets(&self.icmp, IcmpSocket::fd) {
+            add(
+                &mut self.pollfds,
+                &mut self.sources,
+                fd,
+                POLLIN,
+                Source::Icmp(v6, k),
+            );
         }
-        for (fam, list) in self.syn.iter().enumerate() {
-            for (k, s) in list.iter().enumerate() {
-                if let Ok(sock) = &s.socket {
-                    add(
-                        &mut self.pollfds,
-                        &mut self.sources,
-                        sock.fd(),
-                        POLLIN,
-                        Source::Syn(fam == 1, k),
-                    );
-                }
-            }
+        for (v6, k, fd) in open_sockets(&self.syn, SynSocket::fd) {
+            add(
+                &mut self.pollfds,
+                &mut self.sources,
+                fd,
+                POLLIN,
+                Source::Syn(v6, k),
+            );
         }
         for (slot, f) in self.slots.iter().enumerate() {
             if let Some(Inflight {
