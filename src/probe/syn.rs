@@ -50,11 +50,16 @@ pub const SEGMENT_LEN: usize = 24;
 /// again (a timeout forgets it at once).
 pub const ROUTE_TTL: Duration = Duration::from_secs(60);
 
+/// Longest segment [`tcp_checksum`] sums: a TCP header with every option.
+pub const MAX_HEADER: usize = 60;
+
 /// The TCP checksum of `segment` (its checksum field zero) between `src`
-/// and `dst` (RFC 9293 §3.1; RFC 8200 §8.1 for IPv6).
+/// and `dst` (RFC 9293 §3.1; RFC 8200 §8.1 for IPv6): headers only, at
+/// most [`MAX_HEADER`] bytes (a longer one is summed to that length).
 pub fn tcp_checksum(src: IpAddr, dst: IpAddr, segment: &[u8]) -> u16 {
-    let mut buf = [0u8; 40 + 64];
-    let len = segment.len().min(64);
+    let mut buf = [0u8; 40 + MAX_HEADER];
+    debug_assert!(segment.len() <= MAX_HEADER, "a header, not a payload");
+    let len = segment.len().min(MAX_HEADER);
     let head = match (src, dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
             buf[0..4].copy_from_slice(&s.octets());
