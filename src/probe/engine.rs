@@ -384,32 +384,73 @@ struct Shared<T> {
     socket: Result<T, Errno>,
 }
 
+/// How the log names one kind of shared socket.
+struct SocketKind<T> {
+    /// Event prefix: `icmp` gives `icmp-socket-opened`, `icmp-socket-failed`.
+    what: &'static str,
+    /// The fields that tell an opened socket apart (`kind=raw`, `port=N`).
+    describe: fn(&T) -> String,
+    /// Added to the failure line when the socket is not permitted.
+    denied: &'static str,
+}
+
 /// The index of `list`'s socket for `source`, opening it (again, after a
-/// failure) with `open`; `log` hears of every change: `(socket, first)`,
-/// `first` false when it opens after a failure.
+/// failure) with `open`, and logging each change of its state.
 fn shared_socket<T>(
     list: &mut Vec<Shared<T>>,
+    v6: bool,
     source: Option<IpAddr>,
+    kind: &SocketKind<T>,
     open: impl FnOnce() -> Result<T, Errno>,
-    log: impl FnOnce(&Result<T, Errno>, bool),
 ) -> usize {
+    let log = |socket: &Result<T, Errno>, again: bool| match socket {
+        Err(e) => warn!(
+            "{}-socket-failed family={} source={source:?} error={e}{}",
+            kind.what,
+            family(v6),
+            if matches!(e, Errno::EPERM | Errno::EACCES) {
+                kind.denied
+            } else {
+                ""
+            }
+        ),
+        Ok(sock) => info!(
+            "{}-socket-opened family={} source={source:?} {}{}",
+            kind.what,
+            family(v6),
+            (kind.describe)(sock),
+            if again { " after-failure" } else { "" }
+        ),
+    };
     match list.iter().position(|s| s.source == source) {
         Some(k) if list[k].socket.is_err() => {
             list[k].socket = open();
             if list[k].socket.is_ok() {
-                log(&list[k].socket, false);
+                log(&list[k].socket, true);
             }
             k
         }
         Some(k) => k,
         None => {
             let socket = open();
-            log(&socket, true);
+            log(&socket, false);
             list.push(Shared { source, socket });
             list.len() - 1
         }
     }
 }
+
+const ICMP: SocketKind<IcmpSocket> = SocketKind {
+    what: "icmp",
+    describe: |s| format!("kind={}", s.kind()),
+    denied: "",
+};
+
+const SYN: SocketKind<SynSocket> = SocketKind {
+    what: "syn",
+    describe: |s| format!("port={}", s.port()),
+    denied: " fallback=connect reason=\"a raw socket needs CAP_NET_RAW\"",
+};
 
 /// The open sockets of both families' tables: (IPv6, index, descriptor).
 fn open_sockets<T>(
@@ -946,29 +987,9 @@ impl Prober {
     fn send_echo(&mut self, spec: &ProbeSpec) -> Result<Active, Outcome> {
         let v6 = spec.address.is_ipv6();
         let fam = usize::from(v6);
-        let k = shared_socket(
-            &mut self.icmp[fam],
-            spec.source,
-            || IcmpSocket::open(v6, spec.source),
-            |socket, first| match socket {
-                Err(e) => warn!(
-                    "icmp-socket-failed family={} source={:?} error={e}",
-                    family(v6),
-                    spec.source
-                ),
-                Ok(_) if !first => info!(
-                    "icmp-socket-opened family={} source={:?} after-failure",
-                    family(v6),
-                    spec.source
-                ),
-                Ok(s) => info!(
-                    "icmp-socket-opened family={} source={:?} kind={}",
-                    family(v6),
-                    spec.source,
-                    s.kind()
-                ),
-            },
-        );
+        let k = shared_socket(&mut self.icmp[fam], v6, spec.source, &ICMP, || {
+            IcmpSocket::open(v6, spec.source)
+        });
         let sock = match &self.icmp[fam][k].socket {
             Ok(s) => s,
             Err(e) => {
@@ -1067,31 +1088,9 @@ impl Prober {
     ) -> Result<Option<Active>, Outcome> {
         let v6 = spec.address.is_ipv6();
         let fam = usize::from(v6);
-        let k = shared_socket(
-            &mut self.syn[fam],
-            spec.source,
-            || SynSocket::open(v6, spec.source),
-            |socket, first| match socket {
-                Err(e @ (Errno::EPERM | Errno::EACCES)) => warn!(
-                    "syn-socket-failed family={} source={:?} error={e} \
-                     fallback=connect reason=\"a raw socket needs CAP_NET_RAW\"",
-                    family(v6),
-                    spec.source
-                ),
-                Err(e) => warn!(
-                    "syn-socket-failed family={} source={:?} error={e}",
-                    family(v6),
-                    spec.source
-                ),
-                Ok(s) => info!(
-                    "syn-socket-opened family={} source={:?} port={}{}",
-                    family(v6),
-                    spec.source,
-                    s.port(),
-                    if first { "" } else { " after-failure" }
-                ),
-            },
-        );
+        let k = shared_socket(&mut self.syn[fam], v6, spec.source, &SYN, || {
+            SynSocket::open(v6, spec.source)
+        });
         let sock = match &mut self.syn[fam][k].socket {
             Ok(s) => s,
             Err(Errno::EPERM | Errno::EACCES) => return Ok(None),
