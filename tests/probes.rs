@@ -519,6 +519,27 @@ fn icmp_on_loopback_v4_and_v6() {
     h.expect("v6", &[(Unknown, Up, "L4OK", "echo reply")]);
 }
 
+/// Namespaces `<tag>cli` (the prober) and `<tag>srv` (the backends) joined
+/// by a veth link: 10.`net`.1.1 and fd00:`net`:1::1 on the prober's side,
+/// .2 and ::2 on the backends', which route 10.`net`.99.0/24 into a black
+/// hole. Returns both namespaces and the link's two ends.
+fn prober_and_backends(tag: &str, net: u8) -> (Netns, Netns, String, String) {
+    let cli = Netns::new(&format!("{tag}cli"));
+    let srv = Netns::new(&format!("{tag}srv"));
+    let link = format!("m{tag}{}", std::process::id() % 100_000);
+    let (ca, sb) = veth(&link, &cli, &srv);
+    cli.ip(&["addr", "add", &format!("10.{net}.1.1/24"), "dev", &ca]);
+    let v6 = |host: u8| format!("fd00:{net}:1::{host}/64");
+    cli.ip(&["-6", "addr", "add", &v6(1), "dev", &ca, "nodad"]);
+    srv.ip(&["addr", "add", &format!("10.{net}.1.2/24"), "dev", &sb]);
+    srv.ip(&["-6", "addr", "add", &v6(2), "dev", &sb, "nodad"]);
+    srv.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+    let hole = format!("10.{net}.99.0/24");
+    srv.ip(&["route", "add", "blackhole", &hole]);
+    cli.ip(&["route", "add", &hole, "via", &format!("10.{net}.1.2")]);
+    (cli, srv, ca, sb)
+}
+
 /// Two namespaces: `cli` (where maglevd probes from, via `healthchecker.netns`)
 /// and `srv` (the backends), joined by a veth link. `srv` routes a prefix
 /// into a black hole.
@@ -527,17 +548,7 @@ fn namespaces_icmp_link_down_and_black_hole() {
     if !common::needs_root("namespaces_icmp_link_down_and_black_hole") {
         return;
     }
-    let cli = Netns::new("cli");
-    let srv = Netns::new("srv");
-    let tag = format!("mg{}", std::process::id() % 100_000);
-    let (ca, sb) = veth(&tag, &cli, &srv);
-    cli.ip(&["addr", "add", "10.199.1.1/24", "dev", &ca]);
-    cli.ip(&["-6", "addr", "add", "fd00:199:1::1/64", "dev", &ca, "nodad"]);
-    srv.ip(&["addr", "add", "10.199.1.2/24", "dev", &sb]);
-    srv.ip(&["-6", "addr", "add", "fd00:199:1::2/64", "dev", &sb, "nodad"]);
-    srv.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    srv.ip(&["route", "add", "blackhole", "10.199.99.0/24"]);
-    cli.ip(&["route", "add", "10.199.99.0/24", "via", "10.199.1.2"]);
+    let (cli, srv, _, sb) = prober_and_backends("", 199);
 
     // A TCP server inside srv.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -688,18 +699,8 @@ fn syn_mode_across_namespaces_checksums_source_and_black_hole() {
     if !common::needs_root("syn_mode_across_namespaces_checksums_source_and_black_hole") {
         return;
     }
-    let cli = Netns::new("scli");
-    let srv = Netns::new("ssrv");
-    let tag = format!("ms{}", std::process::id() % 100_000);
-    let (ca, sb) = veth(&tag, &cli, &srv);
-    cli.ip(&["addr", "add", "10.198.1.1/24", "dev", &ca]);
+    let (cli, srv, ca, sb) = prober_and_backends("s", 198);
     cli.ip(&["addr", "add", "10.198.1.3/24", "dev", &ca]);
-    cli.ip(&["-6", "addr", "add", "fd00:198:1::1/64", "dev", &ca, "nodad"]);
-    srv.ip(&["addr", "add", "10.198.1.2/24", "dev", &sb]);
-    srv.ip(&["-6", "addr", "add", "fd00:198:1::2/64", "dev", &sb, "nodad"]);
-    srv.exec(&["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-    srv.ip(&["route", "add", "blackhole", "10.198.99.0/24"]);
-    cli.ip(&["route", "add", "10.198.99.0/24", "via", "10.198.1.2"]);
 
     let (tx, rx) = std::sync::mpsc::channel();
     srv.spawn(move || {
