@@ -122,7 +122,21 @@ fn handle(mut s: TcpStream, b: Behaviour, stop: Arc<AtomicBool>) {
 impl Server {
     /// Serves on `addr` (port 0 picks one).
     pub fn start(addr: &str, b: Behaviour) -> Server {
-        let listener = TcpListener::bind(addr).unwrap_or_else(|e| panic!("bind {addr}: {e}"));
+        // A server started again on its old port can find it still taken
+        // for a moment (seen once in CI): retry for up to 2 s.
+        let t = std::time::Instant::now();
+        let listener = loop {
+            match TcpListener::bind(addr) {
+                Ok(l) => break l,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && t.elapsed() < Duration::from_secs(2) =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("bind {addr}: {e}"),
+            }
+        };
         Self::on(listener, b)
     }
 
