@@ -220,6 +220,7 @@ fn the_stats_thread_follows_a_vpp_restart() {
             fingerprint: None,
             share_error_centi: 0,
         }],
+        frontends: Default::default(),
     };
     let status = Published::new(session(1));
     let scraper = Scraper::start(

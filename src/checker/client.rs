@@ -167,6 +167,7 @@ pub(super) enum Request {
         tx: Sender<Event>,
         replay_frontends: bool,
     },
+    Publish(Event),
     Shutdown,
 }
 
@@ -228,6 +229,12 @@ impl CheckerClient {
     /// Hands a newly accepted configuration to the checker.
     pub fn reload(&self, config: Arc<Config>) {
         let _ = self.tx.send(Request::Reload(config));
+    }
+
+    /// Offers `ev` to every subscriber (an event another thread knows
+    /// first, such as a frontend's VPP status); never waits.
+    pub fn publish(&self, ev: Event) {
+        let _ = self.tx.send(Request::Publish(ev));
     }
 
     /// Subscribes to events with a queue of `capacity`; with

@@ -8,6 +8,7 @@
 use std::time::SystemTime;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use serde::{Deserialize, Serialize};
 
 use crate::health::state::State;
 use crate::health::weights::FrontendState;
@@ -44,6 +45,58 @@ pub struct FrontendEvent {
     pub at: SystemTime,
 }
 
+/// Whether VPP holds what a frontend wants, from what VPP answered and
+/// what the last read of VPP holds (never from maglevd's own record):
+/// `maglevc show frontends`' VPP column, `maglev_frontend_programmed`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Dataplane {
+    /// VPP holds the VIP with the ASes and weights desired.
+    Ok,
+    /// VPP refused an operation for it, and does not hold it as desired.
+    Refused,
+    /// Not programmed yet: warmup, VPP down, a sync under way.
+    #[default]
+    Pending,
+    /// No VPP configured.
+    Off,
+}
+
+impl Dataplane {
+    /// The word shown and sent (`ok`, `refused`, `pending`, `off`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dataplane::Ok => "ok",
+            Dataplane::Refused => "refused",
+            Dataplane::Pending => "pending",
+            Dataplane::Off => "off",
+        }
+    }
+}
+
+impl std::fmt::Display for Dataplane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A frontend's [`Dataplane`] status changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataplaneEvent {
+    /// Frontend name.
+    pub frontend: String,
+    /// Status before.
+    pub from: Dataplane,
+    /// Status after.
+    pub to: Dataplane,
+    /// VPP's refusal, when `to` is [`Dataplane::Refused`].
+    pub error: Option<String>,
+    /// When.
+    pub at: SystemTime,
+}
+
 /// Something subscribers may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -51,6 +104,8 @@ pub enum Event {
     Backend(BackendEvent),
     /// Frontend transition.
     Frontend(FrontendEvent),
+    /// A frontend's VPP status changed (published by the reconciler).
+    Dataplane(DataplaneEvent),
     /// A frontend's configured weights changed at runtime; `flush` names a
     /// backend whose flows must be flushed.
     WeightChanged {

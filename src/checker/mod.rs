@@ -521,6 +521,11 @@ impl Core {
                 }
                 self.broadcaster.add(tx);
             }
+            Request::Publish(ev) => {
+                // Nothing of the checker's own changed: no new snapshot.
+                self.broadcaster.publish(&ev);
+                return;
+            }
             Request::Shutdown => {}
         }
         // Readers asking right after an action must see its effect.

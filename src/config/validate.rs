@@ -183,6 +183,18 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Why VPP's lb plugin takes an IPv6 `addr` for IPv4, if it does: it keeps
+/// addresses in 16 bytes and `ip46_address_is_ip4` calls every one whose
+/// first 96 bits are zero IPv4 (`::1` is 0.0.0.1 to it).
+pub fn vpp_reads_as_ipv4(addr: &IpAddr) -> Option<&'static str> {
+    match addr {
+        IpAddr::V6(a) if a.octets()[..12].iter().all(|&b| b == 0) => {
+            Some("it is in ::/96, which VPP's lb plugin reads as IPv4 (ip46_address_is_ip4)")
+        }
+        _ => None,
+    }
+}
+
 fn family(ip: &IpAddr) -> &'static str {
     if ip.is_ipv4() { "IPv4" } else { "IPv6" }
 }
@@ -669,6 +681,15 @@ fn frontends(
                     );
                 }
                 let fam = family(&backend.address);
+                if let Some(why) = vpp_reads_as_ipv4(&backend.address) {
+                    c.warn(
+                        bp.clone(),
+                        format!(
+                            "backend `{bname}` address {}: {why}, so VPP refuses it as an application server of this IPv6 VIP (lb_add_del_as_v2 -97, INVALID_ADDRESS_FAMILY); use an address outside ::/96 (a global or unique-local one such as fd00::1; ::ffff:a.b.c.d for the IPv4 host a.b.c.d)",
+                            backend.address
+                        ),
+                    );
+                }
                 match fe_family {
                     None => fe_family = Some((fam, bname)),
                     Some((first_fam, first_name)) if first_fam != fam => c.problem(
@@ -685,6 +706,15 @@ fn frontends(
                 backends: members,
                 slow_start: slow,
             });
+        }
+        if let Some(why) = vpp_reads_as_ipv4(&f.address) {
+            c.warn(
+                format!("{p}.address"),
+                format!(
+                    "VIP {}: {why}, so VPP would hold it as an IPv4 VIP and never as this one; use an address outside ::/96",
+                    f.address
+                ),
+            );
         }
         if let Some((fam, _)) = fe_family {
             match vip_family.get(&f.address) {

@@ -117,6 +117,7 @@ fn frontends(fs: &[p::Frontend], st: Style) -> String {
                 f.state.clone(),
                 opt(&f.active_pool),
                 f.backends.to_string(),
+                f.vpp.to_string(),
             ]
         })
         .collect();
@@ -129,6 +130,7 @@ fn frontends(fs: &[p::Frontend], st: Style) -> String {
             "STATE",
             "ACTIVE POOL",
             "BACKENDS",
+            "VPP",
         ],
         &rows,
         st,
@@ -146,6 +148,15 @@ fn frontend(f: &p::Frontend, st: Style) -> String {
             ("state", f.state.clone()),
             ("active-pool", opt(&f.active_pool)),
             ("backends", f.backends.to_string()),
+            ("vpp", f.vpp.to_string()),
+            ("vpp-unheld", opt(&d.map(|d| d.vpp_unheld))),
+            (
+                "vpp-refusal",
+                d.and_then(|d| d.vpp_refusal.as_ref())
+                    .map_or("-".to_string(), |r| {
+                        format!("{} at {}: {}", r.op, r.at, r.error)
+                    }),
+            ),
             ("src-ip-sticky", opt(&d.map(|d| d.src_ip_sticky))),
             ("flush-on-down", opt(&d.map(|d| d.flush_on_down))),
             (

@@ -192,8 +192,21 @@ fn shares(
         .collect()
 }
 
-fn frontend(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> p::Frontend {
+/// What VPP holds of each frontend, as the reconciler last published it
+/// (`None`: VPP integration off).
+fn vpp_status(ctx: &Context) -> Option<Arc<crate::vpp::status::VppStatus>> {
+    ctx.reconciler.as_ref().map(|r| r.status())
+}
+
+fn frontend(
+    snap: &Snapshot,
+    vpp: Option<&crate::vpp::status::VppStatus>,
+    name: &str,
+    fe: &Frontend,
+    full: bool,
+) -> p::Frontend {
     let view = snap.frontends.get(name);
+    let dp = vpp.map(|v| v.frontends.get(name).cloned().unwrap_or_default());
     let shares = match (full, view) {
         (true, Some(v)) => shares(snap, fe, v),
         _ => Default::default(),
@@ -209,7 +222,17 @@ fn frontend(snap: &Snapshot, name: &str, fe: &Frontend, full: bool) -> p::Fronte
             .and_then(|f| f.pools.iter().find(|p| p.active))
             .map(|p| p.name.clone()),
         backends: fe.backend_names().len(),
+        vpp: dp.as_ref().map_or(p::Dataplane::Off, |d| d.state),
         detail: full.then(|| p::FrontendDetail {
+            vpp_unheld: dp.as_ref().map_or(0, |d| d.unheld),
+            vpp_refusal: dp
+                .as_ref()
+                .and_then(|d| d.last_refusal.as_ref())
+                .map(|r| p::VppRefusal {
+                    op: r.op.clone(),
+                    error: r.error.clone(),
+                    at: crate::logging::rfc3339_utc(r.at),
+                }),
             src_ip_sticky: fe.src_ip_sticky,
             flush_on_down: fe.flush_on_down,
             new_flows_table_length: fe.new_flows_table_length,
@@ -514,7 +537,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                 .config
                 .frontends
                 .iter()
-                .map(|(n, fe)| frontend(&snap, n, fe, false))
+                .map(|(n, fe)| frontend(&snap, vpp_status(ctx).as_deref(), n, fe, false))
                 .collect(),
         },
         Command::ShowFrontend(name) => {
@@ -524,7 +547,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                 .get(name)
                 .ok_or_else(|| err(format!("no frontend named `{name}`")))?;
             Reply::Frontend {
-                frontend: Some(frontend(&snap, name, fe, true)),
+                frontend: Some(frontend(&snap, vpp_status(ctx).as_deref(), name, fe, true)),
             }
         }
         Command::ShowBackends => Reply::Backends {
@@ -602,7 +625,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                     .config
                     .frontends
                     .get(fe_name)
-                    .map(|fe| frontend(&snap, fe_name, fe, true)),
+                    .map(|fe| frontend(&snap, vpp_status(ctx).as_deref(), fe_name, fe, true)),
             }
         }
         Command::Preview(change) => return preview(ctx, change),

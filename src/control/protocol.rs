@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::grammar::Command;
+pub use crate::checker::events::Dataplane;
 
 /// `show version`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +79,23 @@ pub struct FrontendDetail {
     pub new_flows_table_length: u32,
     /// Pools, highest priority first.
     pub pools: Vec<Pool>,
+    /// Operations VPP still needs to hold it as desired (0 when `vpp` is ok).
+    #[serde(default)]
+    pub vpp_unheld: usize,
+    /// The last operation VPP refused for it, kept after it recovers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vpp_refusal: Option<VppRefusal>,
+}
+
+/// An operation VPP refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VppRefusal {
+    /// The operation (`as-add vip=... as=... weight=...`).
+    pub op: String,
+    /// VPP's error.
+    pub error: String,
+    /// When (RFC 3339, UTC).
+    pub at: String,
 }
 
 /// A frontend (VIP).
@@ -99,6 +117,9 @@ pub struct Frontend {
     pub active_pool: Option<String>,
     /// Number of distinct backends.
     pub backends: usize,
+    /// What VPP holds of it: `ok`, `refused`, `pending` or `off`.
+    #[serde(default)]
+    pub vpp: Dataplane,
     /// Pools and flags (detailed view only).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<FrontendDetail>,
@@ -571,6 +592,20 @@ pub enum StreamEvent {
         /// When (RFC 3339, UTC).
         at: String,
     },
+    /// A frontend's VPP status changed (`ok`, `refused`, `pending`, `off`).
+    Vpp {
+        /// Frontend name.
+        frontend: String,
+        /// Status before.
+        from: Dataplane,
+        /// Status after.
+        to: Dataplane,
+        /// VPP's refusal, when `to` is `refused`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        /// When (RFC 3339, UTC).
+        at: String,
+    },
     /// A log line of maglevd.
     Log {
         /// `error`, `warn`, `info`, `debug`, `trace`.
@@ -777,7 +812,14 @@ pub fn samples() -> Vec<(Command, Reply)> {
         state: "up".into(),
         active_pool: Some("primary".into()),
         backends: 3,
+        vpp: Dataplane::Refused,
         detail: detail.then(|| FrontendDetail {
+            vpp_unheld: 1,
+            vpp_refusal: Some(VppRefusal {
+                op: "as-add vip=198.51.100.1/32:6/443 as=::1 weight=100".into(),
+                error: "VNET_API_ERROR_INVALID_ADDRESS_FAMILY (-97)".into(),
+                at: "2026-12-07T06:00:00Z".into(),
+            }),
             src_ip_sticky: true,
             flush_on_down: true,
             new_flows_table_length: 4096,

@@ -468,6 +468,13 @@ fn stream_event(ev: &Event) -> Option<StreamEvent> {
             to: e.to.as_str().to_string(),
             at: rfc3339_utc(e.at),
         },
+        Event::Dataplane(e) => StreamEvent::Vpp {
+            frontend: e.frontend.clone(),
+            from: e.from,
+            to: e.to,
+            error: e.error.clone(),
+            at: rfc3339_utc(e.at),
+        },
         Event::Lagged { missed } => StreamEvent::Lagged { missed: *missed },
         _ => return None,
     })
@@ -564,7 +571,7 @@ fn watch(
                 Ok(ev) => {
                     let keep = match &ev {
                         Event::Backend(_) => spec.backend,
-                        Event::Frontend(_) => spec.frontend,
+                        Event::Frontend(_) | Event::Dataplane(_) => spec.frontend,
                         Event::Lagged { .. } => true,
                         _ => false,
                     };

@@ -400,6 +400,21 @@ impl Hub {
                         .frontends_changed(i, BTreeSet::from([frontend]), now);
                 }
             }
+            StreamEvent::Vpp {
+                frontend,
+                from,
+                to,
+                error,
+                at,
+            } => {
+                self.maglevds[i].apply_frontend_vpp(&frontend, to);
+                let data = json!({"maglevd": name, "frontend": frontend, "from": from, "to": to,
+                                  "error": error, "at": at});
+                self.broker.publish("vpp", &data, true);
+                // The detail (the refusal) comes with the refresh.
+                self.core
+                    .frontends_changed(i, BTreeSet::from([frontend]), now);
+            }
             StreamEvent::Log { level, message, at } => {
                 if let Some(p) = parse_probe(&message, &at) {
                     self.maglevds[i].apply_probe(&p);

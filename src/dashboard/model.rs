@@ -169,6 +169,17 @@ impl Maglevd {
         b.transitions.push_back(t);
     }
 
+    /// A frontend's VPP status from the stream.
+    pub fn apply_frontend_vpp(&mut self, frontend: &str, to: p::Dataplane) {
+        if let Some(f) = self
+            .full
+            .as_mut()
+            .and_then(|f| f.frontends.iter_mut().find(|f| f.name == frontend))
+        {
+            f.vpp = to;
+        }
+    }
+
     /// A frontend transition from the stream.
     pub fn apply_frontend_state(&mut self, frontend: &str, to: &str) {
         if let Some(f) = self
@@ -291,6 +302,8 @@ impl Maglevd {
             "port": fe.port,
             "description": fe.description,
             "state": fe.state,
+            "vpp": fe.vpp,
+            "vpp_refusal": fe.detail.as_ref().and_then(|d| d.vpp_refusal.as_ref()),
             "active_pool": fe.active_pool,
             "new_flows_table_length": table,
             "pools": pools,
@@ -372,7 +385,10 @@ mod tests {
             state: "up".into(),
             active_pool: Some("main".into()),
             backends: 2,
+            vpp: p::Dataplane::Ok,
             detail: Some(p::FrontendDetail {
+                vpp_unheld: 0,
+                vpp_refusal: None,
                 src_ip_sticky: false,
                 flush_on_down: true,
                 new_flows_table_length: 1024,

@@ -69,6 +69,7 @@ pub fn render(src: &Sources, out: &mut String) {
         lateness(&mut o, e);
     }
     frontends(&mut o, &snap);
+    programmed(&mut o, &snap, &status);
     vpp_sync(
         &mut o,
         status.connected,
@@ -360,6 +361,26 @@ fn vpp_sync(
 }
 
 /// How long the session has been up and which VPP it is (connected only).
+/// Whether VPP holds each frontend as desired (its VPP status is `ok`).
+fn programmed(o: &mut Out, snap: &Snapshot, status: &VppStatus) {
+    o.family(
+        "maglev_frontend_programmed",
+        "gauge",
+        "1 when VPP holds the frontend's VIP with the ASes and weights desired (VPP status ok), else 0.",
+    );
+    for name in snap.config.frontends.keys() {
+        let ok = status
+            .frontends
+            .get(name)
+            .is_some_and(|f| f.state == crate::vpp::status::Dataplane::Ok);
+        o.sample(
+            "maglev_frontend_programmed",
+            &[("frontend", name)],
+            u8::from(ok),
+        );
+    }
+}
+
 fn vpp_session(o: &mut Out, status: &VppStatus, now: SystemTime) {
     if let Some(t) = status.connected_at {
         o.family(
@@ -756,6 +777,7 @@ mod tests {
             }),
             pid: Some(42),
             vips: Vec::new(),
+            frontends: Default::default(),
         };
         let page = text(|o| vpp_session(o, &status, at(160)));
         assert_eq!(

@@ -149,8 +149,11 @@ pub struct ProbeSpec {
 }
 
 impl ProbeSpec {
-    /// The spec for a backend at `address` checked by `hc`.
+    /// The spec for a backend at `address` checked by `hc`. An
+    /// IPv4-mapped address (`::ffff:a.b.c.d`) is probed over IPv4 at
+    /// a.b.c.d, the host a dual-stack socket would reach.
     pub fn new(address: IpAddr, hc: &HealthCheck) -> ProbeSpec {
+        let address = address.to_canonical();
         let source = match address {
             IpAddr::V4(_) => hc.probe_ipv4_src.map(IpAddr::V4),
             IpAddr::V6(_) => hc.probe_ipv6_src.map(IpAddr::V6),

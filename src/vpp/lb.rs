@@ -654,6 +654,16 @@ impl OpKind {
 }
 
 impl Op {
+    /// The VIP it changes (`None`: `lb_conf`).
+    pub fn vip(&self) -> Option<LbVip> {
+        match *self {
+            Op::Conf(_) => None,
+            Op::AddVip(s) => Some(s.key),
+            Op::DelVip(k) => Some(k),
+            Op::AddAs { vip, .. } | Op::DelAs { vip, .. } | Op::SetWeight { vip, .. } => Some(vip),
+        }
+    }
+
     /// What kind of change it is.
     pub fn kind(&self) -> OpKind {
         match self {
@@ -717,7 +727,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn covers(&self, frontend: &str) -> bool {
+    /// Whether it reaches `frontend`.
+    pub fn covers(&self, frontend: &str) -> bool {
         match self {
             Scope::All => true,
             Scope::Frontends(s) => s.contains(frontend),
@@ -904,6 +915,24 @@ pub fn diff(desired: &Desired, actual: &Actual, scope: &Scope, flushes: &FlushRe
     ops
 }
 
+/// Per frontend of `desired`, how many operations VPP (as `actual` says)
+/// still needs to hold it as desired: 0 means held. `lb_conf` is no
+/// frontend's; a stale VIP is nobody's.
+pub fn unheld(desired: &Desired, actual: &Actual) -> BTreeMap<String, usize> {
+    let mut out: BTreeMap<String, usize> = desired
+        .vips
+        .values()
+        .map(|d| (d.frontend.clone(), 0))
+        .collect();
+    let scope = Scope::Frontends(out.keys().cloned().collect());
+    for op in diff(desired, actual, &scope, &FlushRequests::default()) {
+        if let Some(d) = op.vip().and_then(|v| desired.vips.get(&v)) {
+            *out.entry(d.frontend.clone()).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
 /// ASes whose bucket count in VPP differs from what [`maglev`] predicts
 /// for the VIP's in-use ASes and weights: (VIP, AS, VPP's, predicted).
 pub fn drift(actual: &Actual) -> Vec<(LbVip, IpAddr, u32, u32)> {
@@ -996,6 +1025,42 @@ mod tests {
 
     fn none() -> FlushRequests {
         FlushRequests::default()
+    }
+
+    #[test]
+    fn unheld_counts_what_vpp_lacks_per_frontend() {
+        let web = key("192.0.2.1", 6, 80);
+        let web6 = key("2001:db8::1", 6, 443);
+        let d = desired(vec![
+            dvip(
+                "web",
+                web,
+                false,
+                &[("10.0.0.1", 100, false), ("10.0.0.2", 50, false)],
+            ),
+            dvip("web6", web6, false, &[("2001:db8:1::1", 100, false)]),
+        ]);
+        let mut a = mirror(&d);
+        assert_eq!(
+            unheld(&d, &a),
+            BTreeMap::from([("web".into(), 0), ("web6".into(), 0)])
+        );
+        // VPP refused web6's AS; web lost a weight; a stale VIP is nobody's.
+        a.vips.get_mut(&web6).unwrap().ases.clear();
+        a.vips
+            .get_mut(&web)
+            .unwrap()
+            .ases
+            .get_mut(&ip("10.0.0.2"))
+            .unwrap()
+            .weight = 0;
+        a.vips.insert(key("192.0.2.9", 6, 80), a.vips[&web].clone());
+        assert_eq!(
+            unheld(&d, &a),
+            BTreeMap::from([("web".into(), 1), ("web6".into(), 1)])
+        );
+        a.vips.remove(&web6);
+        assert_eq!(unheld(&d, &a)["web6"], 2, "the VIP and its AS");
     }
 
     #[test]

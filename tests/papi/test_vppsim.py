@@ -64,6 +64,28 @@ def stats_checks(vpp, stats_sock):
     check(r.retval == 0, "inject traffic into the simulator")
     verbose = vpp.api.cli_inband(cmd="show lb vips verbose").reply
     index = int(verbose.split("[", 1)[1].split("]", 1)[0])
+    # VPP's ip46 rule: an IPv6 address whose first 96 bits are zero is IPv4
+    # to the lb plugin, refused on a GRE6 VIP (PROTOCOL.md section 7).
+    v6b = dict(pfx="2001:db8::99/128", protocol=6, port=443)
+    check(vpp.api.lb_add_del_vip_v2(encap=1, **v6b).retval == 0, "second IPv6 VIP (gre6)")
+    for a, want in [("::1", -97), ("::2:1", -97), ("::ffff:1.2.3.4", 0), ("fd00::1", 0)]:
+        r = vpp.api.lb_add_del_as_v2(as_address=a, weight=100, **v6b)
+        check(r.retval == want, f"AS {a} on a gre6 VIP: {r.retval}, VPP answers {want}")
+    check(vpp.api.lb_add_del_vip_v2(is_del=True, **v6b).retval == 0, "second IPv6 VIP deleted")
+
+    # VPP's own test_lb_api.py, through the CLI as there.
+    r = vpp.api.cli_inband(cmd="lb vip 2001::/16 encap gre6")
+    check(r.retval == 0, f"lb vip 2001::/16 encap gre6: {r.reply!r}")
+    rv = vpp.api.lb_vip_dump()
+    check(str(rv[-1].vip.pfx) == "2001::/16", f"test_lb_vip_dump: {rv[-1].vip.pfx}")
+    r = vpp.api.cli_inband(cmd="lb as 2001::/16 2000::1")
+    check(r.retval == 0, f"lb as 2001::/16 2000::1: {r.reply!r}")
+    rv = [a for a in vpp.api.lb_as_dump() if str(a.vip.pfx) == "2001::/16"]
+    check(len(rv) == 1 and str(rv[0].app_srv) == "2000::1", f"test_lb_as_dump: {rv}")
+    r = vpp.api.cli_inband(cmd="lb vip 2001::/16 del")
+    check(r.retval == 0 and all(str(x.vip.pfx) != "2001::/16" for x in vpp.api.lb_vip_dump()),
+          "lb vip 2001::/16 del")
+
     route = vpp.api.ip_route_lookup(table_id=0, exact=1, prefix="192.0.2.1/32").route.stats_index
 
     st = VPPStats(socketname=stats_sock)

@@ -79,7 +79,9 @@ function frontendHtml(mg, fe) {
   const proto = fe.protocol === 'any' ? 'all ports' : `${esc(fe.protocol)}/${fe.port}`;
   return `<section class="fe" id="${id}" data-m="${esc(mg.name)}" data-f="${esc(fe.name)}" aria-labelledby="${id}-h">` +
     `<h3 id="${id}-h">${esc(fe.name)} <span class="meta">${esc(fe.address)} ${proto}</span> ` +
-    `<span class="c-fe-state">${badge(fe.state)}</span> <span class="meta">active pool: ${esc(fe.active_pool ?? 'none')}</span></h3>` +
+    `<span class="c-fe-state">${badge(fe.state)}</span> <span class="meta">active pool: ${esc(fe.active_pool ?? 'none')}</span> ` +
+    `<span class="c-fe-vpp" title="${esc(fe.vpp_refusal ? `${fe.vpp_refusal.op}: ${fe.vpp_refusal.error} (${fe.vpp_refusal.at})` : 'what VPP holds')}">VPP ${badge(fe.vpp ?? 'pending')}</span></h3>` +
+    (fe.vpp === 'refused' && fe.vpp_refusal ? `<p class="refusal">VPP refused ${esc(fe.vpp_refusal.op)}: ${esc(fe.vpp_refusal.error)}</p>` : '') +
     `<table><caption class="sr">backends of ${esc(fe.name)} on ${esc(mg.name)}</caption>` +
     `<thead><tr><th scope="col">backend</th><th scope="col">state</th><th scope="col">weight / effective</th>` +
     `<th scope="col">VPP buckets</th><th scope="col">latency</th><th scope="col">last probe</th>${ADMIN ? '<th scope="col">actions</th>' : ''}</tr></thead>` +
@@ -163,6 +165,11 @@ const handlers = {
     const el = document.getElementById(`fe-${key(d.maglevd, d.frontend)}`);
     if (el) el.querySelector('.c-fe-state').innerHTML = badge(d.to);
     addEvent('frontend', d, `frontend ${d.frontend} ${d.from} → ${d.to}`);
+  },
+  vpp(d) {
+    const el = document.getElementById(`fe-${key(d.maglevd, d.frontend)}`);
+    if (el) el.querySelector('.c-fe-vpp').innerHTML = `VPP ${badge(d.to)}`;
+    addEvent('vpp', d, `frontend ${d.frontend} VPP ${d.from} → ${d.to}${d.error ? ': ' + d.error : ''}`);
   },
   log(d) {
     addEvent('log', d, `${d.level} ${d.message}`);

@@ -216,6 +216,16 @@ impl Core {
         }
     }
 
+    /// Whether `frontend` may be programmed at `now`: after hands-off, and
+    /// during warmup only once released.
+    pub fn programmable(&self, frontend: &str, now: Instant) -> bool {
+        match self.phase(now) {
+            Phase::HandsOff => false,
+            Phase::Warming => self.released.contains(frontend),
+            Phase::Done => true,
+        }
+    }
+
     /// Frontends whose desired state changed (a backend transition, a
     /// weight set by the operator).
     pub fn frontends_changed(&mut self, names: impl IntoIterator<Item = String>) {
@@ -546,6 +556,20 @@ mod tests {
         assert!(h.log.iter().any(|(_, a)| *a == Action::WarmupDone));
         // After warmup, knowing frontends releases nothing.
         assert!(h.core.frontends_known(h.now, names(&["x"])).is_empty());
+    }
+
+    #[test]
+    fn programmable_after_hands_off_and_release() {
+        let mut h = Harness::new(timing(5, 30, 60));
+        let t0 = h.now;
+        assert!(!h.core.programmable("web", t0));
+        h.now = t0 + Duration::from_secs(6);
+        assert!(!h.core.programmable("web", h.now), "warming, not released");
+        h.core.frontends_known(h.now, names(&["web"]));
+        assert!(h.core.programmable("web", h.now));
+        assert!(!h.core.programmable("api", h.now));
+        h.now = t0 + Duration::from_secs(30);
+        assert!(h.core.programmable("api", h.now), "warmup over");
     }
 
     #[test]

@@ -28,8 +28,9 @@ use self::core::{Action, Core, Phase, Timing};
 use super::client::{ApiCounters, Client, ClientConfig, Interrupt};
 use super::errors::VppError;
 use super::lb::{self, Actual, FlushRequests, Op, OpKind, Scope, ScopeKind};
+use super::status::classify as classify_frontend;
 use super::wire::{LbVip, Prefix};
-use crate::checker::events::Event;
+use crate::checker::events::{DataplaneEvent, Event};
 use crate::checker::{CheckerClient, Snapshot};
 use crate::health::state::State;
 use crate::heartbeat::Beat;
@@ -72,13 +73,17 @@ pub struct SyncReport {
     pub ops: Vec<String>,
     /// Operations VPP refused (with the reason).
     pub errors: Vec<String>,
-    /// Bucket-count mismatches found (full syncs only).
+    /// The refused operations and VPP's errors.
+    pub refused: Vec<(Op, String)>,
+    /// Desired state VPP does not hold after the sync (operations still
+    /// needed, refused ones included) plus, on full syncs, bucket-count
+    /// mismatches.
     pub drift: usize,
     /// Wall time.
     pub took: Duration,
 }
 
-pub use super::status::{VipStatus, VppStatus};
+pub use super::status::{Dataplane, FrontendVpp, Refusal, VipStatus, VppStatus};
 
 enum Cmd {
     Sync {
@@ -254,6 +259,8 @@ impl Reconciler {
             flushes: FlushRequests::default(),
             stats: Arc::clone(&stats),
             beat: beat.clone(),
+            refusals: BTreeMap::new(),
+            refused_last: Default::default(),
         };
         let join = std::thread::Builder::new()
             .name("reconciler".into())
@@ -396,6 +403,10 @@ struct Thread {
     flushes: FlushRequests,
     stats: Arc<SyncStats>,
     beat: Beat,
+    /// The last operation VPP refused, per frontend.
+    refusals: BTreeMap<String, Refusal>,
+    /// Frontends whose last sync had an operation refused.
+    refused_last: std::collections::BTreeSet<String>,
 }
 
 /// Whether the thread's loop goes on.
@@ -490,14 +501,8 @@ impl Thread {
                 },
                 Action::Sync(scope) => {
                     let snap = self.checker.snapshot();
-                    let full = scope == Scope::All;
                     match self.sync_once(scope.clone(), &snap, false) {
-                        Ok(_) => {
-                            self.core.synced(Instant::now(), &scope);
-                            if full {
-                                self.publish_vips(&snap);
-                            }
-                        }
+                        Ok(report) => self.after_sync(&scope, &snap, &report),
                         Err(e) => {
                             warn!("vpp-lbsync-failed error={:?}", e.to_string());
                             // A dead session was already reported lost
@@ -547,6 +552,8 @@ impl Thread {
             .clone()
             .or_else(|| snap.config.vpp.api_socket.clone());
         if socket == self.cfg.as_ref().map(|c| c.socket.clone()) {
+            // Frontends a reload added get a status at once.
+            self.publish_dataplane(snap, &Scope::Frontends(Default::default()));
             return;
         }
         if let Some(c) = self.client.take() {
@@ -562,6 +569,7 @@ impl Thread {
             cfg
         });
         self.core.set_enabled(self.cfg.is_some());
+        self.publish_dataplane(snap, &Scope::All);
     }
 
     fn connect(&mut self) {
@@ -629,9 +637,15 @@ impl Thread {
         self.syncer.cache = None;
         self.routes.clear();
         self.stats.connected.store(false, Ordering::Relaxed);
-        if *self.status.load() != VppStatus::default() {
-            self.status.store(Arc::new(VppStatus::default()));
+        let old = self.status.load();
+        let gone = VppStatus {
+            frontends: old.frontends.clone(),
+            ..VppStatus::default()
+        };
+        if *old != gone {
+            self.status.store(Arc::new(gone));
         }
+        self.publish_dataplane(&self.checker.snapshot(), &Scope::All);
     }
 
     /// The watched socket turned readable or hung up.
@@ -724,7 +738,22 @@ impl Thread {
             version,
             pid,
             vips: Vec::new(),
+            frontends: self.status.load().frontends.clone(),
         }));
+        // What VPP holds is known (and its counters readable) from the
+        // first moment, warmup or not.
+        let Some(c) = self.client.as_mut() else {
+            return;
+        };
+        match Syncer::read(c) {
+            Ok(a) => {
+                self.syncer.cache = Some(a);
+                let snap = self.checker.snapshot();
+                self.publish_vips(&snap);
+                self.publish_dataplane(&snap, &Scope::All);
+            }
+            Err(e) => self.after_call(&e),
+        }
     }
 
     fn on_event(&mut self, ev: Event) {
@@ -762,7 +791,7 @@ impl Thread {
                 debug!("reconciler-lagged missed={missed}");
                 self.core.full_sync_needed();
             }
-            Event::Frontend(_) => {}
+            Event::Frontend(_) | Event::Dataplane(_) => {}
         }
         if !self.core.is_enabled() {
             self.flushes.clear();
@@ -785,12 +814,7 @@ impl Thread {
         let Some(client) = self.client.as_mut() else {
             return;
         };
-        let owners: BTreeMap<LbVip, String> = snap
-            .config
-            .frontends
-            .iter()
-            .map(|(n, fe)| (lb::vip_key(fe), n.clone()))
-            .collect();
+        let owners = owners(snap);
         let mut vips = Vec::with_capacity(actual.vips.len());
         for (key, v) in &actual.vips {
             let pfx = key.pfx.normalized();
@@ -861,13 +885,121 @@ impl Thread {
             }
         };
         let r = self.sync_once(scope.clone(), &snap, true);
-        if r.is_ok() {
-            self.core.synced(Instant::now(), &scope);
-            if scope == Scope::All {
-                self.publish_vips(&snap);
-            }
+        if let Ok(report) = &r {
+            self.after_sync(&scope, &snap, report);
         }
         r
+    }
+
+    /// A sync of `scope` completed: the core learns it, refusals are kept,
+    /// and what VPP was read to hold is published (counters, statuses).
+    fn after_sync(&mut self, scope: &Scope, snap: &Snapshot, report: &SyncReport) {
+        self.core.synced(Instant::now(), scope);
+        self.refused_last.retain(|f| !scope.covers(f));
+        if !report.refused.is_empty() {
+            let owners = owners(snap);
+            let at = SystemTime::now();
+            for (op, error) in &report.refused {
+                let Some(fe) = op.vip().and_then(|v| owners.get(&v)) else {
+                    continue;
+                };
+                self.refused_last.insert(fe.clone());
+                self.refusals.insert(
+                    fe.clone(),
+                    Refusal {
+                        op: op.to_string(),
+                        error: error.clone(),
+                        at,
+                    },
+                );
+            }
+        }
+        // A full sync reads VPP; a targeted one did when VPP refused.
+        if *scope == Scope::All || !report.refused.is_empty() {
+            self.publish_vips(snap);
+        }
+        self.publish_dataplane(snap, scope);
+    }
+
+    /// Recomputes the VPP status of the frontends `scope` covers (and of
+    /// any not known yet) from the last read of VPP, publishes it, and
+    /// says each change (log line, event).
+    fn publish_dataplane(&mut self, snap: &Snapshot, scope: &Scope) {
+        let now = Instant::now();
+        let enabled = self.cfg.is_some();
+        let connected = self.client.is_some() && self.core.is_connected();
+        let old = self.status.load();
+        let todo: std::collections::BTreeSet<String> = snap
+            .config
+            .frontends
+            .keys()
+            .filter(|n| scope.covers(n) || !old.frontends.contains_key(*n))
+            .cloned()
+            .collect();
+        let unheld = match (&self.syncer.cache, connected) {
+            (Some(actual), true) if !todo.is_empty() => {
+                let desired = lb::desired_for(snap, &Scope::Frontends(todo.clone()));
+                Some(lb::unheld(&desired, actual))
+            }
+            _ => None,
+        };
+        self.refusals
+            .retain(|n, _| snap.config.frontends.contains_key(n));
+        let mut frontends = old.frontends.clone();
+        frontends.retain(|n, _| snap.config.frontends.contains_key(n));
+        let mut changes = Vec::new();
+        for name in &todo {
+            let u = unheld.as_ref().and_then(|m| m.get(name).copied());
+            let state = classify_frontend(
+                enabled,
+                connected,
+                self.core.programmable(name, now),
+                u,
+                self.refused_last.contains(name),
+            );
+            let next = FrontendVpp {
+                state,
+                unheld: if state == Dataplane::Pending {
+                    0
+                } else {
+                    u.unwrap_or(0)
+                },
+                last_refusal: self.refusals.get(name).cloned(),
+            };
+            let before = frontends.insert(name.clone(), next.clone());
+            let from = before.map_or(Dataplane::Pending, |b| b.state);
+            if from != state {
+                changes.push((name.clone(), from, next));
+            }
+        }
+        if frontends == old.frontends {
+            return;
+        }
+        let mut st = (*old).clone();
+        st.frontends = frontends;
+        self.status.store(Arc::new(st));
+        for (name, from, now) in changes {
+            let error = (now.state == Dataplane::Refused)
+                .then(|| now.last_refusal.as_ref().map(|r| r.error.clone()))
+                .flatten();
+            match &error {
+                Some(e) => warn!(
+                    "frontend-vpp-state frontend={name} from={from} to={} unheld={} error={e:?}",
+                    now.state, now.unheld
+                ),
+                None => info!(
+                    "frontend-vpp-state frontend={name} from={from} to={}",
+                    now.state
+                ),
+            }
+            self.checker.publish(Event::Dataplane(DataplaneEvent {
+                frontend: name,
+                from,
+                to: now.state,
+                error,
+                at: SystemTime::now(),
+            }));
+        }
     }
 
     /// One sync. A connection error ends the session (the core then
@@ -931,6 +1063,15 @@ impl Thread {
     }
 }
 
+/// Each configured frontend's name by its VIP key.
+fn owners(snap: &Snapshot) -> BTreeMap<LbVip, String> {
+    snap.config
+        .frontends
+        .iter()
+        .map(|(n, fe)| (lb::vip_key(fe), n.clone()))
+        .collect()
+}
+
 /// The sync core, without the thread: reads VPP (or trusts its record),
 /// diffs, applies, checks drift. The reconciler drives it; benchmarks and
 /// tests can call it directly.
@@ -981,10 +1122,10 @@ impl Syncer {
             scope: scope.kind(),
             ops: Vec::with_capacity(ops.len()),
             errors: Vec::new(),
+            refused: Vec::new(),
             drift: 0,
             took: Duration::ZERO,
         };
-        let mut refused = false;
         for op in &ops {
             match apply(client, op) {
                 Ok(()) => {
@@ -1004,15 +1145,29 @@ impl Syncer {
                     );
                     stats.op_errors.fetch_add(1, Ordering::Relaxed);
                     report.errors.push(format!("{op}: {e}"));
-                    refused = true;
+                    report.refused.push((*op, e.to_string()));
                 }
             }
             report.ops.push(op.to_string());
         }
-        if full {
-            if !ops.is_empty() {
-                *actual = Self::read(client)?;
+        // What VPP holds now is read, not assumed, after a full sync that
+        // changed something and after any refusal (the record would be
+        // wrong): status and counters come from that read.
+        if (full && !ops.is_empty()) || !report.refused.is_empty() {
+            match Self::read(client) {
+                Ok(a) => *actual = a,
+                Err(e) => {
+                    self.cache = None;
+                    return Err(e);
+                }
             }
+        }
+        let unheld = lb::diff(desired, actual, scope, &FlushRequests::default());
+        for op in &unheld {
+            debug!("vpp-unheld scope={} {op}", scope.kind());
+        }
+        report.drift += unheld.len();
+        if full {
             for (vip, addr, have, want) in lb::drift(actual) {
                 warn!(
                     "vpp-drift vip={}:{}/{} as={addr} vpp-buckets={have} expected-buckets={want}",
@@ -1021,10 +1176,6 @@ impl Syncer {
                 stats.drift_mismatches.fetch_add(1, Ordering::Relaxed);
                 report.drift += 1;
             }
-        }
-        if refused {
-            // Our record may be wrong now: read VPP again next time.
-            self.cache = None;
         }
         report.took = t0.elapsed();
         Ok(report)

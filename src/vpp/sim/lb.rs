@@ -294,6 +294,36 @@ pub struct AsView {
     pub buckets: u32,
 }
 
+/// An address as VPP's lb plugin holds it. VPP keeps every address in a
+/// 16-byte `ip46_address_t` and, by `ip46_address_is_ip4`, calls one whose
+/// first 12 bytes are zero IPv4: an IPv6 `::1` or `::2:1` is 0.0.0.1 or
+/// 0.0.2.1 to it (refused on an IPv6-encap VIP with -97, taken as an IPv4
+/// AS on a GRE4 one, and dumped back as IPv4), while `::ffff:1.2.3.4` and
+/// `fd00::1` stay IPv6 (PROTOCOL.md §7, measured on VPP 26.10-rc0).
+pub fn ip46(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(a) if a.octets()[..12].iter().all(|&b| b == 0) => {
+            let o = a.octets();
+            IpAddr::V4(Ipv4Addr::new(o[12], o[13], o[14], o[15]))
+        }
+        a => a,
+    }
+}
+
+/// A VIP prefix as VPP's lb plugin holds it: `ip46_prefix_is_ip4` (lb's
+/// util.h) calls a prefix IPv4 when its length is 96 or more and its
+/// address is IPv4 by [`ip46`], so an IPv6 VIP inside ::/96 becomes an
+/// IPv4 VIP of length - 96 (typed ip4-*, and dumped as IPv4).
+pub fn ip46_prefix(p: Prefix) -> Prefix {
+    match (p.addr, ip46(p.addr)) {
+        (IpAddr::V6(_), v4 @ IpAddr::V4(_)) if p.len >= 96 => Prefix {
+            addr: v4,
+            len: p.len - 96,
+        },
+        _ => p,
+    }
+}
+
 /// The raw 16-byte union of an address as a request carries it.
 fn raw_union(addr: IpAddr) -> [u8; 16] {
     match addr {
@@ -561,7 +591,7 @@ impl LbState {
 
     fn key(pfx: Prefix, protocol: u8, port: u16) -> (Prefix, u8, u16) {
         let protocol = if port == 0 { 255 } else { protocol };
-        (pfx.normalized(), protocol, port)
+        (ip46_prefix(pfx).normalized(), protocol, port)
     }
 
     fn find_vip(&self, pfx: Prefix, protocol: u8, port: u16) -> Option<usize> {
@@ -704,6 +734,7 @@ impl LbState {
         let Some(vi) = self.find_vip(pfx, protocol, port) else {
             return NO_SUCH_ENTRY;
         };
+        let addr = ip46(addr);
         let existing = self.vip_as(vi, addr);
         if is_del {
             let Some(ai) = existing else {
@@ -773,7 +804,7 @@ impl LbState {
         let Some(vi) = self.find_vip(pfx, protocol, port) else {
             return NO_SUCH_ENTRY;
         };
-        let Some(ai) = self.vip_as(vi, addr) else {
+        let Some(ai) = self.vip_as(vi, ip46(addr)) else {
             return NO_SUCH_ENTRY;
         };
         let Some(a) = self.ases.get_mut(ai).filter(|a| a.in_use) else {
@@ -1168,6 +1199,8 @@ impl LbState {
                     None => (-1, "vppsim flows: PREFIX PROTO PORT FIRST COUNT\n".into()),
                 }
             }
+            ["lb", "vip", rest @ ..] => self.cli_vip(rest),
+            ["lb", "as", rest @ ..] => self.cli_as(rest),
             ["show", "lb"] => (0, self.show_lb()),
             ["show", "lb", "vips"] => (0, self.show_vips()),
             ["show", "lb", "vips", "verbose"] => (0, self.show_vips_verbose()),
@@ -1179,6 +1212,163 @@ impl LbState {
             _ => (-1, unknown("", cmd.trim())),
         }
     }
+}
+
+impl LbState {
+    /// `lb vip <prefix> [protocol (tcp|udp) port <n>] [encap (gre4|gre6|
+    /// l3dsr|nat4|nat6)] [dscp <n>] [new_len <n>] [del]`, with the checks
+    /// and messages of VPP's lb `cli.c` (the VIP type chosen as there, the
+    /// add itself by [`LbState::add_vip`]).
+    fn cli_vip(&mut self, words: &[&str]) -> (i32, String) {
+        let fail = |m: String| (-1, format!("lb vip: {m}\n"));
+        let Some(pfx) = words.first().and_then(|w| w.parse::<Prefix>().ok()) else {
+            return fail(format!(
+                "invalid vip prefix: '{}'",
+                words.first().copied().unwrap_or("")
+            ));
+        };
+        let (mut protocol, mut port, mut encap, mut dscp, mut table_len, mut del) =
+            (255u8, 0u16, 0u32, None::<u32>, 1024u32, false);
+        let mut it = words[1..].iter();
+        while let Some(&w) = it.next() {
+            match w {
+                "del" => del = true,
+                "protocol" => match num_word(&mut it) {
+                    Some("tcp") => protocol = 6,
+                    Some("udp") => protocol = 17,
+                    other => {
+                        return fail(format!("parse error: 'protocol {}'", other.unwrap_or("")));
+                    }
+                },
+                "port" => match num_word(&mut it).and_then(|v| v.parse::<u16>().ok()) {
+                    Some(v) => port = v,
+                    None => return fail("parse error: 'port'".into()),
+                },
+                "new_len" => match num_word(&mut it).and_then(|v| v.parse().ok()) {
+                    Some(v) => table_len = v,
+                    None => return fail("parse error: 'new_len'".into()),
+                },
+                "dscp" => match num_word(&mut it).and_then(|v| v.parse().ok()) {
+                    Some(v) => dscp = Some(v),
+                    None => return fail("parse error: 'dscp'".into()),
+                },
+                "encap" => {
+                    encap = match num_word(&mut it) {
+                        Some("gre4") => 0,
+                        Some("gre6") => 1,
+                        Some("l3dsr") => 2,
+                        Some("nat4") => 3,
+                        Some("nat6") => 4,
+                        other => {
+                            return fail(format!("parse error: 'encap {}'", other.unwrap_or("")));
+                        }
+                    }
+                }
+                other => return fail(format!("parse error: '{other}'")),
+            }
+        }
+        if port == 0 {
+            protocol = 255;
+        }
+        if encap != 2 && dscp.is_some() {
+            return fail("lb_vip_add error: should not configure dscp for none L3DSR.".into());
+        }
+        if encap == 2 && dscp.is_some_and(|d| d >= 64) {
+            return fail("lb_vip_add error: dscp for L3DSR should be less than 64.".into());
+        }
+        let v4 = ip46_prefix(pfx).addr.is_ipv4();
+        match (v4, encap) {
+            (true, 4) => return fail("currently does not support NAT46".into()),
+            (false, 3) => return fail("currently does not support NAT64".into()),
+            _ => {}
+        }
+        let now = Instant::now();
+        if del {
+            if self.find_vip(pfx, protocol, port).is_none() {
+                return fail(format!("lb_vip_find_index error {NO_SUCH_ENTRY}"));
+            }
+            return match self.del_vip(pfx, protocol, port, now) {
+                0 => (0, String::new()),
+                rv => fail(format!("lb_vip_del error {rv}")),
+            };
+        }
+        let args = VipArgs {
+            encap,
+            dscp: dscp.unwrap_or(0) as u8,
+            table_len,
+            ..VipArgs::new(pfx, protocol, port)
+        };
+        match self.add_vip(&args, now) {
+            0 => {
+                let index = self.find_vip(pfx, protocol, port).unwrap_or(0);
+                (0, format!("lb_vip_add ok {index}\n"))
+            }
+            rv => fail(format!("lb_vip_add error {rv}")),
+        }
+    }
+
+    /// `lb as <vip-prefix> [protocol (tcp|udp) port <n>] [<address> ...]
+    /// [del] [flush]`, as VPP's lb `cli.c` (weight 100 on add).
+    fn cli_as(&mut self, words: &[&str]) -> (i32, String) {
+        let fail = |m: String| (-1, format!("lb as: {m}\n"));
+        let Some(pfx) = words.first().and_then(|w| w.parse::<Prefix>().ok()) else {
+            return fail(format!(
+                "invalid as address: '{}'",
+                words.first().copied().unwrap_or("")
+            ));
+        };
+        let (mut protocol, mut port, mut del, mut flush) = (0u8, 0u16, false, false);
+        let mut addrs = Vec::new();
+        let mut it = words[1..].iter();
+        while let Some(&w) = it.next() {
+            match w {
+                "del" => del = true,
+                "flush" => flush = true,
+                "protocol" => match num_word(&mut it) {
+                    Some("tcp") => protocol = 6,
+                    Some("udp") => protocol = 17,
+                    other => {
+                        return fail(format!("parse error: 'protocol {}'", other.unwrap_or("")));
+                    }
+                },
+                "port" => match num_word(&mut it).and_then(|v| v.parse::<u16>().ok()) {
+                    Some(v) => port = v,
+                    None => return fail("parse error: 'port'".into()),
+                },
+                other => match other.parse::<IpAddr>() {
+                    Ok(a) => addrs.push(a),
+                    Err(_) => return fail(format!("parse error: '{other}'")),
+                },
+            }
+        }
+        if port == 0 {
+            protocol = 255;
+        }
+        if self.find_vip(pfx, protocol, port).is_none() {
+            return fail(format!("lb_vip_find_index error {NO_SUCH_ENTRY}"));
+        }
+        if addrs.is_empty() {
+            return fail("No AS address provided".into());
+        }
+        let now = Instant::now();
+        for a in addrs {
+            let rv = self.add_del_as(pfx, protocol, port, a, 100, del, flush, now);
+            if rv != 0 {
+                let what = if del {
+                    "lb_vip_del_ass"
+                } else {
+                    "lb_vip_add_ass"
+                };
+                return fail(format!("{what} error {rv}"));
+            }
+        }
+        (0, String::new())
+    }
+}
+
+/// The next word of a CLI line.
+fn num_word<'a>(it: &mut std::slice::Iter<'_, &'a str>) -> Option<&'a str> {
+    it.next().copied()
 }
 
 /// VPP's "unknown input" error text (rest quoted, cut at 30 characters).
@@ -1352,6 +1542,131 @@ mod tests {
         let a = s.ases(Prefix::any(), 0, 0);
         assert_eq!(a[0].addr, ip("10.0.0.1"));
         assert_eq!((a[0].buckets, a[1].buckets), (350, 674));
+    }
+
+    /// lb.c `lb_vip_add_ass`: `ip46_address_type(address) != type` ->
+    /// VNET_API_ERROR_INVALID_ADDRESS_FAMILY, where the type of an address
+    /// is `ip46_address_is_ip4` (first 12 bytes zero) and that of the VIP
+    /// is its encap's (GRE4, L3DSR, NAT4: IPv4).
+    #[test]
+    fn as_family_is_vpps_ip46_rule() {
+        let (mut s, t) = state();
+        let v6 = p("2001:db8::1/128");
+        let gre6 = VipArgs {
+            encap: 1,
+            ..VipArgs::new(v6, 6, 80)
+        };
+        assert_eq!(s.add_vip(&gre6, t), 0);
+        for refused in ["::1", "::2:1", "::", "10.0.0.1"] {
+            assert_eq!(
+                s.add_del_as(v6, 6, 80, ip(refused), 100, false, false, t),
+                INVALID_ADDRESS_FAMILY,
+                "{refused} on a GRE6 VIP"
+            );
+        }
+        for taken in ["::ffff:1.2.3.4", "fd00::1", "::1:0:0:1"] {
+            assert_eq!(
+                s.add_del_as(v6, 6, 80, ip(taken), 100, false, false, t),
+                0,
+                "{taken} on a GRE6 VIP"
+            );
+        }
+        // On a GRE4 VIP, ::1 is the IPv4 AS 0.0.0.1, and dumped as such.
+        let v4 = p("192.0.2.1/32");
+        assert_eq!(s.add_vip(&VipArgs::new(v4, 6, 80), t), 0);
+        assert_eq!(s.add_del_as(v4, 6, 80, ip("::1"), 100, false, false, t), 0);
+        let a = s.ases(Prefix::any(), 0, 0);
+        assert_eq!(a.last().map(|a| a.addr), Some(ip("0.0.0.1")));
+        assert_eq!(
+            s.add_del_as(v4, 6, 80, ip("0.0.0.1"), 100, false, false, t),
+            VALUE_EXIST,
+            "the same AS to VPP"
+        );
+        assert_eq!(s.set_weight(v4, 6, 80, ip("::1"), 7, false), 0);
+    }
+
+    /// lb util.h `ip46_prefix_is_ip4`: `len >= 96 && ip46_address_is_ip4`,
+    /// so an IPv6 VIP inside ::/96 is typed as IPv4 by the API handler
+    /// (and dumped as IPv4 with length - 96); then lb.c `lb_vip_add`'s
+    /// family check refuses an IPv6-only encap (NAT6) with -97.
+    #[test]
+    fn vip_inside_96_is_an_ipv4_vip_to_vpp() {
+        let (mut s, t) = state();
+        let mapped = p("::c000:201/128");
+        let gre6 = VipArgs {
+            encap: 1,
+            ..VipArgs::new(mapped, 6, 80)
+        };
+        assert_eq!(s.add_vip(&gre6, t), 0);
+        let v = s.vips();
+        assert_eq!(v[0].key.pfx, p("192.0.2.1/32"));
+        assert_eq!(v[0].encap, Encap::Gre6);
+        assert!(s.show_vips().contains("ip4-gre6"), "{}", s.show_vips());
+        let nat6 = VipArgs {
+            encap: 4,
+            ..VipArgs::new(p("::c000:202/128"), 6, 80)
+        };
+        assert_eq!(s.add_vip(&nat6, t), INVALID_ADDRESS_FAMILY);
+        // A short IPv6 prefix stays IPv6 (len < 96).
+        let short = VipArgs {
+            encap: 1,
+            ..VipArgs::new(p("::/64"), 6, 80)
+        };
+        assert_eq!(s.add_vip(&short, t), 0);
+        assert!(s.vips()[1].key.pfx.addr.is_ipv6());
+    }
+
+    /// VPP's test_lb_api.py: empty dumps on a fresh VPP (the placeholder
+    /// hidden); `lb vip 2001::/16 encap gre6` dumps as 2001::/16; `lb as
+    /// 2001::/16 2000::1` dumps with that VIP and AS; and the CLI's own
+    /// checks and messages (cli.c).
+    #[test]
+    fn cli_answers_as_vpps_lb_api_tests() {
+        let (mut s, _) = state();
+        assert!(s.vips().is_empty());
+        assert!(s.ases(Prefix::any(), 0, 0).is_empty());
+        assert_eq!(
+            s.cli("lb vip 2001::/16 encap gre6"),
+            (0, "lb_vip_add ok 1\n".into())
+        );
+        assert_eq!(s.vips().last().map(|v| v.key.pfx), Some(p("2001::/16")));
+        assert_eq!(s.cli("lb as 2001::/16 2000::1"), (0, String::new()));
+        let a = s.ases(Prefix::any(), 0, 0);
+        assert_eq!((a[0].vip.pfx, a[0].addr), (p("2001::/16"), ip("2000::1")));
+        assert_eq!(
+            s.cli("lb as 2001::/16 ::1"),
+            (-1, "lb as: lb_vip_add_ass error -97\n".into())
+        );
+        assert_eq!(
+            s.cli("lb vip 2001::/16 encap gre6"),
+            (-1, "lb vip: lb_vip_add error -81\n".into())
+        );
+        assert_eq!(
+            s.cli("lb as 2001::/16"),
+            (-1, "lb as: No AS address provided\n".into())
+        );
+        assert_eq!(
+            s.cli("lb as 2002::/16 2000::1"),
+            (-1, "lb as: lb_vip_find_index error -6\n".into())
+        );
+        assert_eq!(
+            s.cli("lb vip 10.0.0.0/24 encap nat6").1,
+            "lb vip: currently does not support NAT46\n"
+        );
+        assert_eq!(
+            s.cli("lb vip 10.0.0.0/24 dscp 3").1,
+            "lb vip: lb_vip_add error: should not configure dscp for none L3DSR.\n"
+        );
+        assert_eq!(
+            s.cli("lb vip 10.0.0.0/24 new_len 1000").1,
+            "lb vip: lb_vip_add error -70\n"
+        );
+        assert_eq!(s.cli("lb vip 2001::/16 del"), (0, String::new()));
+        assert!(s.vips().is_empty());
+        assert_eq!(
+            s.cli("lb vip 2001::/16 del").1,
+            "lb vip: lb_vip_find_index error -6\n"
+        );
     }
 
     #[test]
