@@ -287,15 +287,19 @@ fn the_quick_start_works_for_an_ordinary_user() {
     });
     let mut seen = Vec::new();
     let t = Instant::now();
-    let mut up = false;
-    while t.elapsed() < Duration::from_secs(10) && !up {
+    // spare-a, and web6's IPv4-mapped backend (probed at 127.0.0.1).
+    let (mut up, mut v6_up) = (false, false);
+    while t.elapsed() < Duration::from_secs(10) && !(up && v6_up) {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-            up = l.contains("backend=spare-a") && l.contains("to=up") && l.contains("L4OK");
+            let went_up = l.contains("to=up") && l.contains("L4OK");
+            up |= went_up && l.contains("backend=spare-a");
+            v6_up |= went_up && l.contains("backend=v6-a");
             seen.push(l);
         }
     }
     let log = seen.join("\n");
     assert!(up, "spare-a did not go up over a ping socket:\n{log}");
+    assert!(v6_up, "v6-a (::ffff:127.0.0.1) did not go up:\n{log}");
     assert!(log.contains("kind=ping"), "{log}");
     let sock = xdg.join("vpp-maglev").join("maglevd.sock");
     assert!(

@@ -523,3 +523,132 @@ fn events_during_a_vpp_outage_are_coalesced_and_reload_resyncs() {
     d.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(3)), Some(0));
 }
+
+/// `maglevc --json show frontends`: name → VPP status.
+fn vpp_words(sock: &std::path::Path) -> BTreeMap<String, String> {
+    let out = common::maglevc(sock, &["--json", "show", "frontends"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["frontends"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["name"].as_str().unwrap_or("").to_string(),
+                f["vpp"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The web6 story of a real VPP: an AS in ::/96 is IPv4 to VPP and
+/// refused on an IPv6 VIP. That frontend says `refused` (with VPP's error)
+/// and its drift counts it; every other frontend says `ok`; counters of
+/// every VIP VPP holds are published, from the first read on (hands-off
+/// warmup included), refusal or not.
+#[test]
+fn one_refused_vip_is_shown_and_hides_nothing_else() {
+    let dir = TempDir::new("refused");
+    let sock = dir.path("api.sock");
+    let mut opts = SimOptions::new(&sock);
+    opts.stats_socket = Some(dir.path("stats.sock"));
+    let mut sim = Sim::start(opts).unwrap();
+    // VPP already holds web (as a maglevd before this one left it), with traffic.
+    let now = Instant::now();
+    sim.with_state(|s| {
+        s.add_vip(&VipArgs::new(web_vip().pfx, 6, 80), now);
+        s.add_traffic(
+            &web_vip(),
+            vpp_maglev::vpp::sim::lb::VipCounters {
+                existing_sessions: 7,
+                first_packet: 3,
+                untracked: 0,
+                no_server: 1,
+            },
+        )
+    });
+    let port = free_port();
+    let _a = up("127.79.0.1", port);
+    let _b = up("127.79.0.2", port);
+    let _c = up("127.79.0.3", port);
+    let lb = "      sync-interval: 1s\n      startup-min-delay: 2s\n      startup-max-delay: 2s";
+    let six = "    v6: { address: \"::1\", healthcheck: web }";
+    let fe6 = "    web6:
+      address: 2001:db8::1
+      protocol: tcp
+      port: 443
+      pools:
+        - name: main
+          backends: { v6: {} }";
+    let cfg = dir.write(
+        "maglev.yaml",
+        &config(sock.to_str().unwrap(), port, lb, six, fe6).replace(
+            "  vpp:\n",
+            &format!(
+                "  vpp:\n    stats-socket: {}\n    stats-interval: 1s\n",
+                dir.path("stats.sock").display()
+            ),
+        ),
+    );
+    let ctl = dir.path("ctl.sock");
+    let mut d = Daemon::start(&[
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control-socket",
+        ctl.to_str().unwrap(),
+    ]);
+    d.wait_for(&["ready"], Duration::from_secs(5));
+
+    // Hands-off: nothing programmed, yet VPP's VIP and counters are known.
+    let counters = |ctl: &std::path::Path| {
+        String::from_utf8_lossy(&common::maglevc(ctl, &["show", "vpp", "lb", "counters"]).stdout)
+            .into_owned()
+    };
+    wait_until("counters during warmup", Duration::from_secs(2), || {
+        counters(&ctl)
+            .lines()
+            .any(|l| l.starts_with("web ") && l.contains(" 3 "))
+    });
+    let words = vpp_words(&ctl);
+    assert_eq!(words["web"], "pending", "{words:?}");
+    assert_eq!(words["web6"], "pending", "{words:?}");
+
+    // After warmup: web6's AS is refused, web is ok, both have counters.
+    let want = BTreeMap::from([
+        ("web".to_string(), "ok".to_string()),
+        ("web6".to_string(), "refused".to_string()),
+    ]);
+    wait_until("statuses after warmup", Duration::from_secs(5), || {
+        vpp_words(&ctl) == want
+    });
+    d.wait_for(
+        &["frontend-vpp-state", "frontend=web6", "to=refused", "-97"],
+        Duration::from_secs(1),
+    );
+    let detail = common::maglevc(&ctl, &["show", "frontend", "web6"]);
+    let text = String::from_utf8_lossy(&detail.stdout);
+    assert!(
+        text.contains("vpp-refusal             as-add vip=2001:db8::1/128:6/443 as=::1")
+            && text.contains("INVALID_ADDRESS_FAMILY (-97)"),
+        "{text}"
+    );
+    // Later full syncs: the refusal again, drift counts it, statuses hold.
+    d.wait_for(
+        &["vpp-lbsync-done", "scope=all", "errors=1", "drift=1"],
+        Duration::from_secs(3),
+    );
+    assert_eq!(vpp_words(&ctl), want);
+    let c = counters(&ctl);
+    assert!(c.lines().any(|l| l.starts_with("web ")), "{c}");
+    assert!(c.lines().any(|l| l.starts_with("web6 ")), "{c}");
+    let json = common::maglevc(&ctl, &["--json", "show", "frontend", "web6"]);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["frontend"]["vpp"], "refused");
+    assert_eq!(v["frontend"]["vpp_unheld"], 1);
+
+    // VPP goes away: everything is pending at once.
+    sim.stop();
+    wait_until("pending while VPP is gone", Duration::from_secs(2), || {
+        vpp_words(&ctl).values().all(|w| w == "pending")
+    });
+}

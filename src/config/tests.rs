@@ -1111,3 +1111,34 @@ fn slow_start_and_min_healthy() {
         "not a percentage",
     );
 }
+
+/// VPP's `ip46_address_is_ip4`: an IPv6 backend in ::/96 of an IPv6
+/// frontend is refused by VPP (-97); one VIP in ::/96 would be held as IPv4.
+#[test]
+fn vpp_reads_ipv6_in_96_as_ipv4_and_check_warns() {
+    let six = |backend: &str, vip: &str| {
+        format!(
+            "{BASE}    web6:\n      address: {vip}\n      protocol: tcp\n      port: 443\n      pools:\n        - name: main\n          backends:\n            web6: {{}}\n"
+        )
+        .replace("2001:db8::10", backend)
+    };
+    let text = six("\"::1\"", "2001:db8::1");
+    one_warning(
+        &text,
+        "maglev.frontends.web6.pools[0].backends.web6",
+        "            web6: {}",
+        "-97, INVALID_ADDRESS_FAMILY",
+    );
+    let w = &parse(&text, Path::new("t.yaml")).unwrap().warnings[0].message;
+    assert!(w.contains("::/96") && w.contains("fd00::1"), "{w}");
+    for fine in ["\"::ffff:1.2.3.4\"", "fd00::1", "\"::1:0:0:1\""] {
+        let c = parse(&six(fine, "2001:db8::1"), Path::new("t.yaml")).unwrap();
+        assert!(c.warnings.is_empty(), "{fine}: {:#?}", c.warnings);
+    }
+    one_warning(
+        &six("2001:db8::10", "\"::c000:201\""),
+        "maglev.frontends.web6.address",
+        "address: \"::c000:201\"",
+        "as an IPv4 VIP",
+    );
+}

@@ -1078,6 +1078,18 @@ mod tests {
         let e = StreamEvent::Lagged { missed: 3 };
         assert_eq!(e.encode(), r#"{"type":"lagged","missed":3}"#);
         assert_eq!(StreamEvent::decode(&e.encode()).unwrap(), e);
+        let e = StreamEvent::Vpp {
+            frontend: "web6".into(),
+            from: Dataplane::Pending,
+            to: Dataplane::Refused,
+            error: Some("-97".into()),
+            at: "t".into(),
+        };
+        assert_eq!(
+            e.encode(),
+            r#"{"type":"vpp","frontend":"web6","from":"pending","to":"refused","error":"-97","at":"t"}"#
+        );
+        assert_eq!(StreamEvent::decode(&e.encode()).unwrap(), e);
     }
 
     /// The README's protocol section names what these types define.

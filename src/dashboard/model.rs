@@ -503,6 +503,9 @@ mod tests {
         assert_eq!(j["backends"]["a"]["last"]["code"], "L7OK");
         assert_eq!(j["backends"]["b"]["state"], "down");
         assert_eq!(j["backends"]["b"]["transitions"][0]["to"], "down");
+        assert_eq!(j["frontends"][0]["vpp"], "ok");
+        m.apply_frontend_vpp("web", p::Dataplane::Refused);
+        assert_eq!(m.to_json()["frontends"][0]["vpp"], "refused");
         assert_eq!(j["vpp_error"], "VPP is not connected");
         assert_eq!(m.users_of("b"), BTreeSet::from(["web".to_string()]));
         // A refresh keeps what only the stream told.
