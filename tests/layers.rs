@@ -1,7 +1,7 @@
 //! Dependencies point down: every `crate::` path in a module names a module
 //! of its own layer or a lower one. The layers, lowest first, are the
 //! architecture's: base utilities → config → probe → health → checker →
-//! vpp → control/metrics → daemon. Test code (`#[cfg(test)]` modules) is
+//! vpp → announce → control/metrics → daemon. Test code (`#[cfg(test)]` modules) is
 //! held to the same rule.
 
 use std::path::Path;
@@ -15,8 +15,9 @@ fn layer(module: &str) -> Option<u32> {
         "health" => 3,
         "checker" => 4,
         "vpp" => 5,
-        "control" | "metrics" | "tester" => 6,
-        "daemon" => 7,
+        "announce" => 6,
+        "control" | "metrics" | "tester" => 7,
+        "daemon" => 8,
         // The crate root's constants (VERSION, GIT_COMMIT).
         "VERSION" | "GIT_COMMIT" => 0,
         _ => return None,

@@ -97,6 +97,22 @@ pub struct DataplaneEvent {
     pub at: SystemTime,
 }
 
+/// An address was announced to BGP or withdrawn (published by the
+/// announcer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnounceEvent {
+    /// The VIP address.
+    pub address: std::net::IpAddr,
+    /// Now announced.
+    pub announced: bool,
+    /// Why withdrawn (`vpp-down`, `maintenance`, ...), when withdrawn.
+    pub reason: Option<String>,
+    /// The frontends at that address.
+    pub frontends: Vec<String>,
+    /// When.
+    pub at: SystemTime,
+}
+
 /// Something subscribers may act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -106,6 +122,8 @@ pub enum Event {
     Frontend(FrontendEvent),
     /// A frontend's VPP status changed (published by the reconciler).
     Dataplane(DataplaneEvent),
+    /// An address was announced or withdrawn (published by the announcer).
+    Announce(AnnounceEvent),
     /// A frontend's configured weights changed at runtime; `flush` names a
     /// backend whose flows must be flushed.
     WeightChanged {

@@ -25,6 +25,8 @@ pub struct Config {
     pub backends: BTreeMap<String, Backend>,
     /// `maglev.frontends`, by name.
     pub frontends: BTreeMap<String, Frontend>,
+    /// `maglev.announce`: `None` announces nothing (nothing is written).
+    pub announce: Option<Announce>,
     /// What was accepted although odd (the original accepted it): logged
     /// once per load as `config-warning`, printed by `--check`.
     pub warnings: Vec<super::Problem>,
@@ -71,6 +73,59 @@ pub struct LbSettings {
     pub startup_min_delay: Duration,
     /// When warmup ends and everything is programmed regardless.
     pub startup_max_delay: Duration,
+}
+
+/// `maglev.announce`: the VIPs this router can serve, announced to BGP
+/// through BIRD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    /// `announce.bird`.
+    pub bird: Bird,
+    /// An address announces again only after this long servable.
+    pub hold_down: Duration,
+    /// argv called per change with `<frontend> <address> announce|withdraw
+    /// <reason>` appended (`None`: none).
+    pub notify: Option<Vec<String>>,
+}
+
+/// `announce.bird`: the BIRD 2 fragment maglevd writes and how BIRD is
+/// told to read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bird {
+    /// The fragment (`define <set> = [ ... ];` lines).
+    pub file: PathBuf,
+    /// Name of the IPv4 prefix set.
+    pub ipv4_set: String,
+    /// Name of the IPv6 prefix set.
+    pub ipv6_set: String,
+    /// argv run after each write (no shell).
+    pub reload: Vec<String>,
+    /// The reload is killed after this long.
+    pub reload_timeout: Duration,
+}
+
+/// When a frontend makes its VIP address announced (`frontends.*.announce`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AnnounceMode {
+    /// While VPP holds it and it has a serving backend (the default).
+    #[default]
+    Healthy,
+    /// While VPP holds it, serving backend or not.
+    Always,
+    /// It never makes its address announced.
+    Never,
+}
+
+impl AnnounceMode {
+    /// The configuration word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AnnounceMode::Healthy => "healthy",
+            AnnounceMode::Always => "always",
+            AnnounceMode::Never => "never",
+        }
+    }
 }
 
 /// One named health check: how to probe and how to judge.
@@ -308,6 +363,8 @@ pub struct Frontend {
     /// Buckets of the VIP's Maglev new-flow table in VPP (a power of two;
     /// changing it recreates the VIP).
     pub new_flows_table_length: u32,
+    /// When it makes its address announced to BGP.
+    pub announce: AnnounceMode,
 }
 
 impl Frontend {

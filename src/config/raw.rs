@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use super::duration::ConfDuration;
-use super::model::{CheckType, HttpMethod, Protocol, StatusRange, TcpMode};
+use super::model::{AnnounceMode, CheckType, HttpMethod, Protocol, StatusRange, TcpMode};
 
 /// The document root: everything lives under `maglev:`.
 #[derive(Debug, Deserialize)]
@@ -34,6 +34,25 @@ pub struct RawMaglev {
     pub backends: NamedMap<RawBackend>,
     #[serde(default)]
     pub frontends: NamedMap<RawFrontend>,
+    pub announce: Option<RawAnnounce>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawAnnounce {
+    pub bird: Option<RawBird>,
+    pub hold_down: Option<ConfDuration>,
+    pub notify: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBird {
+    pub file: Option<String>,
+    pub ipv4_set: Option<String>,
+    pub ipv6_set: Option<String>,
+    pub reload: Option<Vec<String>>,
+    pub reload_timeout: Option<ConfDuration>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +137,7 @@ pub struct RawFrontend {
     pub flush_on_down: Option<bool>,
     pub min_healthy: Option<Percent>,
     pub new_flows_table_length: Option<u64>,
+    pub announce: Option<AnnounceMode>,
     pub pools: Vec<RawPool>,
 }
 

@@ -64,6 +64,16 @@ pub mod defaults {
     pub const MAX_SLOW_START: Duration = Duration::from_secs(3600);
     /// Longest `sync-interval` accepted.
     pub const MAX_SYNC_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+    /// `announce.bird.ipv4-set`.
+    pub const IPV4_SET: &str = "MAGLEV_VIPS4";
+    /// `announce.bird.ipv6-set`.
+    pub const IPV6_SET: &str = "MAGLEV_VIPS6";
+    /// `announce.bird.reload`.
+    pub const RELOAD: [&str; 2] = ["birdc", "configure"];
+    /// `announce.bird.reload-timeout`.
+    pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+    /// `announce.hold-down`.
+    pub const HOLD_DOWN: Duration = Duration::from_secs(5);
 }
 
 /// Highest rise/fall accepted; beyond this a backend would never change state.
@@ -229,6 +239,7 @@ pub fn validate(raw: RawFile, lines: &LineIndex) -> Result<Config, Vec<Problem>>
     let backends = backends(&mut c, &m.backends, &healthchecks);
     let frontends = frontends(&mut c, &m.frontends, &backends);
     let vpp = vpp(&mut c, &m.vpp, &frontends, &backends);
+    let announce = m.announce.as_ref().and_then(|a| announce(&mut c, a));
 
     if c.problems.is_empty() {
         Ok(Config {
@@ -237,6 +248,7 @@ pub fn validate(raw: RawFile, lines: &LineIndex) -> Result<Config, Vec<Problem>>
             healthchecks,
             backends,
             frontends,
+            announce,
             warnings: c.warnings,
         })
     } else {
@@ -244,6 +256,140 @@ pub fn validate(raw: RawFile, lines: &LineIndex) -> Result<Config, Vec<Problem>>
         problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         Err(problems)
     }
+}
+
+/// Whether `name` can name a BIRD constant: a letter or `_`, then
+/// letters, digits and `_` (BIRD 2's symbol syntax), not too long.
+fn bird_symbol(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') || name.len() > 64 {
+        return Err(format!(
+            "`{name}` is not a BIRD symbol (a letter or _, then letters, digits and _; at most 64)"
+        ));
+    }
+    // A few words BIRD's grammar owns, most likely to be tried.
+    const KEYWORDS: [&str; 12] = [
+        "define", "filter", "function", "protocol", "table", "template", "include", "if",
+        "then", "else", "accept", "reject",
+    ];
+    if KEYWORDS.contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(format!("`{name}` is a BIRD keyword"));
+    }
+    Ok(())
+}
+
+/// Whether `argv[0]` names a program this machine has: a path that is an
+/// executable file, or a name found on `PATH`.
+fn program_exists(prog: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if prog.contains('/') {
+        return runnable(std::path::Path::new(prog));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path).any(|d| runnable(&d.join(prog)))
+}
+
+/// An argv key: not empty, and its program exists.
+fn argv(c: &mut Checker, path: String, argv: &[String]) -> Vec<String> {
+    match argv.first() {
+        None => c.problem(path, "an argv needs at least the program"),
+        Some(p) if p.is_empty() => c.problem(path, "the program is empty"),
+        Some(p) if !program_exists(p) => c.problem(
+            path,
+            format!("program `{p}` is not an executable file here (nor on PATH)"),
+        ),
+        Some(_) => {}
+    }
+    argv.to_vec()
+}
+
+fn announce(c: &mut Checker, raw: &RawAnnounce) -> Option<Announce> {
+    const P: &str = "maglev.announce";
+    let Some(bird) = &raw.bird else {
+        c.problem(format!("{P}.bird"), "bird.file is required to enable announcing");
+        return None;
+    };
+    let file = match bird.file.as_deref() {
+        None | Some("") => {
+            c.problem(format!("{P}.bird"), "bird.file is required to enable announcing");
+            return None;
+        }
+        Some(f) => PathBuf::from(f),
+    };
+    if !file.is_absolute() {
+        c.problem(format!("{P}.bird.file"), "must be an absolute path");
+    } else if file.file_name().is_none() {
+        c.problem(format!("{P}.bird.file"), "must name a file");
+    } else if let Some(dir) = file.parent() {
+        // Known now only on the machine that runs maglevd (a runtime
+        // directory may be made at start): a warning, and at run time a
+        // logged error with every address withdrawn.
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => c.problem(
+                format!("{P}.bird.file"),
+                format!("{} is not a directory", dir.display()),
+            ),
+            Err(e) => c.warn(
+                format!("{P}.bird.file"),
+                format!("directory {}: {e} (maglevd cannot write the file until it exists)", dir.display()),
+            ),
+        }
+    }
+    let set = |c: &mut Checker, key: &str, v: &Option<String>, default: &str| {
+        let name = v.clone().unwrap_or_else(|| default.to_string());
+        if let Err(why) = bird_symbol(&name) {
+            c.problem(format!("{P}.bird.{key}"), why);
+        }
+        name
+    };
+    let ipv4_set = set(c, "ipv4-set", &bird.ipv4_set, defaults::IPV4_SET);
+    let ipv6_set = set(c, "ipv6-set", &bird.ipv6_set, defaults::IPV6_SET);
+    if ipv4_set == ipv6_set {
+        c.problem(
+            format!("{P}.bird.ipv6-set"),
+            format!("`{ipv6_set}` is also the ipv4-set; the two sets need two names"),
+        );
+    }
+    let default_reload: Vec<String> = defaults::RELOAD.iter().map(|s| s.to_string()).collect();
+    let reload = argv(
+        c,
+        format!("{P}.bird.reload"),
+        bird.reload.as_ref().unwrap_or(&default_reload),
+    );
+    let reload_timeout = c.within(
+        format!("{P}.bird.reload-timeout"),
+        bird.reload_timeout.map_or(defaults::RELOAD_TIMEOUT, |d| d.0),
+        Duration::from_millis(100),
+        Duration::from_secs(60),
+    );
+    let hold_down = c.within(
+        format!("{P}.hold-down"),
+        raw.hold_down.map_or(defaults::HOLD_DOWN, |d| d.0),
+        Duration::ZERO,
+        Duration::from_secs(3600),
+    );
+    let notify = raw
+        .notify
+        .as_ref()
+        .map(|n| argv(c, format!("{P}.notify"), n));
+    Some(Announce {
+        bird: Bird {
+            file,
+            ipv4_set,
+            ipv6_set,
+            reload,
+            reload_timeout,
+        },
+        hold_down,
+        notify,
+    })
 }
 
 fn healthchecker(c: &mut Checker, raw: &RawHealthChecker) -> HealthChecker {
@@ -748,6 +894,7 @@ fn frontends(
                 } else {
                     defaults::NEW_FLOWS_TABLE_LENGTH as u32
                 },
+                announce: f.announce.unwrap_or_default(),
             },
         );
     }

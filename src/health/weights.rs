@@ -323,6 +323,7 @@ mod tests {
                 })
                 .collect(),
             min_healthy: None,
+            announce: Default::default(),
             new_flows_table_length: 1024,
         }
     }

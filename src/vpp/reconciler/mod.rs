@@ -791,7 +791,7 @@ impl Thread {
                 debug!("reconciler-lagged missed={missed}");
                 self.core.full_sync_needed();
             }
-            Event::Frontend(_) | Event::Dataplane(_) => {}
+            Event::Frontend(_) | Event::Dataplane(_) | Event::Announce(_) => {}
         }
         if !self.core.is_enabled() {
             self.flushes.clear();
