@@ -86,6 +86,7 @@ fn main() {
         status: Published::new(VppStatus::default()),
         counters: None,
         engine: Some(checker.engine_stats()),
+        announce: None,
     };
     let mut out = String::new();
     let mut times = Vec::new();

@@ -282,7 +282,8 @@ impl Core {
                 }
                 None => {
                     let since = *a.servable_since.get_or_insert(now);
-                    if a.announced || now.saturating_duration_since(since) >= self.settings.hold_down
+                    if a.announced
+                        || now.saturating_duration_since(since) >= self.settings.hold_down
                     {
                         a.announced = true;
                         a.reason = None;
@@ -577,7 +578,11 @@ mod tests {
         let w = h.writes();
         assert_eq!(w.len(), 2);
         assert_eq!(w[1].0, 15);
-        assert!(w[1].1.contains("define V4 = [ 192.0.2.1/32 ];"), "{}", w[1].1);
+        assert!(
+            w[1].1.contains("define V4 = [ 192.0.2.1/32 ];"),
+            "{}",
+            w[1].1
+        );
         assert!(h.core.settled());
         assert_eq!(h.core.next_wakeup(h.now), None, "idle: no wake-up");
     }
@@ -668,7 +673,11 @@ mod tests {
         assert_eq!(h.core.next_wakeup(h.now), Some(h.t0 + 5 * SEC));
         h.now = h.t0 + 5 * SEC;
         h.step();
-        let kills = h.log.iter().filter(|(_, a)| *a == Action::KillReload).count();
+        let kills = h
+            .log
+            .iter()
+            .filter(|(_, a)| *a == Action::KillReload)
+            .count();
         assert_eq!(kills, 1);
         assert_eq!(h.core.last_reload().unwrap().outcome, Outcome::TimedOut);
         assert!(!h.core.reloading());
@@ -698,7 +707,10 @@ mod tests {
         h.run_to(20);
         h.core.set_maintenance(true);
         h.step();
-        assert_eq!(h.changes().last(), Some(&(20, false, Some(Reason::Maintenance))));
+        assert_eq!(
+            h.changes().last(),
+            Some(&(20, false, Some(Reason::Maintenance)))
+        );
         // A refresh of the facts keeps maintenance on.
         healthy(&mut h);
         h.run_to(40);
@@ -708,7 +720,10 @@ mod tests {
         assert!(h.announced());
         h.core.stop();
         h.step();
-        assert_eq!(h.changes().last(), Some(&(45, false, Some(Reason::Stopping))));
+        assert_eq!(
+            h.changes().last(),
+            Some(&(45, false, Some(Reason::Stopping)))
+        );
         assert!(h.writes().last().unwrap().1.contains("define V4 = [ ];"));
         assert!(h.core.settled());
     }

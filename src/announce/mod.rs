@@ -425,12 +425,7 @@ impl Thread {
             }
         }
         // A switched-off configuration goes once its withdraw is read.
-        if self
-            .checker
-            .snapshot()
-            .config
-            .announce
-            .is_none()
+        if self.checker.snapshot().config.announce.is_none()
             && self.run.as_ref().is_some_and(|r| r.core.settled())
         {
             self.run = None;
@@ -444,8 +439,7 @@ impl Thread {
         };
         match a {
             Action::Write(content) => {
-                let res =
-                    bird::write_atomic(&r.cfg.bird.file, &content).map_err(|e| e.to_string());
+                let res = bird::write_atomic(&r.cfg.bird.file, &content).map_err(|e| e.to_string());
                 match &res {
                     Ok(()) => debug!("announce-written file={}", r.cfg.bird.file.display()),
                     Err(e) => error!(
@@ -542,10 +536,7 @@ impl Thread {
                     .map_or(0, |t| t.saturating_duration_since(now).as_millis());
                 let detail = match &o {
                     Outcome::Failed(d) => d.clone(),
-                    _ => format!(
-                        "killed after {} ms",
-                        r.cfg.bird.reload_timeout.as_millis()
-                    ),
+                    _ => format!("killed after {} ms", r.cfg.bird.reload_timeout.as_millis()),
                 };
                 warn!(
                     "announce-reload-failed result={} error={detail:?} retry-in-ms={retry}",
@@ -637,9 +628,9 @@ impl Thread {
 /// output captured.
 fn spawn(argv: &[String]) -> std::io::Result<std::process::Child> {
     use std::os::unix::process::CommandExt;
-    let (prog, args) = argv.split_first().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty argv")
-    })?;
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty argv"))?;
     Command::new(prog)
         .args(args)
         .stdin(Stdio::null())
@@ -759,10 +750,12 @@ pub fn withdraw_all(cfg: &Announce) -> Result<String, String> {
     std::thread::spawn(move || {
         let _ = tx.send(outcome(child));
     });
-    let o = rx.recv_timeout(cfg.bird.reload_timeout).unwrap_or_else(|_| {
-        kill_group(pgid);
-        Outcome::TimedOut
-    });
+    let o = rx
+        .recv_timeout(cfg.bird.reload_timeout)
+        .unwrap_or_else(|_| {
+            kill_group(pgid);
+            Outcome::TimedOut
+        });
     match o {
         Outcome::Ok => Ok(format!(
             "withdrew every address: wrote {} and ran {}",

@@ -15,6 +15,7 @@ fn main() {
             0
         }
         Ok(options::Command::Run(opts)) if opts.check => daemon::check(&opts.config),
+        Ok(options::Command::Run(opts)) if opts.withdraw => daemon::withdraw(&opts.config),
         Ok(options::Command::Run(opts)) => daemon::run(opts),
         Err(msg) => cli::usage_error("maglevd", &msg, options::USAGE).into(),
     };

@@ -272,8 +272,8 @@ fn bird_symbol(name: &str) -> Result<(), String> {
     }
     // A few words BIRD's grammar owns, most likely to be tried.
     const KEYWORDS: [&str; 12] = [
-        "define", "filter", "function", "protocol", "table", "template", "include", "if",
-        "then", "else", "accept", "reject",
+        "define", "filter", "function", "protocol", "table", "template", "include", "if", "then",
+        "else", "accept", "reject",
     ];
     if KEYWORDS.contains(&name.to_ascii_lowercase().as_str()) {
         return Err(format!("`{name}` is a BIRD keyword"));
@@ -312,12 +312,18 @@ fn argv(c: &mut Checker, path: String, argv: &[String]) -> Vec<String> {
 fn announce(c: &mut Checker, raw: &RawAnnounce) -> Option<Announce> {
     const P: &str = "maglev.announce";
     let Some(bird) = &raw.bird else {
-        c.problem(format!("{P}.bird"), "bird.file is required to enable announcing");
+        c.problem(
+            format!("{P}.bird"),
+            "bird.file is required to enable announcing",
+        );
         return None;
     };
     let file = match bird.file.as_deref() {
         None | Some("") => {
-            c.problem(format!("{P}.bird"), "bird.file is required to enable announcing");
+            c.problem(
+                format!("{P}.bird"),
+                "bird.file is required to enable announcing",
+            );
             return None;
         }
         Some(f) => PathBuf::from(f),
@@ -338,7 +344,10 @@ fn announce(c: &mut Checker, raw: &RawAnnounce) -> Option<Announce> {
             ),
             Err(e) => c.warn(
                 format!("{P}.bird.file"),
-                format!("directory {}: {e} (maglevd cannot write the file until it exists)", dir.display()),
+                format!(
+                    "directory {}: {e} (maglevd cannot write the file until it exists)",
+                    dir.display()
+                ),
             ),
         }
     }
@@ -365,7 +374,8 @@ fn announce(c: &mut Checker, raw: &RawAnnounce) -> Option<Announce> {
     );
     let reload_timeout = c.within(
         format!("{P}.bird.reload-timeout"),
-        bird.reload_timeout.map_or(defaults::RELOAD_TIMEOUT, |d| d.0),
+        bird.reload_timeout
+            .map_or(defaults::RELOAD_TIMEOUT, |d| d.0),
         Duration::from_millis(100),
         Duration::from_secs(60),
     );

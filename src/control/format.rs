@@ -557,6 +557,61 @@ pub fn preview(v: &p::Preview, st: Style) -> String {
     out
 }
 
+fn announce(a: &p::AnnounceState, st: Style) -> String {
+    if !a.enabled {
+        return "announcing is not configured (maglev.announce)\n".into();
+    }
+    let mut out = block(
+        &[
+            ("file", opt(&a.file)),
+            (
+                "maintenance",
+                if a.maintenance {
+                    "withdraw (set announce restore to end it)"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+            (
+                "last-reload",
+                a.last_reload.as_ref().map_or("-".into(), |r| {
+                    format!(
+                        "{} at {} took {} ms{}",
+                        r.result,
+                        r.at,
+                        dec(r.took_ms),
+                        r.detail
+                            .as_ref()
+                            .map_or(String::new(), |d| format!(": {d}"))
+                    )
+                }),
+            ),
+            ("write-error", opt(&a.write_error)),
+        ],
+        st,
+    );
+    let rows: Vec<Vec<String>> = a
+        .addresses
+        .iter()
+        .map(|x| {
+            vec![
+                x.address.clone(),
+                if x.announced { "yes" } else { "no" }.into(),
+                x.reason.map_or("-".into(), |r| r.as_str().to_string()),
+                x.since.clone(),
+                x.frontends.join(","),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["ADDRESS", "ANNOUNCED", "REASON", "SINCE", "FRONTENDS"],
+        &rows,
+        st,
+    ));
+    out
+}
+
 /// Renders a successful reply.
 pub fn render(reply: &Reply, st: Style) -> String {
     match reply {
@@ -579,6 +634,7 @@ pub fn render(reply: &Reply, st: Style) -> String {
         Reply::VppInfo(v) => vpp_info(v, st),
         Reply::LbState(s) => lb_state(s, st),
         Reply::LbCounters(c) => lb_counters(c, st),
+        Reply::Announce(a) => announce(a, st),
         Reply::Synced(s) => synced(s),
         Reply::Preview(v) => preview(v, st),
         Reply::Config { result, plan } => match plan {

@@ -174,6 +174,12 @@ pub const TREE: &[Node] = &[
                 false,
             ),
             kw(
+                "announce",
+                "VIP addresses announced to BGP (BIRD), and why not",
+                &[],
+                true,
+            ),
+            kw(
                 "vpp",
                 "VPP",
                 &[
@@ -244,6 +250,20 @@ pub const TREE: &[Node] = &[
                 "frontend",
                 "runtime weight of a pool backend",
                 POOL_WEIGHT,
+                false,
+            ),
+            kw(
+                "announce",
+                "announcing to BGP (kept across restarts)",
+                &[
+                    kw(
+                        "withdraw",
+                        "withdraw every address (maintenance)",
+                        &[],
+                        true,
+                    ),
+                    kw("restore", "announce again by the rule", &[], true),
+                ],
                 false,
             ),
         ],
@@ -340,6 +360,10 @@ pub enum Command {
     ShowVppLbState,
     /// `show vpp lb counters`.
     ShowVppLbCounters,
+    /// `show announce`.
+    ShowAnnounce,
+    /// `set announce withdraw` (`true`) or `set announce restore`.
+    SetAnnounce(bool),
     /// `sync vpp lb state [<frontend>]`.
     SyncVppLbState(Option<String>),
     /// `set backend <name> <action>`.
@@ -388,6 +412,7 @@ impl Command {
             Command::SyncVppLbState(_)
                 | Command::SetBackend(..)
                 | Command::SetWeight { .. }
+                | Command::SetAnnounce(_)
                 | Command::ConfigReload
         )
     }
@@ -590,6 +615,9 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         ["show", "vpp", "info"] => Command::ShowVppInfo,
         ["show", "vpp", "lb", "state"] => Command::ShowVppLbState,
         ["show", "vpp", "lb", "counters"] => Command::ShowVppLbCounters,
+        ["show", "announce"] => Command::ShowAnnounce,
+        ["set", "announce", "withdraw"] => Command::SetAnnounce(true),
+        ["set", "announce", "restore"] => Command::SetAnnounce(false),
         ["sync", "vpp", "lb", "state"] => {
             Command::SyncVppLbState(args.first().map(|(_, v)| v.clone()))
         }
@@ -816,6 +844,15 @@ mod tests {
         );
         assert_eq!(parse("sh h").unwrap(), Command::ShowHealthchecks);
         assert_eq!(parse("sh v l c").unwrap(), Command::ShowVppLbCounters);
+        assert_eq!(parse("show announce").unwrap(), Command::ShowAnnounce);
+        assert_eq!(
+            parse("set announce withdraw").unwrap(),
+            Command::SetAnnounce(true)
+        );
+        assert_eq!(parse("set ann rest").unwrap(), Command::SetAnnounce(false));
+        assert!(Command::SetAnnounce(false).mutates());
+        assert!(!Command::ShowAnnounce.mutates());
+        assert!(parse("set announce").is_err());
         assert_eq!(parse("sy v l s").unwrap(), Command::SyncVppLbState(None));
         assert_eq!(
             parse("sy v l s web").unwrap(),

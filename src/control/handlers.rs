@@ -46,6 +46,8 @@ pub struct Context {
     pub admin_group: Option<(String, u32)>,
     /// When maglevd started.
     pub started: SystemTime,
+    /// Announcing to BGP.
+    pub announcer: Option<crate::announce::AnnouncerClient>,
 }
 
 /// What a command answers: the reply, or why not.
@@ -487,6 +489,44 @@ fn lb_state(ctx: &Context) -> Answer {
     }))
 }
 
+/// `show announce` from the announcer's published state.
+fn announce_state(ctx: &Context) -> p::AnnounceState {
+    use crate::logging::rfc3339_utc;
+    let Some(st) = ctx.announcer.as_ref().map(|a| a.status()) else {
+        return p::AnnounceState {
+            enabled: false,
+            file: None,
+            maintenance: false,
+            addresses: Vec::new(),
+            last_reload: None,
+            write_error: None,
+        };
+    };
+    p::AnnounceState {
+        enabled: st.enabled,
+        file: st.file.as_ref().map(|f| f.display().to_string()),
+        maintenance: st.maintenance,
+        addresses: st
+            .addresses
+            .iter()
+            .map(|a| p::AnnouncedAddress {
+                address: a.address.to_string(),
+                announced: a.announced,
+                reason: a.reason,
+                since: rfc3339_utc(a.since),
+                frontends: a.frontends.clone(),
+            })
+            .collect(),
+        last_reload: st.last_reload.as_ref().map(|r| p::AnnounceReload {
+            at: rfc3339_utc(r.at),
+            result: r.result.to_string(),
+            detail: r.detail.clone(),
+            took_ms: r.took.as_secs_f64() * 1000.0,
+        }),
+        write_error: st.write_error.clone(),
+    }
+}
+
 fn lb_counters(ctx: &Context) -> Answer {
     let c = ctx
         .counters
@@ -587,6 +627,15 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
         Command::ShowVppInfo => return vpp_info(ctx),
         Command::ShowVppLbState => return lb_state(ctx),
         Command::ShowVppLbCounters => return lb_counters(ctx),
+        Command::ShowAnnounce => Reply::Announce(announce_state(ctx)),
+        Command::SetAnnounce(withdraw) => {
+            let a = ctx
+                .announcer
+                .as_ref()
+                .ok_or_else(|| err("announcing is not running"))?;
+            a.set_maintenance(*withdraw).map_err(err)?;
+            Reply::Announce(announce_state(ctx))
+        }
         Command::SyncVppLbState(fe) => {
             let r = ctx.reconciler.as_ref().ok_or_else(|| err(NO_VPP))?;
             let rep = r

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::grammar::Command;
+pub use crate::announce::rule::Reason;
 pub use crate::checker::events::Dataplane;
 
 /// `show version`.
@@ -85,6 +86,53 @@ pub struct FrontendDetail {
     /// The last operation VPP refused for it, kept after it recovers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vpp_refusal: Option<VppRefusal>,
+}
+
+/// `show announce`: the VIP addresses announced to BGP through BIRD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnounceState {
+    /// `maglev.announce` is configured.
+    pub enabled: bool,
+    /// The BIRD fragment maglevd writes.
+    pub file: Option<String>,
+    /// `set announce withdraw` is in force (kept across restarts).
+    pub maintenance: bool,
+    /// Every VIP address, in address order.
+    pub addresses: Vec<AnnouncedAddress>,
+    /// The last run of the reload argv.
+    pub last_reload: Option<AnnounceReload>,
+    /// Why the last write of the file failed, if it did.
+    pub write_error: Option<String>,
+}
+
+/// One address of [`AnnounceState`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnouncedAddress {
+    /// The VIP address.
+    pub address: String,
+    /// In the file BIRD reads.
+    pub announced: bool,
+    /// Why not (`vpp-down`, `not-programmed`, `no-serving-backend`,
+    /// `warming-up`, `stopping`, `maintenance`, `never`, `hold-down`,
+    /// `removed`); `null` while announced.
+    pub reason: Option<Reason>,
+    /// Since when (RFC 3339, UTC).
+    pub since: String,
+    /// The frontends at that address.
+    pub frontends: Vec<String>,
+}
+
+/// The last reload of [`AnnounceState`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnounceReload {
+    /// When it ended (RFC 3339, UTC).
+    pub at: String,
+    /// `ok`, `failed` or `timeout`.
+    pub result: String,
+    /// What failed.
+    pub detail: Option<String>,
+    /// How long it ran, milliseconds.
+    pub took_ms: f64,
 }
 
 /// An operation VPP refused.
@@ -521,6 +569,8 @@ pub enum Reply {
     LbState(LbState),
     /// `show vpp lb counters`.
     LbCounters(LbCounters),
+    /// `show announce`, `set announce ...`.
+    Announce(AnnounceState),
     /// `sync vpp lb state`.
     Synced(Synced),
     /// `preview ...`.
@@ -603,6 +653,19 @@ pub enum StreamEvent {
         /// VPP's refusal, when `to` is `refused`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
+        /// When (RFC 3339, UTC).
+        at: String,
+    },
+    /// An address was announced to BGP or withdrawn.
+    Announce {
+        /// The VIP address.
+        address: String,
+        /// Now announced.
+        announced: bool,
+        /// Why withdrawn.
+        reason: Option<String>,
+        /// The frontends at that address.
+        frontends: Vec<String>,
         /// When (RFC 3339, UTC).
         at: String,
     },
@@ -705,6 +768,7 @@ impl Reply {
             Command::ShowVppInfo => as_!(VppInfo(VppInfo)),
             Command::ShowVppLbState => as_!(LbState(LbState)),
             Command::ShowVppLbCounters => as_!(LbCounters(LbCounters)),
+            Command::ShowAnnounce | Command::SetAnnounce(_) => as_!(Announce(AnnounceState)),
             Command::SyncVppLbState(_) => as_!(Synced(Synced)),
             Command::Preview(_) => as_!(Preview(Preview)),
             Command::ConfigCheck | Command::ConfigReload => {
@@ -976,6 +1040,37 @@ pub fn samples() -> Vec<(Command, Reply)> {
             }),
         ),
         (
+            Command::ShowAnnounce,
+            Reply::Announce(AnnounceState {
+                enabled: true,
+                file: Some("/run/vpp-maglev/bird-vips.conf".into()),
+                maintenance: false,
+                addresses: vec![
+                    AnnouncedAddress {
+                        address: "198.51.100.1".into(),
+                        announced: true,
+                        reason: None,
+                        since: "2026-12-01T10:00:00Z".into(),
+                        frontends: vec!["web".into()],
+                    },
+                    AnnouncedAddress {
+                        address: "198.51.100.2".into(),
+                        announced: false,
+                        reason: Some(Reason::NoServingBackend),
+                        since: "2026-12-01T10:00:02Z".into(),
+                        frontends: vec!["api".into(), "api-tls".into()],
+                    },
+                ],
+                last_reload: Some(AnnounceReload {
+                    at: "2026-12-01T10:00:02Z".into(),
+                    result: "ok".into(),
+                    detail: None,
+                    took_ms: 3.5,
+                }),
+                write_error: None,
+            }),
+        ),
+        (
             Command::ShowVppLbCounters,
             Reply::LbCounters(LbCounters {
                 at: Some("2026-12-01T10:00:01Z".into()),
@@ -1118,6 +1213,20 @@ mod tests {
                 message: String::new(),
                 at: String::new(),
             },
+            StreamEvent::Vpp {
+                frontend: String::new(),
+                from: Dataplane::Ok,
+                to: Dataplane::Ok,
+                error: None,
+                at: String::new(),
+            },
+            StreamEvent::Announce {
+                address: String::new(),
+                announced: false,
+                reason: None,
+                frontends: Vec::new(),
+                at: String::new(),
+            },
             StreamEvent::Lagged { missed: 0 },
         ];
         for e in events {
@@ -1134,6 +1243,8 @@ mod tests {
                 Command::ShowVppInfo => "vpp info",
                 Command::ShowVppLbState => "vpp lb state",
                 Command::ShowVppLbCounters => "vpp lb counters",
+                Command::ShowAnnounce => "show announce",
+                Command::SetAnnounce(_) => "set announce",
                 Command::SyncVppLbState(_) => "sync vpp lb state",
                 Command::SetBackend(..) => "set backend B",
                 Command::ConfigCheck => "config check",

@@ -475,6 +475,13 @@ fn stream_event(ev: &Event) -> Option<StreamEvent> {
             error: e.error.clone(),
             at: rfc3339_utc(e.at),
         },
+        Event::Announce(e) => StreamEvent::Announce {
+            address: e.address.to_string(),
+            announced: e.announced,
+            reason: e.reason.clone(),
+            frontends: e.frontends.clone(),
+            at: rfc3339_utc(e.at),
+        },
         Event::Lagged { missed } => StreamEvent::Lagged { missed: *missed },
         _ => return None,
     })
@@ -571,7 +578,9 @@ fn watch(
                 Ok(ev) => {
                     let keep = match &ev {
                         Event::Backend(_) => spec.backend,
-                        Event::Frontend(_) | Event::Dataplane(_) => spec.frontend,
+                        Event::Frontend(_) | Event::Dataplane(_) | Event::Announce(_) => {
+                            spec.frontend
+                        }
                         Event::Lagged { .. } => true,
                         _ => false,
                     };

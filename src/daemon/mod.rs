@@ -79,6 +79,37 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     Ok(c)
 }
 
+/// `maglevd --withdraw`: every address out of BIRD's sets, whatever state
+/// maglevd was in; exit status 0 when BIRD's reload succeeded too.
+pub fn withdraw(path: &Path) -> i32 {
+    let c = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            for line in e.lines() {
+                eprintln!("{line}");
+            }
+            return e.exit_code();
+        }
+    };
+    let Some(a) = &c.announce else {
+        println!(
+            "{}: maglev.announce is not configured; nothing to withdraw",
+            path.display()
+        );
+        return 0;
+    };
+    match crate::announce::withdraw_all(a) {
+        Ok(m) => {
+            println!("{m}");
+            0
+        }
+        Err(m) => {
+            eprintln!("maglevd: {m}");
+            1
+        }
+    }
+}
+
 /// Prints the verdict of `maglevd --check` and returns its exit status.
 pub fn check(path: &Path) -> i32 {
     match load(path) {
@@ -264,6 +295,10 @@ impl Loader {
 /// The longest a stop may take before the process exits regardless.
 pub const STOP_DEADLINE: Duration = Duration::from_millis(1800);
 
+/// How long the stop waits for BIRD to read the withdraw of every address
+/// (then the reload is killed): the first part of [`STOP_DEADLINE`].
+const ANNOUNCE_STOP_BUDGET: Duration = Duration::from_millis(1200);
+
 /// Guarantees the stop promise (exit within 2 s of SIGTERM) whatever a
 /// thread is blocked in: every stop path is bounded on its own, and this
 /// is the net under them. Exiting here is logged as an error, since it
@@ -374,6 +409,20 @@ pub fn run(opts: Options) -> i32 {
             return 1;
         }
     };
+    let announcer = match crate::announce::Announcer::start(
+        checker.client(),
+        reconciler.status(),
+        crate::announce::AnnouncerOptions {
+            started: process_start,
+            state_dir: opts.state_dir.clone(),
+        },
+    ) {
+        Ok(a) => a,
+        Err(e) => {
+            error!("startup-failed step=announcer error={e}");
+            return 1;
+        }
+    };
     let sim_stats = sim
         .as_ref()
         .map(|s| s.stats_socket().map(Path::to_path_buf));
@@ -401,6 +450,7 @@ pub fn run(opts: Options) -> i32 {
             status: reconciler.status(),
             counters: Some(scraper.latest()),
             engine: Some(checker.engine_stats()),
+            announce: Some(announcer.status()),
         };
         // Health checking matters more than metrics: run on without them.
         MetricsServer::start(addr, src)
@@ -428,6 +478,7 @@ pub fn run(opts: Options) -> i32 {
                 config: cfg_tx,
                 admin_group: admin,
                 started: std::time::SystemTime::now(),
+                announcer: Some(announcer.client()),
             };
             match ControlServer::start(path, ctx) {
                 Ok(s) => Some(s),
@@ -537,6 +588,9 @@ pub fn run(opts: Options) -> i32 {
     info!("stopping reason={stop}");
     notify.stopping();
     stop_deadline(started);
+    // First of all, stop attracting traffic: every address withdrawn and
+    // BIRD told, within the stop bound (a hung reload is killed).
+    announcer.shutdown(ANNOUNCE_STOP_BUDGET);
     if let Some(c) = control {
         c.shutdown();
     }

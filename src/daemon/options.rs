@@ -43,6 +43,10 @@ pub struct Options {
     pub admin_group: String,
     /// Where the one-daemon-per-VPP lock files live.
     pub lock_dir: PathBuf,
+    /// Withdraw every announced address (empty BIRD sets, reload) and exit.
+    pub withdraw: bool,
+    /// Where state kept across restarts lives (the maintenance withdraw).
+    pub state_dir: PathBuf,
 }
 
 /// Default `--lock-dir`.
@@ -81,6 +85,11 @@ Options:
                        maglevd.sock; empty disables)
   --admin-group NAME   group allowed to run set/sync/config reload besides root
                        [env MAGLEV_ADMIN_GROUP] (default maglevd)
+  --withdraw           write the BIRD fragment of maglev.announce with empty
+                       sets, run its reload, and exit (after a crash: the
+                       unit's ExecStopPost)
+  --state-dir DIR      state kept across restarts [env STATE_DIRECTORY,
+                       MAGLEV_STATE_DIR; default /var/lib/vpp-maglev]
   --lock-dir DIR       where the lock that allows one maglevd per VPP API
                        socket lives [env MAGLEV_LOCK_DIR] (default /run/vpp-maglev)
   --version            print version and git commit, then exit
@@ -111,6 +120,17 @@ where
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| DEFAULT_ADMIN_GROUP.to_string());
     let mut lock_dir = env("MAGLEV_LOCK_DIR").filter(|s| !s.is_empty());
+    let mut withdraw = false;
+    let mut state_dir = env("MAGLEV_STATE_DIR")
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            env("STATE_DIRECTORY")
+                .filter(|s| !s.is_empty())
+                .map_or_else(crate::announce::default_state_dir, |s| {
+                    PathBuf::from(s.split(':').next().unwrap_or_default())
+                })
+        });
     let mut metrics_word =
         env("MAGLEV_METRICS_ADDR").unwrap_or_else(|| crate::metrics::DEFAULT_ADDR.to_string());
 
@@ -131,6 +151,8 @@ where
             "control-socket" => control_word = Some(value("a socket path (or \"\")")?),
             "admin-group" => admin_group = value("a group name")?,
             "lock-dir" => lock_dir = Some(value("a directory")?),
+            "withdraw" => withdraw = parse_bool(&name, inline.as_deref())?,
+            "state-dir" => state_dir = PathBuf::from(value("a directory")?),
             "version" | "V" => return Ok(Command::Version),
             "help" | "h" => return Ok(Command::Help),
             _ => return Err(format!("unknown option `{raw}`")),
@@ -164,6 +186,8 @@ where
             Some(w) => Some(PathBuf::from(w)),
         },
         admin_group,
+        withdraw,
+        state_dir,
         // Beside the control socket by default: /run/vpp-maglev, or the
         // user's runtime directory where that cannot be written.
         lock_dir: lock_dir.map(PathBuf::from).unwrap_or_else(|| {

@@ -415,6 +415,19 @@ impl Hub {
                 self.core
                     .frontends_changed(i, BTreeSet::from([frontend]), now);
             }
+            StreamEvent::Announce {
+                address,
+                announced,
+                reason,
+                frontends,
+                at,
+            } => {
+                let data = json!({"maglevd": name, "address": address, "announced": announced,
+                                  "reason": reason, "frontends": frontends, "at": at});
+                self.broker.publish("announce", &data, true);
+                self.core
+                    .frontends_changed(i, frontends.into_iter().collect(), now);
+            }
             StreamEvent::Log { level, message, at } => {
                 if let Some(p) = parse_probe(&message, &at) {
                     self.maglevds[i].apply_probe(&p);

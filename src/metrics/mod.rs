@@ -41,6 +41,8 @@ pub struct Sources {
     pub counters: Option<Published<LbCounters>>,
     /// The probe engine's own counters (schedule lateness).
     pub engine: Option<Arc<crate::probe::engine::Stats>>,
+    /// Announcing to BGP.
+    pub announce: Option<Published<crate::announce::AnnounceStatus>>,
 }
 
 /// `:9091` → `[::]:9091` (IPv6 and IPv4, as Go listens); `""` → `None`

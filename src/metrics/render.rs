@@ -70,6 +70,12 @@ pub fn render(src: &Sources, out: &mut String) {
     }
     frontends(&mut o, &snap);
     programmed(&mut o, &snap, &status);
+    if let Some(a) = &src.announce {
+        let a = a.load();
+        if a.enabled {
+            announce(&mut o, &a);
+        }
+    }
     vpp_sync(
         &mut o,
         status.connected,
@@ -361,6 +367,54 @@ fn vpp_sync(
 }
 
 /// How long the session has been up and which VPP it is (connected only).
+/// Announced addresses, reloads by result, cause-to-reload-done times.
+fn announce(o: &mut Out, a: &crate::announce::AnnounceStatus) {
+    o.family(
+        "maglev_vip_announced",
+        "gauge",
+        "1 while the VIP address is in the BIRD sets maglevd writes (announced to BGP), else 0.",
+    );
+    for x in &a.addresses {
+        o.sample(
+            "maglev_vip_announced",
+            &[("address", &x.address.to_string())],
+            u8::from(x.announced),
+        );
+    }
+    o.family(
+        "maglev_announce_reloads_total",
+        "counter",
+        "Runs of the BIRD reload argv, by result (ok, failed, timeout).",
+    );
+    for r in ["ok", "failed", "timeout"] {
+        o.sample(
+            "maglev_announce_reloads_total",
+            &[("result", r)],
+            a.reloads.get(r).copied().unwrap_or(0),
+        );
+    }
+    o.family(
+        "maglev_announce_reload_seconds",
+        "histogram",
+        "Seconds from a change of what is announced to the end of the reload that gave it to BIRD.",
+    );
+    let (buckets, sum, count) = &a.latency;
+    for (le, n) in crate::announce::LATENCY_BUCKETS.iter().zip(buckets) {
+        o.sample(
+            "maglev_announce_reload_seconds_bucket",
+            &[("le", &le.to_string())],
+            n,
+        );
+    }
+    o.sample(
+        "maglev_announce_reload_seconds_bucket",
+        &[("le", "+Inf")],
+        count,
+    );
+    o.sample("maglev_announce_reload_seconds_sum", &[], sum);
+    o.sample("maglev_announce_reload_seconds_count", &[], count);
+}
+
 /// Whether VPP holds each frontend as desired (its VPP status is `ok`).
 fn programmed(o: &mut Out, snap: &Snapshot, status: &VppStatus) {
     o.family(
