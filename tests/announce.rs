@@ -429,3 +429,224 @@ fn ctl_of(d: &mut Daemon) -> PathBuf {
         .trim_matches('"');
     PathBuf::from(path)
 }
+
+/// A configuration for maglevd `--vpp-sim` (no root, no BIRD): `web` on a
+/// backend the test serves, announce settings from `announce`.
+fn sim_conf(port: u16, announce: &str) -> String {
+    format!(
+        "maglev:
+  vpp:
+    lb:
+      ipv4-src-address: 192.0.2.254
+      startup-min-delay: 0s
+      startup-max-delay: 0s
+{announce}
+  healthchecks:
+    web:
+      type: tcp
+      port: {port}
+      interval: 100ms
+      timeout: 80ms
+      rise: 1
+      fall: 1
+  backends:
+    a: {{ address: 127.78.1.1, healthcheck: web }}
+  frontends:
+    web:
+      address: 192.0.2.1
+      protocol: tcp
+      port: 80
+      pools:
+        - name: main
+          backends: {{ a: {{}} }}
+"
+    )
+}
+
+fn sim_daemon(cfg: &Path, state: &Path, ctl: &Path) -> Daemon {
+    Daemon::start(&[
+        "--vpp-sim",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--control-socket",
+        ctl.to_str().unwrap(),
+    ])
+}
+
+fn lines_of(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The reload and notify argvs as an operator's scripts see them; the
+/// maintenance withdraw, kept across a restart; all without BIRD.
+#[test]
+fn reload_notify_and_maintenance_as_scripts_see_them() {
+    let dir = TempDir::new("announce-sim");
+    let port = common::free_port("127.78.1.1");
+    let _backend = Server::start(
+        &format!("127.78.1.1:{port}"),
+        Behaviour::Respond(http("200 OK", "ok")),
+    );
+    let file = dir.path("vips.conf");
+    let reloads = dir.path("reloads.log");
+    let notes = dir.path("notify.log");
+    let announce = format!(
+        "  announce:
+    bird:
+      file: {}
+      reload: [/bin/sh, -c, 'cat \"$0\" >> {}', {}]
+    hold-down: 200ms
+    notify: [/bin/sh, -c, 'echo \"$@\" >> {}', notify]",
+        file.display(),
+        reloads.display(),
+        file.display(),
+        notes.display()
+    );
+    let cfg = dir.write("m.yaml", &sim_conf(port, &announce));
+    let state = dir.path("state");
+    let ctl = dir.path("ctl.sock");
+    let mut d = sim_daemon(&cfg, &state, &ctl);
+    d.wait_for(
+        &["vip-announce", "address=192.0.2.1", "frontends=web"],
+        Duration::from_secs(5),
+    );
+    wait_until(
+        "the reload read the announce",
+        Duration::from_secs(2),
+        || {
+            lines_of(&reloads)
+                .iter()
+                .any(|l| l == "define MAGLEV_VIPS4 = [ 192.0.2.1/32 ];")
+        },
+    );
+    // The first write is the empty sets (nothing announced at start).
+    let r = lines_of(&reloads);
+    let first = r
+        .iter()
+        .position(|l| l.starts_with("define MAGLEV_VIPS4"))
+        .unwrap();
+    assert_eq!(r[first], "define MAGLEV_VIPS4 = [ ];", "{r:?}");
+    wait_until("notify announce", Duration::from_secs(2), || {
+        lines_of(&notes).contains(&"web 192.0.2.1 announce -".to_string())
+    });
+    let show = |ctl: &Path| {
+        String::from_utf8_lossy(&common::maglevc(ctl, &["--json", "show", "announce"]).stdout)
+            .into_owned()
+    };
+    let v: serde_json::Value = serde_json::from_str(&show(&ctl)).unwrap();
+    assert_eq!(v["addresses"][0]["announced"], true, "{v}");
+    assert_eq!(v["last_reload"]["result"], "ok", "{v}");
+
+    // Maintenance: withdrawn with its reason, kept across a restart.
+    let out = common::maglevc(&ctl, &["set", "announce", "withdraw"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d.wait_for(
+        &["vip-withdraw", "address=192.0.2.1", "reason=maintenance"],
+        Duration::from_secs(2),
+    );
+    wait_until("notify withdraw", Duration::from_secs(2), || {
+        lines_of(&notes).contains(&"web 192.0.2.1 withdraw maintenance".to_string())
+    });
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("define MAGLEV_VIPS4 = [ ];")
+    );
+    d.stop_within(Duration::from_secs(2));
+    let mut d = sim_daemon(&cfg, &state, &ctl);
+    d.wait_for(&["ready"], Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(600));
+    let v: serde_json::Value = serde_json::from_str(&show(&ctl)).unwrap();
+    assert_eq!(v["maintenance"], true, "{v}");
+    assert_eq!(v["addresses"][0]["announced"], false, "{v}");
+    assert_eq!(v["addresses"][0]["reason"], "maintenance", "{v}");
+    let out = common::maglevc(&ctl, &["set", "announce", "restore"]);
+    assert!(out.status.success());
+    d.wait_for(
+        &["vip-announce", "address=192.0.2.1"],
+        Duration::from_secs(2),
+    );
+    d.stop_within(Duration::from_secs(2));
+}
+
+/// A reload that fails is logged, counted, retried with backoff and shown;
+/// one that hangs is killed after reload-timeout, and stopping maglevd is
+/// not held up by it.
+#[test]
+fn failing_and_hanging_reloads_are_bounded() {
+    let dir = TempDir::new("announce-bad");
+    let port = common::free_port("127.78.1.1");
+    let _backend = Server::start(
+        &format!("127.78.1.1:{port}"),
+        Behaviour::Respond(http("200 OK", "ok")),
+    );
+    let file = dir.path("vips.conf");
+    let failing = format!(
+        "  announce:
+    bird:
+      file: {}
+      reload: [/bin/sh, -c, 'echo bird says no >&2; exit 3']",
+        file.display()
+    );
+    let cfg = dir.write("fail.yaml", &sim_conf(port, &failing));
+    let ctl = dir.path("ctl.sock");
+    let mut d = sim_daemon(&cfg, &dir.path("s1"), &ctl);
+    let l = d.wait_for(
+        &["announce-reload-failed", "result=failed"],
+        Duration::from_secs(3),
+    );
+    assert!(
+        l.contains("bird says no") && l.contains("retry-in-ms=1000"),
+        "{l}"
+    );
+    let l = d.wait_for(&["announce-reload-failed"], Duration::from_secs(3));
+    assert!(l.contains("retry-in-ms=2000"), "backoff doubles: {l}");
+    let v: serde_json::Value =
+        serde_json::from_slice(&common::maglevc(&ctl, &["--json", "show", "announce"]).stdout)
+            .unwrap();
+    assert_eq!(v["last_reload"]["result"], "failed", "{v}");
+    assert!(
+        v["last_reload"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("bird says no")
+    );
+    d.stop_within(Duration::from_secs(2));
+
+    let hanging = format!(
+        "  announce:
+    bird:
+      file: {}
+      reload: [/bin/sleep, '30']
+      reload-timeout: 300ms
+    hold-down: 0s",
+        file.display()
+    );
+    let cfg = dir.write("hang.yaml", &sim_conf(port, &hanging));
+    let mut d = sim_daemon(&cfg, &dir.path("s2"), &ctl);
+    d.wait_for(&["vip-announce"], Duration::from_secs(5));
+    let t = Instant::now();
+    d.wait_for(
+        &["announce-reload-failed", "result=timeout"],
+        Duration::from_secs(3),
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "killed after {:?}",
+        t.elapsed()
+    );
+    // Stop while the retry (1 s later) hangs again: within the 2 s bound.
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, _) = d.stop_within(Duration::from_secs(2));
+    assert_eq!(code, Some(0));
+}

@@ -45,6 +45,11 @@ fn metrics_of_a_running_daemon_pass_promtool() {
       sync-interval: 1s
       startup-min-delay: 0s
       startup-max-delay: 0s
+  announce:
+    bird:
+      file: {}
+      reload: [/bin/true]
+    hold-down: 0s
   healthchecks:
     web:
       type: http
@@ -62,6 +67,7 @@ fn metrics_of_a_running_daemon_pass_promtool() {
         - name: main
           backends: {{ web-1: {{}} }}
 ",
+            dir.path("vips.conf").display(),
             web.port()
         ),
     );
@@ -92,6 +98,8 @@ fn metrics_of_a_running_daemon_pass_promtool() {
             && body
                 .contains("maglev_vip_route_packets_total{frontend=\"web\",vip=\"192.0.2.1/32\"} 9")
             && body.contains("maglev_backend_state{backend=\"web-1\",state=\"up\"} 1")
+            && body.contains("maglev_vip_announced{address=\"192.0.2.1\"} 1")
+            && body.contains("maglev_announce_reload_seconds_count 1")
         {
             break body;
         }
@@ -121,6 +129,10 @@ fn metrics_of_a_running_daemon_pass_promtool() {
         "maglev_vip_packets_total",
         "maglev_vip_route_packets_total",
         "maglev_vip_route_bytes_total",
+        "maglev_frontend_programmed",
+        "maglev_vip_announced",
+        "maglev_announce_reloads_total",
+        "maglev_announce_reload_seconds",
     ] {
         assert!(
             body.contains(&format!("# TYPE {family} ")),
@@ -132,6 +144,8 @@ fn metrics_of_a_running_daemon_pass_promtool() {
         "{body}"
     );
     assert!(body.contains("maglev_vpp_connected 1"));
+    assert!(body.contains("maglev_frontend_programmed{frontend=\"web\"} 1"));
+    assert!(body.contains("maglev_announce_reloads_total{result=\"ok\"} 2"));
     assert!(body.contains("result=\"success\",code=\"L7OK\""));
 
     let path = dir.path("scrape.txt");

@@ -1142,3 +1142,117 @@ fn vpp_reads_ipv6_in_96_as_ipv4_and_check_warns() {
         "as an IPv4 VIP",
     );
 }
+
+/// `BASE` with a `maglev.announce` section of these lines (indented
+/// under `announce:`).
+fn with_announce(lines: &str) -> String {
+    format!("{BASE}  announce:\n{lines}")
+}
+
+#[test]
+fn announce_defaults_and_frontend_mode() {
+    let dir = std::env::temp_dir();
+    let text = with_announce(&format!(
+        "    bird:\n      file: {}/vips.conf\n      reload: [/bin/true]\n",
+        dir.display()
+    ));
+    let c = parse(&text, Path::new("t.yaml")).unwrap();
+    let a = c.announce.unwrap();
+    assert_eq!(a.bird.ipv4_set, "MAGLEV_VIPS4");
+    assert_eq!(a.bird.ipv6_set, "MAGLEV_VIPS6");
+    assert_eq!(a.bird.reload, ["/bin/true"]);
+    assert_eq!(a.bird.reload_timeout, Duration::from_secs(5));
+    assert_eq!(a.hold_down, Duration::from_secs(5));
+    assert_eq!(a.notify, None);
+    assert_eq!(c.frontends["web"].announce, AnnounceMode::Healthy);
+    // Without the section, nothing is announced.
+    assert!(parse(BASE, Path::new("t.yaml")).unwrap().announce.is_none());
+    let text = with(
+        "      port: 80\n      pools:",
+        "      port: 80\n      announce: always\n      pools:",
+    );
+    let c = parse(&text, Path::new("t.yaml")).unwrap();
+    assert_eq!(c.frontends["web"].announce, AnnounceMode::Always);
+}
+
+#[test]
+fn announce_bad_input_is_named_with_its_line() {
+    let tmp = std::env::temp_dir().display().to_string();
+    let text = with(
+        "      port: 80\n      pools:",
+        "      port: 80\n      announce: sometimes\n      pools:",
+    );
+    parse_problem(
+        &text,
+        Some("maglev.frontends.web.announce"),
+        "announce: sometimes",
+        "unknown variant",
+    );
+    one_problem(
+        &with_announce("    hold-down: 5s\n"),
+        "maglev.announce.bird",
+        "announce:",
+        "bird.file is required",
+    );
+    one_problem(
+        &with_announce(&format!(
+            "    bird:\n      file: {tmp}/v.conf\n      ipv4-set: 4VIPS\n      reload: [/bin/true]\n"
+        )),
+        "maglev.announce.bird.ipv4-set",
+        "ipv4-set: 4VIPS",
+        "not a BIRD symbol",
+    );
+    one_problem(
+        &with_announce(&format!(
+            "    bird:\n      file: {tmp}/v.conf\n      ipv6-set: filter\n      reload: [/bin/true]\n"
+        )),
+        "maglev.announce.bird.ipv6-set",
+        "ipv6-set: filter",
+        "BIRD keyword",
+    );
+    one_problem(
+        &with_announce(&format!(
+            "    bird:\n      file: {tmp}/v.conf\n      ipv4-set: S\n      ipv6-set: S\n      reload: [/bin/true]\n"
+        )),
+        "maglev.announce.bird.ipv6-set",
+        "ipv6-set: S",
+        "two names",
+    );
+    one_problem(
+        &with_announce(&format!(
+            "    bird:\n      file: {tmp}/v.conf\n      reload: [/no/such/birdc, configure]\n"
+        )),
+        "maglev.announce.bird.reload",
+        "reload: [/no/such/birdc",
+        "not an executable file",
+    );
+    one_problem(
+        &with_announce(&format!(
+            "    bird:\n      file: {tmp}/v.conf\n      reload: [/bin/true]\n    notify: [no-such-program-here]\n"
+        )),
+        "maglev.announce.notify",
+        "notify: [no-such",
+        "not an executable file here (nor on PATH)",
+    );
+    one_problem(
+        &with_announce("    bird:\n      file: vips.conf\n      reload: [/bin/true]\n"),
+        "maglev.announce.bird.file",
+        "file: vips.conf",
+        "absolute",
+    );
+    one_problem(
+        &with_announce(&format!(
+            "    bird:\n      file: {tmp}/v.conf\n      reload: [/bin/true]\n      reload-timeout: 10ms\n"
+        )),
+        "maglev.announce.bird.reload-timeout",
+        "reload-timeout: 10ms",
+        "outside",
+    );
+    // A directory that does not exist here may exist at run time: a warning.
+    one_warning(
+        &with_announce("    bird:\n      file: /no/such/dir/v.conf\n      reload: [/bin/true]\n"),
+        "maglev.announce.bird.file",
+        "file: /no/such/dir/v.conf",
+        "cannot write the file until it exists",
+    );
+}
