@@ -542,6 +542,19 @@ fn reload_notify_and_maintenance_as_scripts_see_them() {
     let v: serde_json::Value = serde_json::from_str(&show(&ctl)).unwrap();
     assert_eq!(v["addresses"][0]["announced"], true, "{v}");
     assert_eq!(v["last_reload"]["result"], "ok", "{v}");
+    // The frontend's own view says the same (maglevc's BGP column).
+    let fe = |ctl: &Path| {
+        let out = common::maglevc(ctl, &["--json", "show", "frontend", "web"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["frontend"].clone()
+    };
+    assert_eq!(fe(&ctl)["announced"], true);
+    let table = common::maglevc(&ctl, &["show", "frontends"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.lines().next().unwrap().ends_with("BGP"), "{table}");
+    assert!(
+        table.lines().nth(1).unwrap().ends_with("announced"),
+        "{table}"
+    );
 
     // Maintenance: withdrawn with its reason, kept across a restart.
     let out = common::maglevc(&ctl, &["set", "announce", "withdraw"]);
@@ -570,6 +583,8 @@ fn reload_notify_and_maintenance_as_scripts_see_them() {
     assert_eq!(v["maintenance"], true, "{v}");
     assert_eq!(v["addresses"][0]["announced"], false, "{v}");
     assert_eq!(v["addresses"][0]["reason"], "maintenance", "{v}");
+    assert_eq!(fe(&ctl)["announced"], false);
+    assert_eq!(fe(&ctl)["announce_reason"], "maintenance");
     let out = common::maglevc(&ctl, &["set", "announce", "restore"]);
     assert!(out.status.success());
     d.wait_for(

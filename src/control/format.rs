@@ -118,6 +118,7 @@ fn frontends(fs: &[p::Frontend], st: Style) -> String {
                 opt(&f.active_pool),
                 f.backends.to_string(),
                 f.vpp.to_string(),
+                bgp(f),
             ]
         })
         .collect();
@@ -131,10 +132,22 @@ fn frontends(fs: &[p::Frontend], st: Style) -> String {
             "ACTIVE POOL",
             "BACKENDS",
             "VPP",
+            "BGP",
         ],
         &rows,
         st,
     )
+}
+
+/// A frontend's BGP cell: `announced`, the reason its address is withdrawn,
+/// or `-` when announcing is not configured.
+fn bgp(f: &p::Frontend) -> String {
+    match (f.announced, f.announce_reason) {
+        (None, _) => "-".into(),
+        (Some(true), _) => "announced".into(),
+        (Some(false), Some(r)) => r.as_str().into(),
+        (Some(false), None) => "withdrawn".into(),
+    }
 }
 
 fn frontend(f: &p::Frontend, st: Style) -> String {
@@ -150,6 +163,7 @@ fn frontend(f: &p::Frontend, st: Style) -> String {
             ("backends", f.backends.to_string()),
             ("vpp", f.vpp.to_string()),
             ("vpp-unheld", opt(&d.map(|d| d.vpp_unheld))),
+            ("bgp", bgp(f)),
             (
                 "vpp-refusal",
                 d.and_then(|d| d.vpp_refusal.as_ref())
@@ -598,7 +612,9 @@ fn announce(a: &p::AnnounceState, st: Style) -> String {
             vec![
                 x.address.clone(),
                 if x.announced { "yes" } else { "no" }.into(),
-                x.reason.map_or("-".into(), |r| r.as_str().to_string()),
+                // Announced: the rule holds, nothing to explain.
+                x.reason
+                    .map_or("serving".into(), |r| r.as_str().to_string()),
                 x.since.clone(),
                 x.frontends.join(","),
             ]

@@ -200,13 +200,35 @@ fn vpp_status(ctx: &Context) -> Option<Arc<crate::vpp::status::VppStatus>> {
     ctx.reconciler.as_ref().map(|r| r.status())
 }
 
-fn frontend(
-    snap: &Snapshot,
-    vpp: Option<&crate::vpp::status::VppStatus>,
-    name: &str,
-    fe: &Frontend,
-    full: bool,
-) -> p::Frontend {
+/// What the announcer says of each address (`None`: not configured).
+fn announce_status(ctx: &Context) -> Option<Arc<crate::announce::AnnounceStatus>> {
+    ctx.announcer
+        .as_ref()
+        .map(|a| a.status())
+        .filter(|s| s.enabled)
+}
+
+/// The published states a frontend's view joins.
+struct Sides {
+    vpp: Option<Arc<crate::vpp::status::VppStatus>>,
+    announce: Option<Arc<crate::announce::AnnounceStatus>>,
+}
+
+impl Sides {
+    fn of(ctx: &Context) -> Sides {
+        Sides {
+            vpp: vpp_status(ctx),
+            announce: announce_status(ctx),
+        }
+    }
+}
+
+fn frontend(snap: &Snapshot, sides: &Sides, name: &str, fe: &Frontend, full: bool) -> p::Frontend {
+    let vpp = sides.vpp.as_deref();
+    let announced = sides
+        .announce
+        .as_ref()
+        .and_then(|a| a.addresses.iter().find(|x| x.address == fe.address));
     let view = snap.frontends.get(name);
     let dp = vpp.map(|v| v.frontends.get(name).cloned().unwrap_or_default());
     let shares = match (full, view) {
@@ -225,6 +247,11 @@ fn frontend(
             .map(|p| p.name.clone()),
         backends: fe.backend_names().len(),
         vpp: dp.as_ref().map_or(p::Dataplane::Off, |d| d.state),
+        announced: sides
+            .announce
+            .as_ref()
+            .map(|_| announced.is_some_and(|a| a.announced)),
+        announce_reason: announced.and_then(|a| a.reason),
         detail: full.then(|| p::FrontendDetail {
             vpp_unheld: dp.as_ref().map_or(0, |d| d.unheld),
             vpp_refusal: dp
@@ -572,14 +599,17 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                 .duration_since(ctx.started)
                 .map_or(0, |d| d.as_secs()),
         }),
-        Command::ShowFrontends => Reply::Frontends {
-            frontends: snap
-                .config
-                .frontends
-                .iter()
-                .map(|(n, fe)| frontend(&snap, vpp_status(ctx).as_deref(), n, fe, false))
-                .collect(),
-        },
+        Command::ShowFrontends => {
+            let sides = Sides::of(ctx);
+            Reply::Frontends {
+                frontends: snap
+                    .config
+                    .frontends
+                    .iter()
+                    .map(|(n, fe)| frontend(&snap, &sides, n, fe, false))
+                    .collect(),
+            }
+        }
         Command::ShowFrontend(name) => {
             let fe = snap
                 .config
@@ -587,7 +617,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                 .get(name)
                 .ok_or_else(|| err(format!("no frontend named `{name}`")))?;
             Reply::Frontend {
-                frontend: Some(frontend(&snap, vpp_status(ctx).as_deref(), name, fe, true)),
+                frontend: Some(frontend(&snap, &Sides::of(ctx), name, fe, true)),
             }
         }
         Command::ShowBackends => Reply::Backends {
@@ -674,7 +704,7 @@ pub fn run(cmd: &Command, ctx: &Context) -> Answer {
                     .config
                     .frontends
                     .get(fe_name)
-                    .map(|fe| frontend(&snap, vpp_status(ctx).as_deref(), fe_name, fe, true)),
+                    .map(|fe| frontend(&snap, &Sides::of(ctx), fe_name, fe, true)),
             }
         }
         Command::Preview(change) => return preview(ctx, change),

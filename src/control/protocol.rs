@@ -168,6 +168,12 @@ pub struct Frontend {
     /// What VPP holds of it: `ok`, `refused`, `pending` or `off`.
     #[serde(default)]
     pub vpp: Dataplane,
+    /// Its address is announced to BGP (`null`: announcing not configured).
+    #[serde(default)]
+    pub announced: Option<bool>,
+    /// Why its address is not announced.
+    #[serde(default)]
+    pub announce_reason: Option<Reason>,
     /// Pools and flags (detailed view only).
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<FrontendDetail>,
@@ -877,6 +883,8 @@ pub fn samples() -> Vec<(Command, Reply)> {
         active_pool: Some("primary".into()),
         backends: 3,
         vpp: Dataplane::Refused,
+        announced: Some(false),
+        announce_reason: Some(Reason::NotProgrammed),
         detail: detail.then(|| FrontendDetail {
             vpp_unheld: 1,
             vpp_refusal: Some(VppRefusal {

@@ -303,6 +303,8 @@ impl Maglevd {
             "description": fe.description,
             "state": fe.state,
             "vpp": fe.vpp,
+            "announced": fe.announced,
+            "announce_reason": fe.announce_reason,
             "vpp_refusal": fe.detail.as_ref().and_then(|d| d.vpp_refusal.as_ref()),
             "active_pool": fe.active_pool,
             "new_flows_table_length": table,
@@ -386,6 +388,8 @@ mod tests {
             active_pool: Some("main".into()),
             backends: 2,
             vpp: p::Dataplane::Ok,
+            announced: None,
+            announce_reason: None,
             detail: Some(p::FrontendDetail {
                 vpp_unheld: 0,
                 vpp_refusal: None,

@@ -35,6 +35,12 @@ function badge(st) {
   return `<span class="st st-${esc(st)}">${esc(st)}</span>`;
 }
 
+function bgpBadge(announced, reason) {
+  return announced
+    ? '<span class="st st-announced">BGP announced</span>'
+    : `<span class="st st-withdrawn" title="${esc(reason ?? '')}">BGP withdrawn${reason ? ': ' + esc(reason) : ''}</span>`;
+}
+
 function lastText(b) {
   if (!b || !b.last) return '';
   return `${esc(b.last.code)} ${Number(b.last.duration_ms).toFixed(1)}ms`;
@@ -80,7 +86,8 @@ function frontendHtml(mg, fe) {
   return `<section class="fe" id="${id}" data-m="${esc(mg.name)}" data-f="${esc(fe.name)}" aria-labelledby="${id}-h">` +
     `<h3 id="${id}-h">${esc(fe.name)} <span class="meta">${esc(fe.address)} ${proto}</span> ` +
     `<span class="c-fe-state">${badge(fe.state)}</span> <span class="meta">active pool: ${esc(fe.active_pool ?? 'none')}</span> ` +
-    `<span class="c-fe-vpp" title="${esc(fe.vpp_refusal ? `${fe.vpp_refusal.op}: ${fe.vpp_refusal.error} (${fe.vpp_refusal.at})` : 'what VPP holds')}">VPP ${badge(fe.vpp ?? 'pending')}</span></h3>` +
+    `<span class="c-fe-vpp" title="${esc(fe.vpp_refusal ? `${fe.vpp_refusal.op}: ${fe.vpp_refusal.error} (${fe.vpp_refusal.at})` : 'what VPP holds')}">VPP ${badge(fe.vpp ?? 'pending')}</span>` +
+    (fe.announced == null ? '' : ` <span class="c-fe-bgp">${bgpBadge(fe.announced, fe.announce_reason)}</span>`) + '</h3>' +
     (fe.vpp === 'refused' && fe.vpp_refusal ? `<p class="refusal">VPP refused ${esc(fe.vpp_refusal.op)}: ${esc(fe.vpp_refusal.error)}</p>` : '') +
     `<table><caption class="sr">backends of ${esc(fe.name)} on ${esc(mg.name)}</caption>` +
     `<thead><tr><th scope="col">backend</th><th scope="col">state</th><th scope="col">weight / effective</th>` +
@@ -170,6 +177,14 @@ const handlers = {
     const el = document.getElementById(`fe-${key(d.maglevd, d.frontend)}`);
     if (el) el.querySelector('.c-fe-vpp').innerHTML = `VPP ${badge(d.to)}`;
     addEvent('vpp', d, `frontend ${d.frontend} VPP ${d.from} → ${d.to}${d.error ? ': ' + d.error : ''}`);
+  },
+  announce(d) {
+    for (const f of d.frontends || []) {
+      const el = document.getElementById(`fe-${key(d.maglevd, f)}`);
+      const slot = el && el.querySelector('.c-fe-bgp');
+      if (slot) slot.innerHTML = bgpBadge(d.announced, d.reason);
+    }
+    addEvent('announce', d, `${d.address} ${d.announced ? 'announced' : 'withdrawn: ' + (d.reason || '')} (${(d.frontends || []).join(', ')})`);
   },
   log(d) {
     addEvent('log', d, `${d.level} ${d.message}`);
