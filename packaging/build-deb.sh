@@ -75,6 +75,8 @@ install -Dm644 packaging/vpp-maglev-frontend.service "$d/lib/systemd/system/vpp-
 # unit starts once the operator writes /etc/vpp-maglev/maglev.yaml
 # (ConditionFileNotEmpty=), as keepalived's package does.
 install -Dm644 examples/maglev.yaml "$d/usr/share/doc/vpp-maglevd/examples/maglev.yaml"
+install -Dm644 examples/bird.conf "$d/usr/share/doc/vpp-maglevd/examples/bird.conf"
+install -Dm644 packaging/vpp-maglevd.tmpfiles "$d/usr/lib/tmpfiles.d/vpp-maglevd.conf"
 install -d "$d/etc/vpp-maglev"
 install -Dm644 packaging/default "$d/etc/default/vpp-maglev"
 install -Dm644 packaging/vpp-maglevd.lintian-overrides "$d/usr/share/lintian/overrides/vpp-maglevd"

@@ -52,6 +52,9 @@ pub fn write_atomic(path: &Path, content: &str) -> std::io::Result<()> {
             .create(true)
             .truncate(true)
             .open(&tmp)?;
+        // BIRD runs as its own user: readable by all whatever the umask
+        // (the file holds only the addresses announced to the world).
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
         f.write_all(content.as_bytes())?;
         f.sync_all()?;
         drop(f);
@@ -99,6 +102,10 @@ mod tests {
         write_atomic(&f, "one\n").unwrap();
         write_atomic(&f, "two\n").unwrap();
         assert_eq!(read(&f).as_deref(), Some("two\n"));
+        // Readable by BIRD's user even under the unit's UMask=0007.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
         let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(left.len(), 1, "no temporary file left");
         let missing = dir.join("no-such-dir").join("x.conf");
