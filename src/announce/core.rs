@@ -303,30 +303,41 @@ impl Core {
                 });
             }
         }
+        // The file first: a notify script sees BIRD's file as it is told.
+        let changed = out;
+        let mut out = Vec::with_capacity(changed.len() + 1);
         self.file_actions(now, &mut out);
+        out.extend(changed);
         out
     }
 
     fn file_actions(&mut self, now: Instant, out: &mut Vec<Action>) {
-        match self.reload {
-            Reload::Running {
-                deadline,
-                ref mut killed,
-                ..
-            } => {
-                if now >= deadline && !*killed {
-                    *killed = true;
-                    out.push(Action::KillReload);
-                }
-                return;
+        if let Reload::Running {
+            deadline,
+            ref mut killed,
+            ..
+        } = self.reload
+        {
+            if now >= deadline && !*killed {
+                *killed = true;
+                out.push(Action::KillReload);
             }
-            Reload::Waiting { until } if now < until => return,
-            _ => {}
         }
+        // The file follows the verdicts at once, even while a reload runs
+        // or waits out its backoff: a BIRD restarted meanwhile reads no
+        // stale announce (the reload that tells it comes when it may).
+        // A failed write itself waits out its backoff.
+        let write_waits = self.write_error.is_some()
+            && matches!(self.reload, Reload::Waiting { until } if now < until);
         let want = self.content();
-        if self.written.as_deref() != Some(want.as_str()) {
+        if !write_waits && self.written.as_deref() != Some(want.as_str()) {
             out.push(Action::Write(want));
             return;
+        }
+        match self.reload {
+            Reload::Running { .. } => return,
+            Reload::Waiting { until } if now < until => return,
+            _ => {}
         }
         if self.needs_reload {
             self.reload = Reload::Running {
@@ -347,8 +358,11 @@ impl Core {
             Ok(()) => {
                 self.written = Some(content);
                 self.needs_reload = true;
-                self.write_error = None;
-                if !matches!(self.reload, Reload::Running { .. }) {
+                // A write that failed waited; a reload that failed keeps
+                // its backoff.
+                if self.write_error.take().is_some()
+                    && !matches!(self.reload, Reload::Running { .. })
+                {
                     self.reload = Reload::Idle;
                 }
             }
@@ -656,6 +670,32 @@ mod tests {
         // The announce at 15 waited for the backoff, then took one write
         // and the one reload: nothing in between.
         assert_eq!(h.writes().len(), 2);
+    }
+
+    #[test]
+    fn the_file_follows_at_once_while_a_failing_reload_waits() {
+        let mut h = H::new();
+        healthy(&mut h);
+        h.run_to(20);
+        assert!(h.announced());
+        h.answer = Some(Outcome::Failed("exit status 1".into()));
+        h.core.set_maintenance(true);
+        h.run_to(24);
+        h.core.set_maintenance(false);
+        h.run_to(30);
+        assert!(h.announced());
+        let at = |want: fn(&Action) -> bool| -> Vec<u64> {
+            h.log
+                .iter()
+                .filter(|(t, a)| *t >= 20 && want(a))
+                .map(|(t, _)| *t)
+                .collect()
+        };
+        // The withdraw at 20 and the announce at 29 (hold-down after 24)
+        // are in the file when they happen; the reloads keep their backoff.
+        assert_eq!(at(|a| matches!(a, Action::Write(_))), vec![20, 29]);
+        assert_eq!(at(|a| *a == Action::Reload), vec![20, 21, 23, 27]);
+        assert!(h.writes().last().unwrap().1.contains("192.0.2.1/32"));
     }
 
     #[test]
