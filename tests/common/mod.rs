@@ -239,11 +239,24 @@ pub fn clk_tck() -> u64 {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A failing test shows what the process said (its last lines).
+        if std::thread::panicking() {
+            let log = self.drain_log();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "--- last {} log lines of pid {}:\n{}",
+                tail.len(),
+                self.child.id(),
+                tail.join("\n")
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
+pub mod flood;
 pub mod netns;
 pub mod pty;
 pub mod servers;
