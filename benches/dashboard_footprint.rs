@@ -7,6 +7,8 @@
 //! Run by hand: `cargo bench --bench dashboard_footprint [-- --secs 60]`.
 
 mod common;
+#[path = "../tests/common/flood.rs"]
+mod flood;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -180,6 +182,40 @@ fn main() {
         rate / 1024.0,
         loaded[1].0,
         loaded[2].0
+    );
+    // Hostile: 3,000 silent connections and a 200 MB request head while
+    // new clients ask for the page and the state (the 20 browsers stay).
+    flood::raise_nofile();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http}").parse().unwrap();
+    let threads0 = flood::proc_status(fe.id(), "Threads:");
+    let peak0 = flood::proc_status(fe.id(), "VmHWM:");
+    let crowd = flood::Flood::start(addr, 3000, 200 << 20);
+    let (mut served, mut tries, mut slowest) = (0, 0, Duration::ZERO);
+    let t0 = Instant::now();
+    while (crowd.header_sent() < 200 << 20 || crowd.idle_opened() < 3000)
+        && t0.elapsed() < Duration::from_secs(120)
+    {
+        for path in ["/view/", "/view/api/state"] {
+            tries += 1;
+            let (status, took) = flood::timed_get(addr, path, Duration::from_secs(2));
+            if status == 200 {
+                served += 1;
+            }
+            slowest = slowest.max(took);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let threads = flood::proc_status(fe.id(), "Threads:");
+    let peak = flood::proc_status(fe.id(), "VmHWM:");
+    let sent = crowd.stop();
+    println!(
+        "hostile:      {} silent connections + {} MB request head: maglevd-frontend peak RSS {:.1} MB ({:.1} MB before it), \
+         threads {threads0} -> {threads}, new clients served {served}/{tries} (slowest {:.0} ms)",
+        sent.idle_opened,
+        sent.header_bytes >> 20,
+        peak as f64 / 1024.0,
+        peak0 as f64 / 1024.0,
+        slowest.as_secs_f64() * 1000.0
     );
     let _ = fe.kill();
     for d in &mut daemons {

@@ -740,3 +740,133 @@ fn a_thousand_backends_in_a_real_browser() {
     let _ = fe.stop_within(Duration::from_secs(2));
     let _ = big.stop_within(Duration::from_secs(2));
 }
+
+/// The dashboard is a network surface: a flood of 3,000 silent
+/// connections and a 200 MB request head neither grows its threads nor its
+/// memory, and a new client is served meanwhile; event streams are capped
+/// (503 with Retry-After beyond) and a stream that reads nothing is let go.
+#[test]
+fn the_dashboard_holds_under_a_flood() {
+    use common::flood::{Flood, proc_status, raise_nofile, timed_get};
+    raise_nofile();
+    let dir = TempDir::new("dash-flood");
+    let port = common::free_port("127.83.40.1");
+    let _s = [up("127.83.40.1", port), up("127.83.40.2", port)];
+    let (_d, sock) = start_maglevd(&dir, "f", 40, port);
+    let (mut fe, http_port) = start_frontend(sock.to_str().unwrap(), true);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let pid = fe.child.id();
+    wait_until("the dashboard sees maglevd", Duration::from_secs(5), || {
+        get_json(http_port, "/view/api/maglevds")["maglevds"][0]["reachable"] == true
+    });
+    let threads0 = proc_status(pid, "Threads:");
+
+    let flood = Flood::start(addr, 3000, 200 << 20);
+    // A new client, again and again while the crowd goes on: the page and
+    // the state within 2 s each, every time.
+    let mut tries = 0;
+    let mut slowest = Duration::ZERO;
+    while (flood.header_sent() < 200 << 20 || flood.idle_opened() < 3000) && tries < 2000 {
+        for path in ["/view/", "/view/api/state"] {
+            let (status, took) = timed_get(addr, path, Duration::from_secs(2));
+            assert_eq!(
+                status, 200,
+                "{path} during the flood (try {tries}, {took:?})"
+            );
+            slowest = slowest.max(took);
+        }
+        tries += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let threads = proc_status(pid, "Threads:");
+    let peak_kb = proc_status(pid, "VmHWM:");
+    let sent = flood.stop();
+    eprintln!(
+        "flood: {} silent connections, {} MB of request head; {tries} new clients served \
+         (slowest {slowest:?}); threads {threads0} -> {threads}; peak RSS {} kB",
+        sent.idle_opened,
+        sent.header_bytes >> 20,
+        peak_kb
+    );
+    assert!(sent.idle_opened >= 3000, "{sent:?}");
+    assert!(sent.header_bytes >= 200 << 20, "{sent:?}");
+    assert_eq!(threads, threads0, "threads grew with clients");
+    assert!(peak_kb < 48 * 1024, "peak RSS {peak_kb} kB");
+
+    // Event streams: half the connection limit (64 by default), then 503.
+    let mut streams = Vec::new();
+    for _ in 0..32 {
+        streams.push(Sse::open(http_port, None));
+    }
+    let (status, body) = request(http_port, "GET", "/view/api/events", &[], "");
+    assert_eq!(status, 503, "{body}");
+    let mut raw = TcpStream::connect(addr).unwrap();
+    raw.write_all(b"GET /view/api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut head = String::new();
+    let _ = raw.read_to_string(&mut head);
+    assert!(head.contains("Retry-After: 5\r\n"), "{head}");
+    // One leaves: a newcomer gets its place.
+    streams.pop();
+    wait_until("a freed stream slot", Duration::from_secs(2), || {
+        request(http_port, "GET", "/view/api/maglevds", &[], "").0 == 200
+    });
+    streams.push(Sse::open(http_port, None));
+    // A body beyond the admin limit is refused whole.
+    let big = "x".repeat(5000);
+    let (status, _) = request(
+        http_port,
+        "POST",
+        "/admin/api/action",
+        &[("Authorization", AUTH)],
+        &big,
+    );
+    assert_eq!(status, 413);
+    assert_eq!(
+        proc_status(pid, "Threads:"),
+        threads0,
+        "threads with 32 streams"
+    );
+    let (code, took) = fe.stop_within(Duration::from_secs(2));
+    assert_eq!(code, Some(0), "exit after {took:?}");
+}
+
+/// At its descriptor limit the dashboard stops accepting for a moment,
+/// logs it once, and serves again when descriptors come back.
+#[test]
+fn the_dashboard_recovers_at_the_fd_limit() {
+    use common::flood::timed_get;
+    let dir = TempDir::new("dash-fd");
+    let port = common::free_port("127.83.41.1");
+    let _s = up("127.83.41.1", port);
+    let (_d, sock) = start_maglevd(&dir, "g", 41, port);
+    let mut cmd = Command::new("prlimit");
+    cmd.args(["--nofile=40:40", "--", FRONTEND_BIN])
+        .arg("--server")
+        .arg(&sock)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--max-connections")
+        .arg("64");
+    let mut fe = Daemon::start_with(&mut cmd);
+    let line = fe.wait_for(&["starting", "listen=127.0.0.1:"], Duration::from_secs(5));
+    let http_port: u16 = line
+        .split("listen=127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
+    let burst: Vec<_> = (0..80)
+        .filter_map(|_| TcpStream::connect(addr).ok())
+        .collect();
+    fe.wait_for(&["web-accept-failed"], Duration::from_secs(5));
+    assert!(fe.child.try_wait().unwrap().is_none(), "the dashboard died");
+    drop(burst);
+    wait_until("served after the burst", Duration::from_secs(10), || {
+        timed_get(addr, "/view/", Duration::from_secs(2)).0 == 200
+    });
+    fe.wait_for(&["web-accept-recovered"], Duration::from_secs(5));
+    let (code, _) = fe.stop_within(Duration::from_secs(2));
+    assert_eq!(code, Some(0));
+}

@@ -18,16 +18,48 @@ use super::ring::{Event, REPLAY, Ring, Since};
 use crate::control::protocol::{StreamEvent, Transition};
 use crate::logging::rfc3339_utc;
 
-/// Browsers connected to the event stream at most (each holds a thread).
-pub const MAX_CLIENTS: usize = 64;
+/// Browsers connected to the event stream at most, by default (half the
+/// default connection limit: the page and its API calls need the rest).
+pub const MAX_CLIENTS: usize = 32;
 /// Events queued for one browser before it is dropped as too slow (it
-/// reconnects and is replayed the missed events).
+/// reconnects and is replayed the missed events). Events are shared: this
+/// is a queue of pointers.
 const CLIENT_QUEUE: usize = 4096;
+
+/// One browser's feed: its events, and while it is held the browser counts
+/// as connected.
+pub struct Feed {
+    rx: Receiver<Event>,
+    _alive: Arc<()>,
+}
+
+impl Feed {
+    /// The next event, if one is queued (`Disconnected`: the broker let
+    /// this browser go).
+    pub fn try_recv(&self) -> Result<Event, crossbeam_channel::TryRecvError> {
+        self.rx.try_recv()
+    }
+}
+
+struct Subscriber {
+    tx: Sender<Event>,
+    alive: Arc<()>,
+}
+
+impl Subscriber {
+    /// Its [`Feed`] is still held (the browser is connected).
+    fn connected(&self) -> bool {
+        Arc::strong_count(&self.alive) > 1
+    }
+}
 
 /// The event stream's fan-out: the replay ring and the connected browsers,
 /// under one lock so a browser joining never misses or doubles an event.
 pub struct Broker {
-    inner: Mutex<(Ring, Vec<Sender<Event>>)>,
+    inner: Mutex<(Ring, Vec<Subscriber>)>,
+    max_clients: usize,
+    /// Woken after each event (the HTTP server then writes it).
+    waker: Option<Arc<crate::httpd::Waker>>,
 }
 
 /// Why a browser cannot subscribe.
@@ -35,14 +67,17 @@ pub struct Broker {
 pub struct TooMany;
 
 impl Broker {
-    /// A broker for a run that started at `epoch` (unix seconds).
-    pub fn new(epoch: u64) -> Broker {
+    /// A broker for a run that started at `epoch` (unix seconds), for at
+    /// most `max_clients` browsers, waking `waker` after each event.
+    pub fn new(epoch: u64, max_clients: usize, waker: Option<Arc<crate::httpd::Waker>>) -> Broker {
         Broker {
             inner: Mutex::new((Ring::new(epoch, REPLAY), Vec::new())),
+            max_clients,
+            waker,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Ring, Vec<Sender<Event>>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Ring, Vec<Subscriber>)> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -66,7 +101,14 @@ impl Broker {
         };
         // A browser that cannot keep up is let go; it comes back with its
         // Last-Event-ID.
-        g.1.retain(|tx| tx.try_send(e.clone()).is_ok());
+        g.1.retain(|s| s.connected() && s.tx.try_send(e.clone()).is_ok());
+        let any = !g.1.is_empty();
+        drop(g);
+        if any {
+            if let Some(w) = &self.waker {
+                w.wake();
+            }
+        }
     }
 
     /// A new browser: what it missed (by its `Last-Event-ID`), or without
@@ -75,9 +117,10 @@ impl Broker {
         &self,
         last_id: Option<&str>,
         recent: usize,
-    ) -> Result<(Since, Receiver<Event>), TooMany> {
+    ) -> Result<(Since, Feed), TooMany> {
         let mut g = self.lock();
-        if g.1.len() >= MAX_CLIENTS {
+        g.1.retain(Subscriber::connected);
+        if g.1.len() >= self.max_clients {
             return Err(TooMany);
         }
         let since = match g.0.since(last_id) {
@@ -85,13 +128,19 @@ impl Broker {
             s => s,
         };
         let (tx, rx) = bounded(CLIENT_QUEUE);
-        g.1.push(tx);
-        Ok((since, rx))
+        let alive = Arc::new(());
+        g.1.push(Subscriber {
+            tx,
+            alive: Arc::clone(&alive),
+        });
+        Ok((since, Feed { rx, _alive: alive }))
     }
 
     /// Browsers connected.
     pub fn clients(&self) -> usize {
-        self.lock().1.len()
+        let mut g = self.lock();
+        g.1.retain(Subscriber::connected);
+        g.1.len()
     }
 }
 

@@ -6,9 +6,10 @@
 //! stream over HTTP.
 //!
 //! Threads: per maglevd a watcher and a fetcher ([`link`]); the hub
-//! ([`hub`], timing in the pure [`core`]); [`web::WORKERS`] HTTP threads
-//! plus one per event-stream browser (at most [`hub::MAX_CLIENTS`]); the
-//! signal thread. An idle dashboard wakes every 30 s per maglevd (the full
+//! ([`hub`], timing in the pure [`core`]); the HTTP server thread
+//! ([`crate::httpd`], the one `/metrics` uses, with [`web::limits`]) and
+//! its [`web::WORKERS`] workers, however many browsers connect; the signal
+//! thread. An idle dashboard wakes every 30 s per maglevd (the full
 //! refresh) and every 15 s per browser (the ping).
 
 pub mod assets;
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crossbeam_channel::{bounded, unbounded};
-use log::{error, info};
+use log::{error, info, warn};
 
 use crate::cli::{self, Arg, Args};
 use crate::daemon::signals::{self, Signal};
@@ -49,6 +50,12 @@ Options:
                      [env MAGLEV_FRONTEND_SERVER] (default /run/vpp-maglev/maglevd.sock,
                      or maglevc's choice: $XDG_RUNTIME_DIR/vpp-maglev/maglevd.sock)
   --listen ADDR      HTTP address [env MAGLEV_FRONTEND_LISTEN] (default 127.0.0.1:8080)
+  --max-connections N  HTTP connections at once, 4..4096; half of them at
+                     most event streams [env MAGLEV_FRONTEND_MAX_CONNECTIONS]
+                     (default 64)
+  --behind-proxy     a TLS proxy fronts this listener: no warning for the
+                     admin pages on a non-loopback address
+                     [env MAGLEV_FRONTEND_BEHIND_PROXY]
   --log-level LEVEL  error, warn, info, debug [env MAGLEV_FRONTEND_LOG_LEVEL] (default info)
   --version          print the version and exit
   --help             print this help and exit
@@ -62,6 +69,10 @@ pub struct Options {
     pub servers: Vec<(String, String)>,
     /// HTTP address.
     pub listen: String,
+    /// HTTP connections at once.
+    pub max_connections: usize,
+    /// A TLS proxy fronts the listener.
+    pub behind_proxy: bool,
     /// Log level.
     pub log_level: log::LevelFilter,
 }
@@ -124,6 +135,12 @@ pub fn parse_options(
     });
     let mut listen = var("MAGLEV_FRONTEND_LISTEN").unwrap_or_else(|| DEFAULT_LISTEN.into());
     let mut level = var("MAGLEV_FRONTEND_LOG_LEVEL").unwrap_or_else(|| "info".into());
+    let mut max_conns =
+        var("MAGLEV_FRONTEND_MAX_CONNECTIONS").unwrap_or_else(|| web::MAX_CONNECTIONS.to_string());
+    let mut behind_proxy = match var("MAGLEV_FRONTEND_BEHIND_PROXY") {
+        Some(v) => cli::parse_bool("behind-proxy", Some(&v))?,
+        None => false,
+    };
     let mut a = Args::new(args);
     while let Some(arg) = a.next() {
         let (name, inline, raw) = match arg {
@@ -134,6 +151,8 @@ pub fn parse_options(
             "server" => server = a.value(&name, inline, "a socket list")?,
             "listen" => listen = a.value(&name, inline, "an address")?,
             "log-level" => level = a.value(&name, inline, "a level")?,
+            "max-connections" => max_conns = a.value(&name, inline, "a number")?,
+            "behind-proxy" => behind_proxy = cli::parse_bool(&name, inline.as_deref())?,
             "version" => {
                 println!("{}", cli::version_line("maglevd-frontend"));
                 return Ok(None);
@@ -147,9 +166,16 @@ pub fn parse_options(
     }
     let log_level = crate::logging::parse_level(&level)
         .ok_or_else(|| format!("--log-level: `{level}` is not error, warn, info or debug"))?;
+    let max_connections = max_conns
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (4..=4096).contains(n))
+        .ok_or_else(|| format!("--max-connections: `{max_conns}` is not a number in 4..4096"))?;
     Ok(Some(Options {
         servers: servers(&server)?,
         listen,
+        max_connections,
+        behind_proxy,
         log_level,
     }))
 }
@@ -159,6 +185,20 @@ pub fn admin_from_env(env: impl Fn(&str) -> Option<String>) -> Option<web::Admin
     let user = env("MAGLEV_FRONTEND_USER").filter(|v| !v.is_empty())?;
     let password = env("MAGLEV_FRONTEND_PASSWORD").filter(|v| !v.is_empty())?;
     Some(web::Admin { user, password })
+}
+
+/// The address `--listen` names: `HOST:PORT` (a name is resolved, its
+/// first address taken) or `:PORT` (every address).
+pub fn resolve(listen: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let full = match listen.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}"),
+        None => listen.to_string(),
+    };
+    full.to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or_else(|| format!("`{listen}` names no address"))
 }
 
 /// Runs the dashboard until SIGTERM or SIGINT; the exit status.
@@ -172,8 +212,8 @@ pub fn run(opts: Options) -> u8 {
     // Threads that each allocate a little (one per browser) must not each
     // get a malloc arena.
     crate::limits::limit_malloc_arenas();
-    let server = match tiny_http::Server::http(&opts.listen) {
-        Ok(s) => Arc::new(s),
+    let addr = match resolve(&opts.listen) {
+        Ok(a) => a,
         Err(e) => {
             error!("listen-failed address={} error={e}", opts.listen);
             return 1;
@@ -183,7 +223,18 @@ pub fn run(opts: Options) -> u8 {
     let epoch = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let broker = Arc::new(hub::Broker::new(epoch));
+    let waker = match crate::httpd::Waker::new() {
+        Ok(w) => w,
+        Err(e) => {
+            error!("startup-failed error={e}");
+            return 1;
+        }
+    };
+    let broker = Arc::new(hub::Broker::new(
+        epoch,
+        opts.max_connections / 2,
+        Some(Arc::clone(&waker)),
+    ));
     let stop_fd = match StopFd::new() {
         Ok(s) => Arc::new(s),
         Err(e) => {
@@ -223,20 +274,36 @@ pub fn run(opts: Options) -> u8 {
     let hub_thread = std::thread::Builder::new()
         .name("hub".into())
         .spawn(move || h.run(rep_rx, ask_rx, stop_rx));
-    if let Err(e) = hub_thread.and_then(|_| web.start(&server)) {
+    if let Err(e) = hub_thread {
         error!("startup-failed error={e}");
         return 1;
     }
+    let server = match crate::httpd::HttpServer::start(
+        addr,
+        "web",
+        web::limits(opts.max_connections),
+        web.handler(),
+        Some(waker),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("listen-failed address={} error={e}", opts.listen);
+            return 1;
+        }
+    };
     let (sig_tx, sig_rx) = bounded(4);
     if let Err(e) = signals::spawn(sig_tx) {
         error!("startup-failed error={e}");
         return 1;
     }
     // The address bound (port 0 picks one: the log says which).
-    let listening = server
-        .server_addr()
-        .to_ip()
-        .map_or_else(|| opts.listen.clone(), |a| a.to_string());
+    let listening = server.local_addr();
+    if admin.is_some() && !opts.behind_proxy && !listening.ip().is_loopback() {
+        warn!(
+            "admin-over-plain-http listen={listening} note=\"basic auth crosses the network in clear text; \
+             put a TLS proxy in front (maglevd-frontend(8)) and say --behind-proxy\""
+        );
+    }
     info!(
         "starting version={} listen={listening} maglevds={} admin={}",
         crate::VERSION,
@@ -258,11 +325,11 @@ pub fn run(opts: Options) -> u8 {
             Err(_) => break,
         }
     }
-    // Wake every blocked thread; the event-stream threads end with the
-    // process (a stalled browser must not hold up the stop).
+    // Wake every blocked thread; a worker waiting on a maglevd ends with
+    // the process (it must not hold up the stop).
     stop_fd.trigger();
     drop(stop_tx);
-    server.unblock();
+    server.shutdown();
     info!("stopped");
     0
 }

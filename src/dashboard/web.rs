@@ -1,27 +1,46 @@
-//! The dashboard's HTTP side (tiny_http, a fixed number of threads plus one
-//! per event-stream browser, capped): the page, its JSON API, the
-//! Server-Sent Events stream and the admin actions.
+//! The dashboard's HTTP side, on the project's bounded server
+//! ([`crate::httpd`], as `/metrics`): the page, its JSON API, the
+//! Server-Sent Events stream and the admin actions. What waits on the hub
+//! or a maglevd runs on the server's fixed worker threads; the event
+//! stream is a streamed response the hub's [`Broker`] wakes.
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Sender, bounded};
+use crossbeam_channel::{Sender, TryRecvError, bounded};
 use log::{info, warn};
 use serde_json::{Value, json};
-use tiny_http::{Header, Method, Request, Response, Server};
 
 use super::assets;
 use super::hub::{Ask, Broker};
 use super::link::Job;
 use super::ring::Since;
+use crate::httpd::{Limits, Pull, Reply, Request, Response, Stream};
 
-/// Threads answering requests (the event stream has its own).
-pub const WORKERS: usize = 4;
+/// Threads answering what waits on the hub or a maglevd.
+pub const WORKERS: usize = 2;
 /// An event-stream browser hears at least this often (`: ping`).
 pub const PING: Duration = Duration::from_secs(15);
 /// The longest admin request body read.
-const MAX_BODY: u64 = 4096;
+pub const MAX_BODY: usize = 4096;
+/// Connections at once, by default: a wall screen's page with its event
+/// stream and API calls, a few operators, scripts.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// The HTTP bounds of the dashboard for `max_conns` connections.
+pub fn limits(max_conns: usize) -> Limits {
+    Limits {
+        max_conns,
+        max_head: 8 * 1024,
+        max_body: MAX_BODY,
+        head_timeout: Duration::from_secs(10),
+        // An admin action waits up to 15 s for its maglevd.
+        total_timeout: Duration::from_secs(30),
+        workers: WORKERS,
+        stream_buffer: 64 * 1024,
+        stream_stall: Duration::from_secs(30),
+    }
+}
 
 /// Admin credentials (`MAGLEV_FRONTEND_USER`, `MAGLEV_FRONTEND_PASSWORD`).
 #[derive(Clone)]
@@ -32,7 +51,7 @@ pub struct Admin {
     pub password: String,
 }
 
-/// What the web threads share.
+/// What the handler and its workers share.
 pub struct Web {
     /// To ask the hub for state.
     pub asks: Sender<Ask>,
@@ -44,28 +63,13 @@ pub struct Web {
     pub admin: Option<Admin>,
 }
 
-fn header(name: &str, value: &str) -> Header {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("valid header")
+fn json_response(status: u16, v: &Value) -> Response {
+    Response::new(status, "application/json", v.to_string().into_bytes())
+        .with_header("Cache-Control", "no-store")
 }
 
-fn json_response(status: u16, v: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_data(v.to_string().into_bytes())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
-        .with_header(header("Cache-Control", "no-store"))
-}
-
-fn text(status: u16, body: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-    Response::from_data(body.as_bytes().to_vec())
-        .with_status_code(status)
-        .with_header(header("Content-Type", "text/plain; charset=utf-8"))
-}
-
-fn get_header<'a>(req: &'a Request, name: &'static str) -> Option<&'a str> {
-    req.headers()
-        .iter()
-        .find(|h| h.field.equiv(name))
-        .map(|h| h.value.as_str())
+fn text(status: u16, body: &str) -> Response {
+    Response::text(status, body)
 }
 
 /// Decodes standard base64 (the Basic auth token); `None` if malformed.
@@ -171,69 +175,62 @@ pub fn command_of(body: &Value) -> Result<String, String> {
 }
 
 impl Web {
-    /// Starts [`WORKERS`] threads on `server`.
-    pub fn start(self: &Arc<Self>, server: &Arc<Server>) -> std::io::Result<()> {
-        for n in 0..WORKERS {
-            let (web, server) = (Arc::clone(self), Arc::clone(server));
-            std::thread::Builder::new()
-                .name(format!("web-{n}"))
-                .stack_size(256 * 1024)
-                .spawn(move || {
-                    while let Ok(req) = server.recv() {
-                        web.handle(req);
-                    }
-                })?;
-        }
-        Ok(())
+    /// The server's handler: routes on the server thread, hands what
+    /// waits to a worker.
+    pub fn handler(self: &Arc<Self>) -> crate::httpd::Handler {
+        let web = Arc::clone(self);
+        Box::new(move |req| web.route(req))
     }
 
-    fn handle(&self, req: Request) {
-        let url = req.url().split('?').next().unwrap_or("").to_string();
-        let get = matches!(req.method(), Method::Get | Method::Head);
-        let r = match (get, url.as_str()) {
-            (_, p) if p.starts_with("/admin") => return self.admin(req, &url),
-            (true, "/") => Response::from_data(Vec::new())
-                .with_status_code(302)
-                .with_header(header("Location", "/view/")),
+    fn route(self: &Arc<Self>, req: Request) -> Reply {
+        let get = matches!(req.method.as_str(), "GET" | "HEAD");
+        let later = |f: fn(&Web, &Request) -> Response, web: &Arc<Web>, req: Request| {
+            let web = Arc::clone(web);
+            Reply::Later(Box::new(move || f(&web, &req)))
+        };
+        let path = req.path.clone();
+        Reply::Now(match (get, path.as_str()) {
+            (_, p) if p.starts_with("/admin") => return self.admin(req),
+            (true, "/") => Response::new(302, "text/plain; charset=utf-8", Vec::new())
+                .with_header("Location", "/view/"),
             (true, "/view" | "/view/") => page(false),
-            (true, "/healthz") => {
-                let (tx, rx) = bounded(1);
-                let _ = self.asks.send(Ask::Maglevds(tx));
-                match rx.recv_timeout(Duration::from_secs(5)) {
-                    Ok(v) => json_response(200, &json!({"ok": true, "maglevds": v["maglevds"]})),
-                    Err(_) => {
-                        json_response(503, &json!({"ok": false, "error": "hub not answering"}))
-                    }
-                }
-            }
-            (true, "/view/api/events") => return self.events(req),
+            (true, "/healthz") => return later(Web::healthz, self, req),
+            (true, "/view/api/events") => self.events(&req),
             (true, p) if p.starts_with("/view/api/events") => text(404, "not found\n"),
-            (true, p)
-                if p.starts_with("/view/api/")
-                    || p.starts_with("/assets/")
-                    || p == "/favicon.ico" =>
-            {
-                self.read_only(p)
-            }
+            (true, "/view/api/version") => json_response(
+                200,
+                &json!({"version": crate::VERSION, "commit": crate::GIT_COMMIT,
+                        "epoch": self.broker.epoch(), "admin": self.admin.is_some()}),
+            ),
+            (true, p) if p.starts_with("/view/api/") => return later(Web::api, self, req),
+            (true, p) if p.starts_with("/assets/") || p == "/favicon.ico" => match assets::get(p) {
+                Some(a) => Response::new(200, a.content_type, a.body.to_vec())
+                    .with_header("Cache-Control", "no-cache"),
+                None => text(404, "not found\n"),
+            },
             (false, p) if p.starts_with("/view") => {
-                text(405, "read-only\n").with_header(header("Allow", "GET"))
+                text(405, "read-only\n").with_header("Allow", "GET")
             }
             _ => text(404, "not found\n"),
-        };
-        let _ = req.respond(r);
+        })
     }
 
-    fn read_only(&self, path: &str) -> Response<std::io::Cursor<Vec<u8>>> {
-        if let Some(a) = assets::get(path) {
-            return Response::from_data(a.body.to_vec())
-                .with_header(header("Content-Type", a.content_type))
-                .with_header(header("Cache-Control", "no-cache"));
+    fn healthz(&self, _req: &Request) -> Response {
+        let (tx, rx) = bounded(1);
+        let _ = self.asks.send(Ask::Maglevds(tx));
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(v) => json_response(200, &json!({"ok": true, "maglevds": v["maglevds"]})),
+            Err(_) => json_response(503, &json!({"ok": false, "error": "hub not answering"})),
         }
+    }
+
+    /// The JSON API that asks the hub (on a worker).
+    fn api(&self, req: &Request) -> Response {
         let ask = |a: Ask, rx: crossbeam_channel::Receiver<Option<Value>>| {
             let _ = self.asks.send(a);
             rx.recv_timeout(Duration::from_secs(5)).ok()
         };
-        match path {
+        match req.path.as_str() {
             "/view/api/state" => {
                 let (tx, rx) = bounded(1);
                 let r = match ask(Ask::State(None, tx), rx) {
@@ -253,11 +250,6 @@ impl Web {
                     Err(_) => json_response(503, &json!({"error": "hub not answering"})),
                 }
             }
-            "/view/api/version" => json_response(
-                200,
-                &json!({"version": crate::VERSION, "commit": crate::GIT_COMMIT,
-                        "epoch": self.broker.epoch(), "admin": self.admin.is_some()}),
-            ),
             p => match p.strip_prefix("/view/api/state/") {
                 Some(name) if !name.is_empty() => {
                     let (tx, rx) = bounded(1);
@@ -276,96 +268,77 @@ impl Web {
     }
 
     /// The Server-Sent Events stream: replay by `Last-Event-ID`, then live
-    /// events, a `: ping` every [`PING`].
-    fn events(&self, req: Request) {
-        let last = get_header(&req, "Last-Event-ID").map(str::to_string);
+    /// events, a `: ping` every [`PING`]; 503 with `Retry-After` beyond
+    /// the cap of browsers.
+    fn events(&self, req: &Request) -> Response {
         // `?recent=N`: a page's first connection also gets the last N
         // kept events (its history list).
         let recent = req
-            .url()
-            .split_once('?')
-            .and_then(|(_, q)| q.split('&').find_map(|kv| kv.strip_prefix("recent=")))
+            .query_param("recent")
             .and_then(|n| n.parse::<usize>().ok())
             .unwrap_or(0)
             .min(super::ring::REPLAY);
-        let (since, rx) = match self.broker.subscribe(last.as_deref(), recent) {
+        let (since, feed) = match self.broker.subscribe(req.header("Last-Event-ID"), recent) {
             Ok(x) => x,
             Err(_) => {
-                let _ = req.respond(text(503, "too many event-stream clients\n"));
-                return;
+                return text(503, "too many event-stream clients\n")
+                    .with_header("Retry-After", "5");
             }
         };
         let epoch = self.broker.epoch();
-        let resp = Response::empty(200)
-            .with_header(header("Content-Type", "text/event-stream"))
-            .with_header(header("Cache-Control", "no-cache"))
-            .with_header(header("X-Accel-Buffering", "no"));
-        // The raw connection after the headers: each event is written and
-        // flushed as it comes (tiny_http would buffer a streamed body).
-        let spawned = std::thread::Builder::new()
-            .name("sse".into())
-            .stack_size(64 * 1024)
-            .spawn(move || {
-                let mut s = req.upgrade("text/event-stream", resp);
-                let mut first = String::from("retry: 2000\n\n");
-                match since {
-                    Since::Fresh => {}
-                    Since::Resync => first.push_str("event: resync\ndata: {}\n\n"),
-                    Since::Replay(v) => {
-                        for e in v {
-                            first.push_str(&e.frame(epoch));
-                        }
-                    }
+        let mut first = String::from("retry: 2000\n\n");
+        match since {
+            Since::Fresh => {}
+            Since::Resync => first.push_str("event: resync\ndata: {}\n\n"),
+            Since::Replay(v) => {
+                for e in v {
+                    first.push_str(&e.frame(epoch));
                 }
-                if s.write_all(first.as_bytes())
-                    .and_then(|_| s.flush())
-                    .is_err()
-                {
-                    return;
-                }
-                loop {
-                    let out = match rx.recv_timeout(PING) {
-                        Ok(e) => e.frame(epoch),
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => ": ping\n\n".into(),
-                        Err(_) => return,
-                    };
-                    if s.write_all(out.as_bytes()).and_then(|_| s.flush()).is_err() {
-                        return;
-                    }
-                }
-            });
-        if let Err(e) = spawned {
-            warn!("sse-thread-failed error={e}");
+            }
         }
+        let mut r = Response::new(200, "text/event-stream", first.into_bytes())
+            .with_header("Cache-Control", "no-cache")
+            .with_header("X-Accel-Buffering", "no");
+        r.stream = Some(Stream {
+            // The whole feed is moved in: while the connection holds it,
+            // the browser counts as connected.
+            next: Box::new(move || match feed.try_recv() {
+                Ok(e) => Pull::Data(e.frame(epoch).into_bytes()),
+                Err(TryRecvError::Empty) => Pull::Empty,
+                // Let go by the broker (too slow): the browser reconnects
+                // with its Last-Event-ID.
+                Err(TryRecvError::Disconnected) => Pull::End,
+            }),
+            keepalive: PING,
+            keepalive_bytes: b": ping\n\n",
+        });
+        r
     }
 
-    fn admin(&self, mut req: Request, url: &str) {
+    fn admin(self: &Arc<Self>, req: Request) -> Reply {
         let Some(admin) = &self.admin else {
-            let _ = req.respond(text(
+            return Reply::Now(text(
                 404,
                 "admin pages are off (MAGLEV_FRONTEND_USER and MAGLEV_FRONTEND_PASSWORD unset)\n",
             ));
-            return;
         };
-        let Some(user) = authorized(get_header(&req, "Authorization"), admin) else {
-            let _ = req.respond(text(401, "authentication required\n").with_header(header(
+        let Some(user) = authorized(req.header("Authorization"), admin) else {
+            return Reply::Now(text(401, "authentication required\n").with_header(
                 "WWW-Authenticate",
                 "Basic realm=\"maglevd-frontend admin\", charset=\"UTF-8\"",
-            )));
-            return;
+            ));
         };
-        let r = match url {
-            "/admin" | "/admin/" if matches!(req.method(), Method::Get | Method::Head) => {
-                page(true)
-            }
-            "/admin" | "/admin/" => text(405, "GET only\n").with_header(header("Allow", "GET")),
+        let get = matches!(req.method.as_str(), "GET" | "HEAD");
+        Reply::Now(match req.path.as_str() {
+            "/admin" | "/admin/" if get => page(true),
+            "/admin" | "/admin/" => text(405, "GET only\n").with_header("Allow", "GET"),
             "/admin/api/action" => {
-                if *req.method() != Method::Post {
-                    text(405, "POST only\n").with_header(header("Allow", "POST"))
+                if req.method != "POST" {
+                    text(405, "POST only\n").with_header("Allow", "POST")
                 } else if !same_origin(
-                    get_header(&req, "Host"),
-                    get_header(&req, "Origin"),
-                    get_header(&req, "Referer"),
+                    req.header("Host"),
+                    req.header("Origin"),
+                    req.header("Referer"),
                 ) {
                     warn!("admin-refused user={user} reason=cross-origin");
                     json_response(
@@ -373,22 +346,23 @@ impl Web {
                         &json!({"ok": false, "error": "cross-origin request refused"}),
                     )
                 } else {
-                    let mut body = String::new();
-                    let read = req.as_reader().take(MAX_BODY).read_to_string(&mut body);
-                    match read.map_err(|e| e.to_string()).and_then(|_| {
-                        serde_json::from_str::<Value>(&body).map_err(|e| format!("bad JSON: {e}"))
-                    }) {
-                        Ok(v) => self.action(&user, &v),
-                        Err(e) => json_response(400, &json!({"ok": false, "error": e})),
+                    match serde_json::from_slice::<Value>(&req.body) {
+                        Ok(v) => {
+                            let web = Arc::clone(self);
+                            return Reply::Later(Box::new(move || web.action(&user, &v)));
+                        }
+                        Err(e) => json_response(
+                            400,
+                            &json!({"ok": false, "error": format!("bad JSON: {e}")}),
+                        ),
                     }
                 }
             }
             _ => text(404, "not found\n"),
-        };
-        let _ = req.respond(r);
+        })
     }
 
-    fn action(&self, user: &str, body: &Value) -> Response<std::io::Cursor<Vec<u8>>> {
+    fn action(&self, user: &str, body: &Value) -> Response {
         let name = body["maglevd"].as_str().unwrap_or("");
         let Some((_, jobs)) = self.jobs.iter().find(|(n, _)| n == name) else {
             return json_response(
@@ -427,7 +401,7 @@ impl Web {
 }
 
 /// The page; `admin` adds the actions.
-fn page(admin: bool) -> Response<std::io::Cursor<Vec<u8>>> {
+fn page(admin: bool) -> Response {
     let html = assets::INDEX.replace(
         "data-admin=\"0\"",
         if admin {
@@ -436,14 +410,14 @@ fn page(admin: bool) -> Response<std::io::Cursor<Vec<u8>>> {
             "data-admin=\"0\""
         },
     );
-    Response::from_data(html.into_bytes())
-        .with_header(header("Content-Type", "text/html; charset=utf-8"))
-        .with_header(header("Cache-Control", "no-cache"))
-        .with_header(header("X-Frame-Options", "DENY"))
-        .with_header(header(
+    Response::new(200, "text/html; charset=utf-8", html.into_bytes())
+        .with_header("Cache-Control", "no-cache")
+        .with_header("X-Frame-Options", "DENY")
+        .with_header("X-Content-Type-Options", "nosniff")
+        .with_header(
             "Content-Security-Policy",
             "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
-        ))
+        )
 }
 
 #[cfg(test)]

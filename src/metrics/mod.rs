@@ -16,7 +16,7 @@ use log::info;
 pub use render::render;
 
 use crate::checker::Snapshot;
-use crate::httpd::{HttpServer, Limits, Request, Response};
+use crate::httpd::{HttpServer, Limits, Reply, Request, Response};
 use crate::snapshot::Published;
 use crate::vpp::client::ApiCounters;
 use crate::vpp::reconciler::SyncStats;
@@ -86,26 +86,22 @@ impl MetricsServer {
     pub fn start(addr: SocketAddr, src: Sources) -> std::io::Result<MetricsServer> {
         // Size the next body like the last one: no regrowth, no copy.
         let mut last_len = 64 * 1024;
-        let handler = move |req: &Request| -> Response {
+        let mut handler = move |req: Request| -> Response {
             let get = req.method == "GET" || req.method == "HEAD";
             match (get, req.path.as_str()) {
                 (true, "/metrics") => {
                     let mut buf = String::with_capacity(last_len);
                     render(&src, &mut buf);
                     last_len = buf.len() + buf.len() / 8;
-                    Response {
-                        status: 200,
-                        content_type: "text/plain; version=0.0.4; charset=utf-8",
-                        headers: Vec::new(),
-                        body: buf.into_bytes(),
-                    }
+                    Response::new(
+                        200,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                        buf.into_bytes(),
+                    )
                 }
-                (true, "/") => Response {
-                    status: 200,
-                    content_type: "text/html; charset=utf-8",
-                    headers: Vec::new(),
-                    body: INDEX.as_bytes().to_vec(),
-                },
+                (true, "/") => {
+                    Response::new(200, "text/html; charset=utf-8", INDEX.as_bytes().to_vec())
+                }
                 (true, _) => Response::text(404, "404 not found\n"),
                 (false, _) => {
                     let mut r = Response::text(405, "405 method not allowed\n");
@@ -119,7 +115,13 @@ impl MetricsServer {
             max_conns: crate::limits::metrics_conns(crate::limits::nofile()),
             ..Limits::default()
         };
-        let server = HttpServer::start(addr, "metrics", limits, Box::new(handler))?;
+        let server = HttpServer::start(
+            addr,
+            "metrics",
+            limits,
+            Box::new(move |req| Reply::Now(handler(req))),
+            None,
+        )?;
         info!("metrics-listening addr={addr}");
         Ok(MetricsServer { server })
     }
