@@ -870,3 +870,30 @@ fn the_dashboard_recovers_at_the_fd_limit() {
     let (code, _) = fe.stop_within(Duration::from_secs(2));
     assert_eq!(code, Some(0));
 }
+
+/// Admin pages over plain HTTP on a network address are warned about at
+/// start, unless the operator says a TLS proxy fronts the dashboard.
+#[test]
+fn admin_over_plain_http_off_loopback_is_warned_about() {
+    let start = |extra: &[&str]| {
+        let mut cmd = Command::new(FRONTEND_BIN);
+        cmd.args(["--server", "/nonexistent.sock", "--listen", "0.0.0.0:0"])
+            .args(extra)
+            .env("MAGLEV_FRONTEND_USER", "ops")
+            .env("MAGLEV_FRONTEND_PASSWORD", "s3cret");
+        let mut fe = Daemon::start_with(&mut cmd);
+        fe.wait_for(&["starting"], Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(100));
+        let log = fe.drain_log();
+        let _ = fe.stop_within(Duration::from_secs(2));
+        log
+    };
+    let log = start(&[]);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("admin-over-plain-http")),
+        "{log}"
+    );
+    let log = start(&["--behind-proxy"]);
+    assert!(!log.contains("admin-over-plain-http"), "{log}");
+}
