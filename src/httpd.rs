@@ -32,16 +32,15 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 use log::{info, warn};
 
-use crate::wake::StopFd;
+use crate::wake::{StopFd, Waker};
 
 /// How much a client may ask of the server.
 #[derive(Debug, Clone, Copy)]
@@ -262,6 +261,16 @@ pub fn parse_head(head: &[u8]) -> Result<Request, &'static str> {
     })
 }
 
+/// A listen address as the original wrote them: `:PORT` is every address
+/// (`[::]:PORT`, which [`HttpServer::start`] binds dual-stack); anything
+/// else is as given.
+pub fn every_address(listen: &str) -> std::borrow::Cow<'_, str> {
+    match listen.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}").into(),
+        None => listen.into(),
+    }
+}
+
 /// Binds `addr`; the IPv6 wildcard `[::]` takes IPv4 too (dual-stack,
 /// whatever `net.ipv6.bindv6only` says), and falls back to `0.0.0.0` on a
 /// host without IPv6.
@@ -302,46 +311,6 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// may block goes in [`Reply::Later`]).
 pub type Handler = Box<dyn FnMut(Request) -> Reply + Send>;
 
-/// Wakes the server thread from another thread: a stream has data, a
-/// worker is done. Wakes coalesce.
-#[derive(Debug)]
-pub struct Waker {
-    read: OwnedFd,
-    write: OwnedFd,
-    pending: AtomicBool,
-}
-
-impl Waker {
-    /// A new waker.
-    pub fn new() -> std::io::Result<Arc<Waker>> {
-        use nix::fcntl::OFlag;
-        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        Ok(Arc::new(Waker {
-            read,
-            write,
-            pending: AtomicBool::new(false),
-        }))
-    }
-
-    /// Wakes the server (cheap when it is already woken).
-    pub fn wake(&self) {
-        if !self.pending.swap(true, Ordering::SeqCst) {
-            // A full pipe is readable already.
-            let _ = nix::unistd::write(&self.write, &[1]);
-        }
-    }
-
-    /// Empties the pipe, then lets the next wake write again. In this
-    /// order a wake is never lost: one that comes before the flag is
-    /// cleared writes nothing, and its work (queued before it woke) is
-    /// seen by the pass that follows this drain.
-    fn drain(&self) {
-        let mut b = [0u8; 64];
-        while matches!(nix::unistd::read(&self.read, &mut b), Ok(n) if n > 0) {}
-        self.pending.store(false, Ordering::SeqCst);
-    }
-}
-
 /// The running server.
 pub struct HttpServer {
     stop: Arc<StopFd>,
@@ -371,7 +340,7 @@ impl HttpServer {
         let stop = Arc::new(StopFd::new().map_err(ctx("stop pipe".into()))?);
         let waker = match waker {
             Some(w) => w,
-            None => Waker::new().map_err(ctx("wake pipe".into()))?,
+            None => Arc::new(Waker::new().map_err(ctx("wake pipe".into()))?),
         };
         let (job_tx, job_rx) = bounded::<(u64, Job)>(limits.workers * 8);
         let (done_tx, done_rx) = bounded::<(u64, Response)>(limits.workers * 8 + 8);
@@ -522,7 +491,7 @@ impl Loop {
             fds.clear();
             for fd in [
                 stop.raw_fd(),
-                self.waker.read.as_raw_fd(),
+                self.waker.raw_fd(),
                 if accepting {
                     self.listener.as_raw_fd()
                 } else {
@@ -589,7 +558,6 @@ impl Loop {
                     keep.push(c);
                 }
             }
-            // Connections accepted meanwhile (none: accept comes below).
             self.conns = keep;
             if woken {
                 self.collect_done(now);
@@ -1202,7 +1170,7 @@ mod tests {
 
     /// A stream fed from a channel, as the dashboard's events are.
     fn streaming(limits: Limits) -> (HttpServer, Sender<Vec<u8>>, Arc<Waker>) {
-        let waker = Waker::new().unwrap();
+        let waker = Arc::new(Waker::new().unwrap());
         let (tx, rx) = bounded::<Vec<u8>>(1024);
         let rx = std::sync::Mutex::new(Some(rx));
         let srv = HttpServer::start(
@@ -1257,10 +1225,11 @@ mod tests {
         waker.wake();
         until("data: one\n\n", &mut s, &mut got);
         until(": ping\n\n", &mut s, &mut got);
+        // The producer gone, the stream ends: the server closes it.
         drop(tx);
         waker.wake();
         let mut rest = Vec::new();
-        let _ = s.read_to_end(&mut rest);
+        s.read_to_end(&mut rest).expect("closed by the server");
         srv.shutdown();
     }
 

@@ -17,13 +17,62 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
-/// A one-shot stop signal that `poll(2)` can wait on.
+/// Wakes a thread that polls its descriptor: a pipe and a flag, so that
+/// wakes coalesce (one byte per wake at most until the poller drains).
+/// [`StopFd`] is one never drained; an HTTP server drains its own after
+/// each wake (`crate::httpd`).
 #[derive(Debug)]
-pub struct StopFd {
+pub struct Waker {
     read: OwnedFd,
     write: OwnedFd,
-    set: AtomicBool,
+    pending: AtomicBool,
 }
+
+impl Waker {
+    /// A new waker.
+    pub fn new() -> io::Result<Waker> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
+        Ok(Waker {
+            read,
+            write,
+            pending: AtomicBool::new(false),
+        })
+    }
+
+    /// Wakes the poller (cheap when it is already woken).
+    pub fn wake(&self) {
+        if !self.pending.swap(true, Ordering::SeqCst) {
+            // A full pipe is readable already; nothing else can fail
+            // usefully here.
+            let _ = nix::unistd::write(&self.write, &[1]);
+        }
+    }
+
+    /// Whether a wake came since the last [`Waker::drain`].
+    pub fn is_woken(&self) -> bool {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// The descriptor that turns readable at a wake.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.read)
+    }
+
+    /// Empties the pipe, then lets the next wake write again. In this
+    /// order a wake is never lost: one that comes before the flag is
+    /// cleared writes nothing, and its work (queued before it woke) is
+    /// seen by the pass that follows this drain.
+    pub fn drain(&self) {
+        let mut b = [0u8; 64];
+        while matches!(nix::unistd::read(&self.read, &mut b), Ok(n) if n > 0) {}
+        self.pending.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A one-shot stop signal that `poll(2)` can wait on: a [`Waker`] nobody
+/// drains.
+#[derive(Debug)]
+pub struct StopFd(Waker);
 
 /// What [`StopFd::wait`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,32 +88,23 @@ pub enum Ready {
 impl StopFd {
     /// A new, untriggered stop signal.
     pub fn new() -> io::Result<StopFd> {
-        let (read, write) = nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)?;
-        Ok(StopFd {
-            read,
-            write,
-            set: AtomicBool::new(false),
-        })
+        Waker::new().map(StopFd)
     }
 
     /// Triggers it: every thread polling it wakes now and later.
     pub fn trigger(&self) {
-        if !self.set.swap(true, Ordering::SeqCst) {
-            // A full pipe would already be readable; nothing else can fail
-            // usefully here.
-            let _ = nix::unistd::write(&self.write, &[1]);
-        }
+        self.0.wake();
     }
 
     /// The descriptor that turns readable at stop, for a caller that
     /// builds its own poll set.
     pub fn raw_fd(&self) -> std::os::fd::RawFd {
-        std::os::fd::AsRawFd::as_raw_fd(&self.read)
+        self.0.raw_fd()
     }
 
     /// Whether [`StopFd::trigger`] was called.
     pub fn is_set(&self) -> bool {
-        self.set.load(Ordering::SeqCst)
+        self.0.is_woken()
     }
 
     /// Waits until `fd` has one of `events` (POLLHUP and POLLERR always
@@ -93,7 +133,7 @@ impl StopFd {
             };
             let mut fds = [
                 PollFd::new(fd, events),
-                PollFd::new(self.read.as_fd(), PollFlags::POLLIN),
+                PollFd::new(self.0.read.as_fd(), PollFlags::POLLIN),
             ];
             match poll(&mut fds, left) {
                 Ok(0) => return Ok(Ready::Timeout),
@@ -121,7 +161,7 @@ impl StopFd {
                 return false;
             }
             let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-            let mut fds = [PollFd::new(self.read.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(self.0.read.as_fd(), PollFlags::POLLIN)];
             match poll(
                 &mut fds,
                 PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),

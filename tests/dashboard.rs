@@ -232,14 +232,18 @@ fn start_frontend(servers: &str, admin: bool) -> (Daemon, u16) {
             .env_remove("MAGLEV_FRONTEND_PASSWORD");
     }
     let mut fe = Daemon::start_with(&mut cmd);
+    let port = listening_port(&mut fe);
+    (fe, port)
+}
+
+/// The port a dashboard started on `127.0.0.1:0` says it listens on.
+fn listening_port(fe: &mut Daemon) -> u16 {
     let line = fe.wait_for(&["starting", "listen=127.0.0.1:"], Duration::from_secs(5));
-    let port = line
-        .split("listen=127.0.0.1:")
+    line.split("listen=127.0.0.1:")
         .nth(1)
         .and_then(|r| r.split(' ').next())
         .and_then(|p| p.parse().ok())
-        .expect("the port in the log");
-    (fe, port)
+        .expect("the port in the log")
 }
 
 /// Two maglevds (`a`, `b`), each with a frontend of two backends served
@@ -849,13 +853,7 @@ fn the_dashboard_recovers_at_the_fd_limit() {
         .arg("--max-connections")
         .arg("64");
     let mut fe = Daemon::start_with(&mut cmd);
-    let line = fe.wait_for(&["starting", "listen=127.0.0.1:"], Duration::from_secs(5));
-    let http_port: u16 = line
-        .split("listen=127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap();
+    let http_port = listening_port(&mut fe);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{http_port}").parse().unwrap();
     let burst: Vec<_> = (0..80)
         .filter_map(|_| TcpStream::connect(addr).ok())

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::flood::{proc_status, raise_nofile};
 use common::{Daemon, TempDir, maglevd_bin, repo_path, wait_until};
 
 const STOP_LIMIT: Duration = Duration::from_secs(2);
@@ -65,23 +66,6 @@ fn probe_sum(body: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-fn proc_field(pid: u32, key: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
-fn raise_nofile() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
-}
-
 #[test]
 fn metrics_endpoint_survives_a_thousand_hostile_connections() {
     raise_nofile();
@@ -91,7 +75,7 @@ fn metrics_endpoint_survives_a_thousand_hostile_connections() {
     let mut d = start(&mut Command::new(maglevd_bin()), &dir, port);
     let pid = d.child.id();
     assert!(scrape(addr).is_some());
-    let rss0 = proc_field(pid, "VmRSS:");
+    let rss0 = proc_status(pid, "VmRSS:");
     let probes0 = scrape(addr).unwrap().matches("maglev_probe_total").count();
     assert!(probes0 > 0);
 
@@ -142,8 +126,8 @@ fn metrics_endpoint_survives_a_thousand_hostile_connections() {
     for t in endless {
         let _ = t.join();
     }
-    let rss = proc_field(pid, "VmRSS:");
-    let threads = proc_field(pid, "Threads:");
+    let rss = proc_status(pid, "VmRSS:");
+    let threads = proc_status(pid, "Threads:");
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
     eprintln!(
         "under 1,000 hostile connections: honest scrapes {served}/{tried}, RSS {rss0} -> {rss} kB, \

@@ -241,7 +241,8 @@ impl Core {
     /// Decides at `now`: applies the rule and the hold-down, then says what
     /// to do. Call again after performing the actions and reporting them.
     pub fn poll(&mut self, now: Instant) -> Vec<Action> {
-        let mut out = Vec::new();
+        // The address changes; the file actions go before them.
+        let mut changed = Vec::new();
         let mut facts = self.facts.clone();
         facts.warming = now < self.settings.warm_until;
         let verdicts = rule::verdicts(&facts);
@@ -251,7 +252,7 @@ impl Core {
             }
             // Gone from the configuration: withdrawn.
             if a.announced {
-                out.push(Action::Changed {
+                changed.push(Action::Changed {
                     address: *ip,
                     announced: false,
                     reason: Some(Reason::Removed),
@@ -260,7 +261,7 @@ impl Core {
             }
             false
         });
-        if out.iter().any(|a| matches!(a, Action::Changed { .. })) {
+        if !changed.is_empty() {
             self.cause.get_or_insert(now);
         }
         for (ip, v) in verdicts {
@@ -295,7 +296,7 @@ impl Core {
             if a.announced != was {
                 a.since = now;
                 self.cause.get_or_insert(now);
-                out.push(Action::Changed {
+                changed.push(Action::Changed {
                     address: ip,
                     announced: a.announced,
                     reason: a.reason,
@@ -304,7 +305,6 @@ impl Core {
             }
         }
         // The file first: a notify script sees BIRD's file as it is told.
-        let changed = out;
         let mut out = Vec::with_capacity(changed.len() + 1);
         self.file_actions(now, &mut out);
         out.extend(changed);
@@ -565,6 +565,15 @@ mod tests {
                 .collect()
         }
 
+        /// Seconds since t0 of each action from `from` on that `which` picks.
+        fn times(&self, from: u64, which: fn(&Action) -> bool) -> Vec<u64> {
+            self.log
+                .iter()
+                .filter(|(t, a)| *t >= from && which(a))
+                .map(|(t, _)| *t)
+                .collect()
+        }
+
         fn announced(&self) -> bool {
             self.core.addresses()[&"192.0.2.1".parse::<IpAddr>().unwrap()].announced
         }
@@ -648,13 +657,7 @@ mod tests {
         healthy(&mut h);
         h.answer = Some(Outcome::Failed("exit status 1".into()));
         h.step();
-        let reloads = |h: &H| {
-            h.log
-                .iter()
-                .filter(|(_, a)| *a == Action::Reload)
-                .map(|(t, _)| *t)
-                .collect::<Vec<u64>>()
-        };
+        let reloads = |h: &H| h.times(0, |a| *a == Action::Reload);
         h.run_to(8);
         // Tries at 0, then after 1, 2, 4 s: 1, 3, 7.
         assert_eq!(reloads(&h), vec![0, 1, 3, 7]);
@@ -684,17 +687,10 @@ mod tests {
         h.core.set_maintenance(false);
         h.run_to(30);
         assert!(h.announced());
-        let at = |want: fn(&Action) -> bool| -> Vec<u64> {
-            h.log
-                .iter()
-                .filter(|(t, a)| *t >= 20 && want(a))
-                .map(|(t, _)| *t)
-                .collect()
-        };
         // The withdraw at 20 and the announce at 29 (hold-down after 24)
         // are in the file when they happen; the reloads keep their backoff.
-        assert_eq!(at(|a| matches!(a, Action::Write(_))), vec![20, 29]);
-        assert_eq!(at(|a| *a == Action::Reload), vec![20, 21, 23, 27]);
+        assert_eq!(h.times(20, |a| matches!(a, Action::Write(_))), vec![20, 29]);
+        assert_eq!(h.times(20, |a| *a == Action::Reload), vec![20, 21, 23, 27]);
         assert!(h.writes().last().unwrap().1.contains("192.0.2.1/32"));
     }
 

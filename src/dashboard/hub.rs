@@ -59,7 +59,7 @@ pub struct Broker {
     inner: Mutex<(Ring, Vec<Subscriber>)>,
     max_clients: usize,
     /// Woken after each event (the HTTP server then writes it).
-    waker: Option<Arc<crate::httpd::Waker>>,
+    waker: Option<Arc<crate::wake::Waker>>,
 }
 
 /// Why a browser cannot subscribe.
@@ -69,7 +69,7 @@ pub struct TooMany;
 impl Broker {
     /// A broker for a run that started at `epoch` (unix seconds), for at
     /// most `max_clients` browsers, waking `waker` after each event.
-    pub fn new(epoch: u64, max_clients: usize, waker: Option<Arc<crate::httpd::Waker>>) -> Broker {
+    pub fn new(epoch: u64, max_clients: usize, waker: Option<Arc<crate::wake::Waker>>) -> Broker {
         Broker {
             inner: Mutex::new((Ring::new(epoch, REPLAY), Vec::new())),
             max_clients,

@@ -191,11 +191,8 @@ pub fn admin_from_env(env: impl Fn(&str) -> Option<String>) -> Option<web::Admin
 /// first address taken) or `:PORT` (every address).
 pub fn resolve(listen: &str) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs;
-    let full = match listen.strip_prefix(':') {
-        Some(port) => format!("[::]:{port}"),
-        None => listen.to_string(),
-    };
-    full.to_socket_addrs()
+    crate::httpd::every_address(listen)
+        .to_socket_addrs()
         .map_err(|e| e.to_string())?
         .next()
         .ok_or_else(|| format!("`{listen}` names no address"))
@@ -223,8 +220,8 @@ pub fn run(opts: Options) -> u8 {
     let epoch = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let waker = match crate::httpd::Waker::new() {
-        Ok(w) => w,
+    let waker = match crate::wake::Waker::new() {
+        Ok(w) => Arc::new(w),
         Err(e) => {
             error!("startup-failed error={e}");
             return 1;

@@ -68,10 +68,6 @@ fn json_response(status: u16, v: &Value) -> Response {
         .with_header("Cache-Control", "no-store")
 }
 
-fn text(status: u16, body: &str) -> Response {
-    Response::text(status, body)
-}
-
 /// Decodes standard base64 (the Basic auth token); `None` if malformed.
 pub fn base64_decode(s: &str) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(s.len() * 3 / 4);
@@ -196,7 +192,7 @@ impl Web {
             (true, "/view" | "/view/") => page(false),
             (true, "/healthz") => return later(Web::healthz, self, req),
             (true, "/view/api/events") => self.events(&req),
-            (true, p) if p.starts_with("/view/api/events") => text(404, "not found\n"),
+            (true, p) if p.starts_with("/view/api/events") => Response::text(404, "not found\n"),
             (true, "/view/api/version") => json_response(
                 200,
                 &json!({"version": crate::VERSION, "commit": crate::GIT_COMMIT,
@@ -206,12 +202,12 @@ impl Web {
             (true, p) if p.starts_with("/assets/") || p == "/favicon.ico" => match assets::get(p) {
                 Some(a) => Response::new(200, a.content_type, a.body.to_vec())
                     .with_header("Cache-Control", "no-cache"),
-                None => text(404, "not found\n"),
+                None => Response::text(404, "not found\n"),
             },
             (false, p) if p.starts_with("/view") => {
-                text(405, "read-only\n").with_header("Allow", "GET")
+                Response::text(405, "read-only\n").with_header("Allow", "GET")
             }
-            _ => text(404, "not found\n"),
+            _ => Response::text(404, "not found\n"),
         })
     }
 
@@ -262,7 +258,7 @@ impl Web {
                         None => json_response(503, &json!({"error": "hub not answering"})),
                     }
                 }
-                _ => text(404, "not found\n"),
+                _ => Response::text(404, "not found\n"),
             },
         }
     }
@@ -281,7 +277,7 @@ impl Web {
         let (since, feed) = match self.broker.subscribe(req.header("Last-Event-ID"), recent) {
             Ok(x) => x,
             Err(_) => {
-                return text(503, "too many event-stream clients\n")
+                return Response::text(503, "too many event-stream clients\n")
                     .with_header("Retry-After", "5");
             }
         };
@@ -317,24 +313,26 @@ impl Web {
 
     fn admin(self: &Arc<Self>, req: Request) -> Reply {
         let Some(admin) = &self.admin else {
-            return Reply::Now(text(
+            return Reply::Now(Response::text(
                 404,
                 "admin pages are off (MAGLEV_FRONTEND_USER and MAGLEV_FRONTEND_PASSWORD unset)\n",
             ));
         };
         let Some(user) = authorized(req.header("Authorization"), admin) else {
-            return Reply::Now(text(401, "authentication required\n").with_header(
-                "WWW-Authenticate",
-                "Basic realm=\"maglevd-frontend admin\", charset=\"UTF-8\"",
-            ));
+            return Reply::Now(
+                Response::text(401, "authentication required\n").with_header(
+                    "WWW-Authenticate",
+                    "Basic realm=\"maglevd-frontend admin\", charset=\"UTF-8\"",
+                ),
+            );
         };
         let get = matches!(req.method.as_str(), "GET" | "HEAD");
         Reply::Now(match req.path.as_str() {
             "/admin" | "/admin/" if get => page(true),
-            "/admin" | "/admin/" => text(405, "GET only\n").with_header("Allow", "GET"),
+            "/admin" | "/admin/" => Response::text(405, "GET only\n").with_header("Allow", "GET"),
             "/admin/api/action" => {
                 if req.method != "POST" {
-                    text(405, "POST only\n").with_header("Allow", "POST")
+                    Response::text(405, "POST only\n").with_header("Allow", "POST")
                 } else if !same_origin(
                     req.header("Host"),
                     req.header("Origin"),
@@ -358,7 +356,7 @@ impl Web {
                     }
                 }
             }
-            _ => text(404, "not found\n"),
+            _ => Response::text(404, "not found\n"),
         })
     }
 

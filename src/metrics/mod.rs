@@ -52,12 +52,8 @@ pub fn parse_addr(s: &str) -> Result<Option<SocketAddr>, String> {
     if s.is_empty() {
         return Ok(None);
     }
-    let full = if s.starts_with(':') {
-        format!("[::]{s}")
-    } else {
-        s.to_string()
-    };
-    full.parse()
+    crate::httpd::every_address(s)
+        .parse()
         .map(Some)
         .map_err(|_| format!("`{s}` is not HOST:PORT (e.g. :9091, 127.0.0.1:9091, [::1]:9091)"))
 }
@@ -103,11 +99,8 @@ impl MetricsServer {
                     Response::new(200, "text/html; charset=utf-8", INDEX.as_bytes().to_vec())
                 }
                 (true, _) => Response::text(404, "404 not found\n"),
-                (false, _) => {
-                    let mut r = Response::text(405, "405 method not allowed\n");
-                    r.headers.push("Allow: GET, HEAD".into());
-                    r
-                }
+                (false, _) => Response::text(405, "405 method not allowed\n")
+                    .with_header("Allow", "GET, HEAD"),
             }
         };
         // A share of the descriptors that probes and VPP never lose.
