@@ -443,6 +443,9 @@ struct Conn {
     stream: TcpStream,
     phase: Phase,
     accepted: Instant,
+    /// A poll passed with nothing from it yet (evicted before the ones
+    /// just accepted, whose request may be on its way).
+    seen_silent: bool,
 }
 
 struct Loop {
@@ -552,6 +555,8 @@ impl Loop {
                 let c = if r != 0 || (woken && matches!(c.phase, Phase::Streaming(_))) {
                     self.progress(c, now, r)
                 } else {
+                    let mut c = c;
+                    c.seen_silent = true;
                     Some(c)
                 };
                 if let Some(c) = c.and_then(|c| self.timed(c, now)) {
@@ -631,12 +636,14 @@ impl Loop {
                     if self.conns.len() >= self.limits.max_conns {
                         // Make room: drop the oldest still sending its
                         // request (a scraper or a browser sends its request
-                        // at once).
-                        match self
+                        // at once), one already seen silent first.
+                        let reading = |c: &Conn| matches!(c.phase, Phase::Reading { .. });
+                        let victim = self
                             .conns
                             .iter()
-                            .position(|c| matches!(c.phase, Phase::Reading { .. }))
-                        {
+                            .position(|c| reading(c) && c.seen_silent)
+                            .or_else(|| self.conns.iter().position(reading));
+                        match victim {
                             Some(i) => {
                                 self.conns.remove(i);
                             }
@@ -660,6 +667,7 @@ impl Loop {
                             head: None,
                         },
                         accepted: now,
+                        seen_silent: false,
                     });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
