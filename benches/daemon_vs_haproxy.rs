@@ -9,10 +9,18 @@
 //!   cargo bench --bench daemon_vs_haproxy -- --n 1000 --kinds http --secs 30
 //!
 //! Kinds: `tcp`, `syn` (maglevd's half-open `mode: syn` against HAProxy's
-//! usual TCP check), `http`, `https`. Backends: 127.81.x.y, one listener
-//! process on 0.0.0.0 per run that accepts and closes (tcp, syn), answers `200` to any request and closes
-//! (http), or does the same over TLS with a fresh ECDSA P-256 certificate
-//! (https). Interval 1 s, timeout 1 s, one maglevd prober thread.
+//! usual TCP check), `http`, `https`, and `http-reuse`, `https-reuse`
+//! (maglevd keeps its connections, `reuse-connection: true`, against
+//! HAProxy's usual checks). Backends: 127.81.x.y, one listener process on
+//! 0.0.0.0 per run that accepts and closes (tcp, syn), answers `200` to
+//! any request (http), or does the same over TLS with a fresh ECDSA P-256
+//! certificate (https); it keeps a connection when the request asks (HTTP/1.1
+//! without `Connection: close`), else closes it. Interval 1 s, timeout 1 s,
+//! one maglevd prober thread.
+//!
+//! Packets per check: the kernel's `Ip: OutRequests` (on loopback every
+//! packet of either side is one) over the window, less maglevd's share,
+//! measured after the window with maglevd probing alone.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -41,7 +49,9 @@ fn main() {
         s.split(',').map(|n| n.parse().expect("n")).collect()
     });
     let kinds: Vec<String> = arg("--kinds").map_or(
-        vec!["tcp".into(), "syn".into(), "http".into(), "https".into()],
+        ["tcp", "syn", "http", "http-reuse", "https", "https-reuse"]
+            .map(String::from)
+            .to_vec(),
         |s| s.split(',').map(str::to_string).collect(),
     );
     let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/release");
@@ -55,24 +65,26 @@ fn main() {
         "daemon vs HAProxy: same backends, same {secs} s window, interval 1 s, 1 prober thread"
     );
     println!(
-        "{:>5} {:>6} | {:>9} {:>8} {:>8} {:>9} | {:>9} {:>8} {:>8} | {:>9} {:>9} | checks passing",
+        "{:>11} {:>6} | {:>9} {:>8} {:>8} {:>9} {:>8} | {:>9} {:>8} {:>8} {:>8} | {:>9} {:>9} | checks passing",
         "kind",
         "N",
         "probes/s",
         "CPU %",
         "RSS MB",
         "p99 late",
+        "pkts/chk",
         "probes/s",
         "CPU %",
         "RSS MB",
+        "pkts/chk",
         "CPU ratio",
         "RSS ratio"
     );
     for kind in &kinds {
         for &n in &ns {
-            if kind == "https" && n > 1_000 {
+            if kind.starts_with("https") && n > 1_000 {
                 println!(
-                    "{kind:>5} {n:>6} | skipped: the TLS listener alone would need ~{} cores for {} handshakes/s",
+                    "{kind:>11} {n:>6} | skipped: the TLS listener alone would need ~{} cores for {} handshakes/s",
                     n * 2 / 3000 + 1,
                     2 * n
                 );
@@ -83,9 +95,19 @@ fn main() {
     }
 }
 
-/// The backends' side: one process, several threads, 0.0.0.0:port.
+/// The check kind without `-reuse`, and whether maglevd keeps connections.
+fn base(kind: &str) -> (&str, bool) {
+    match kind.strip_suffix("-reuse") {
+        Some(b) => (b, true),
+        None => (kind, false),
+    }
+}
+
+/// The backends' side: one process, several threads, 0.0.0.0:port; a
+/// connection kept (asked for by the request) moves to a thread of its own.
 fn serve(kind: &str, port: u16, dir: &Path) {
     let l = listen_any(port);
+    let (kind, _) = base(kind);
     let acceptor = (kind == "https").then(|| tls_acceptor(dir));
     let workers: Vec<_> = (0..4)
         .map(|_| {
@@ -93,20 +115,14 @@ fn serve(kind: &str, port: u16, dir: &Path) {
             let kind = kind.to_string();
             let acceptor = acceptor.clone();
             std::thread::spawn(move || {
-                const OK: &[u8] = b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
                 for s in l.incoming() {
-                    let Ok(mut s) = s else { continue };
+                    let Ok(s) = s else { continue };
                     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                     match kind.as_str() {
-                        "http" => {
-                            let _ = read_head(&mut s);
-                            let _ = s.write_all(OK);
-                        }
+                        "http" => answer(s),
                         "https" => {
-                            if let Ok(mut t) = acceptor.as_ref().unwrap().accept(s) {
-                                let _ = read_head(&mut t);
-                                let _ = t.write_all(OK);
-                                let _ = t.shutdown();
+                            if let Ok(t) = acceptor.as_ref().unwrap().accept(s) {
+                                answer(t);
                             }
                         }
                         _ => {}
@@ -120,7 +136,32 @@ fn serve(kind: &str, port: u16, dir: &Path) {
     }
 }
 
-fn read_head(s: &mut impl Read) -> std::io::Result<()> {
+/// Answers the first request; a connection asked to stay is served on in
+/// a thread of its own.
+fn answer<S: Read + Write + Send + 'static>(mut s: S) {
+    if serve_one(&mut s) == Some(true) {
+        let _ = std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(move || while serve_one(&mut s) == Some(true) {});
+    }
+}
+
+/// Reads one request and answers it; whether the connection stays open
+/// (`None`: it ended).
+fn serve_one(s: &mut (impl Read + Write)) -> Option<bool> {
+    const KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+    const CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nok\n";
+    let head = read_head(s).ok()?;
+    if head.is_empty() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let keep = text.contains(" http/1.1\r\n") && !text.contains("\r\nconnection: close");
+    s.write_all(if keep { KEEP } else { CLOSE }).ok()?;
+    Some(keep)
+}
+
+fn read_head(s: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut seen = Vec::new();
     let mut buf = [0u8; 2048];
     while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -130,7 +171,7 @@ fn read_head(s: &mut impl Read) -> std::io::Result<()> {
         }
         seen.extend_from_slice(&buf[..n]);
     }
-    Ok(())
+    Ok(seen)
 }
 
 fn tls_acceptor(dir: &Path) -> openssl::ssl::SslAcceptor {
@@ -176,11 +217,19 @@ impl Drop for Killed {
 }
 
 fn maglevd_config(kind: &str, n: usize, port: u16) -> String {
+    let (kind, reuse) = base(kind);
+    let reuse = if reuse {
+        ", reuse-connection: true"
+    } else {
+        ""
+    };
     let check = match kind {
         "tcp" => format!("type: tcp, port: {port}"),
         "syn" => format!("type: tcp, port: {port}, params: {{ mode: syn }}"),
-        "http" => format!("type: http, port: {port}, params: {{ path: /healthz }}"),
-        _ => format!("type: https, port: {port}, params: {{ path: /healthz, tls-verify: false }}"),
+        "http" => format!("type: http, port: {port}, params: {{ path: /healthz{reuse} }}"),
+        _ => format!(
+            "type: https, port: {port}, params: {{ path: /healthz, tls-verify: false{reuse} }}"
+        ),
     };
     let mut y = format!(
         "maglev:\n  vpp: {{ api-socket: \"\" }}\n  healthchecks:\n    c: {{ {check}, interval: 1s, timeout: 1s, rise: 2, fall: 3 }}\n  backends:\n"
@@ -195,6 +244,7 @@ fn maglevd_config(kind: &str, n: usize, port: u16) -> String {
 }
 
 fn haproxy_config(kind: &str, n: usize, port: u16, stats: &Path) -> String {
+    let (kind, _) = base(kind);
     let mut t = format!(
         "global\n  maxconn 4000\n  stats socket {} mode 600 level admin\n\ndefaults\n  mode {}\n  timeout connect 1s\n  timeout client 5s\n  timeout server 5s\n  timeout check 1s\n\nlisten bench\n  bind 127.0.0.1:{}\n  balance roundrobin\n",
         stats.display(),
@@ -222,19 +272,37 @@ fn haproxy_config(kind: &str, n: usize, port: u16, stats: &Path) -> String {
     t
 }
 
-/// maglevd's /metrics: (probes started, cumulative lateness buckets
-/// (le seconds, count)).
-fn scrape(addr: &str) -> (u64, Vec<(f64, u64)>) {
+/// maglevd's /metrics: probes started, cumulative lateness buckets
+/// (le seconds, count), and connections opened by checks that keep theirs.
+struct Scrape {
+    probes: u64,
+    late: Vec<(f64, u64)>,
+    opened: u64,
+}
+
+fn scrape(addr: &str) -> Scrape {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return (0, Vec::new());
+        return Scrape {
+            probes: 0,
+            late: Vec::new(),
+            opened: 0,
+        };
     };
     let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
     let mut text = String::new();
     let _ = s.read_to_string(&mut text);
     let mut count = 0;
     let mut buckets = Vec::new();
+    let mut opened = 0;
     for l in text.lines() {
-        if let Some(v) = l.strip_prefix("maglev_probe_lateness_seconds_count ") {
+        if l.starts_with("maglev_probe_connections_total{") && !l.contains("connection=\"reused\"")
+        {
+            opened += l
+                .rsplit(' ')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        } else if let Some(v) = l.strip_prefix("maglev_probe_lateness_seconds_count ") {
             count = v.trim().parse().unwrap_or(0);
         } else if let Some(rest) = l.strip_prefix("maglev_probe_lateness_seconds_bucket{le=\"") {
             let (le, n) = rest.split_once("\"} ").unwrap_or(("", "0"));
@@ -246,7 +314,26 @@ fn scrape(addr: &str) -> (u64, Vec<(f64, u64)>) {
             buckets.push((le, n.trim().parse().unwrap_or(0)));
         }
     }
-    (count, buckets)
+    Scrape {
+        probes: count,
+        late: buckets,
+        opened,
+    }
+}
+
+/// Packets this namespace's IP layer sent so far (`Ip: OutRequests`).
+fn ip_out() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+    let (Some(names), Some(values)) = (ip.next(), ip.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == "OutRequests")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0)
 }
 
 /// The p99 over a window from two scrapes: the smallest bucket bound that
@@ -363,7 +450,7 @@ fn run(kind: &str, n: usize, secs: u64, bin: &Path) {
             break;
         }
         if t.elapsed() > Duration::from_secs(90) {
-            println!("{kind:>5} {n:>6} | never all up: maglevd {m}/{n}, haproxy {h}/{n}");
+            println!("{kind:>11} {n:>6} | never all up: maglevd {m}/{n}, haproxy {h}/{n}");
             return;
         }
         std::thread::sleep(Duration::from_secs(1));
@@ -373,26 +460,39 @@ fn run(kind: &str, n: usize, secs: u64, bin: &Path) {
     let (m0, _, _) = proc_usage(mp);
     let (h0, _, _) = proc_usage(hp);
     let (_, fail0) = haproxy_up(&stats);
-    let (probes0, late0) = scrape(&metrics);
-    let opens0 = active_opens();
+    let s0 = scrape(&metrics);
+    let (opens0, pkts0) = (active_opens(), ip_out());
     let t0 = Instant::now();
     std::thread::sleep(Duration::from_secs(secs));
     let el = t0.elapsed().as_secs_f64();
     let (m1, mrss, mhwm) = proc_usage(mp);
     let (h1, hrss, hhwm) = proc_usage(hp);
-    let (probes1, late1) = scrape(&metrics);
-    let opens1 = active_opens();
+    let s1 = scrape(&metrics);
+    let (opens1, pkts1) = (active_opens(), ip_out());
     let (m_up, (h_up, fail1)) = (maglevd_up(bin, &sock), haproxy_up(&stats));
-    let m_rate = (probes1 - probes0) as f64 / el;
-    // Every probe of either side opens one connection (except maglevd's
-    // half-open ones, which connect nothing): HAProxy's share is what
-    // maglevd's is not.
-    let m_opens = if kind == "syn" { 0.0 } else { m_rate };
+    let m_rate = (s1.probes - s0.probes) as f64 / el;
+    // Every probe of either side opens one connection, except maglevd's
+    // half-open ones (none) and kept ones (counted by maglevd itself):
+    // HAProxy's share is what maglevd's is not.
+    let m_opens = match base(kind) {
+        ("syn", _) => 0.0,
+        (_, true) => (s1.opened - s0.opened) as f64 / el,
+        _ => m_rate,
+    };
     let h_rate = (opens1 - opens0) as f64 / el - m_opens;
-    let late = p99(&late0, &late1) * 1000.0;
+    let late = p99(&s0.late, &s1.late) * 1000.0;
     let (mc, hc) = ((m1 - m0) / el * 100.0, (h1 - h0) / el * 100.0);
+    // maglevd alone for a while: its packets per check; HAProxy's are the
+    // rest of the window's.
+    drop(haproxy);
+    std::thread::sleep(Duration::from_secs(2));
+    let (a0, p0) = (scrape(&metrics).probes, ip_out());
+    std::thread::sleep(Duration::from_secs(secs.clamp(5, 10)));
+    let (a1, p1) = (scrape(&metrics).probes, ip_out());
+    let m_pkts = (p1 - p0) as f64 / (a1 - a0).max(1) as f64;
+    let h_pkts = ((pkts1 - pkts0) as f64 - m_pkts * m_rate * el) / (h_rate * el).max(1.0);
     println!(
-        "{kind:>5} {n:>6} | {m_rate:>9.0} {mc:>8.2} {:>8.1} {:>7}ms | {h_rate:>9.0} {hc:>8.2} {:>8.1} | {:>9.2} {:>9.2} | maglevd {m_up}/{n} up, haproxy {h_up}/{n} UP, {} failed checks (RSS peak {:.1} / {:.1} MB)",
+        "{kind:>11} {n:>6} | {m_rate:>9.0} {mc:>8.2} {:>8.1} {:>7}ms {m_pkts:>8.1} | {h_rate:>9.0} {hc:>8.2} {:>8.1} {h_pkts:>8.1} | {:>9.2} {:>9.2} | maglevd {m_up}/{n} up, haproxy {h_up}/{n} UP, {} failed checks (RSS peak {:.1} / {:.1} MB)",
         mrss as f64 / 1024.0,
         if late.is_finite() {
             format!("<={late:.1}")
@@ -406,7 +506,6 @@ fn run(kind: &str, n: usize, secs: u64, bin: &Path) {
         mhwm as f64 / 1024.0,
         hhwm as f64 / 1024.0,
     );
-    drop(haproxy);
     drop(maglevd);
     let _ = std::fs::remove_dir_all(&dir);
 }

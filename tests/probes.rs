@@ -884,3 +884,325 @@ fn http_probe_ends_with_rst_after_the_answer() {
     );
     assert!(r >= 2 && g == 0, "{r} ended with RST, {g} with FIN");
 }
+
+/// An HTTP check that keeps its connection: every 200 ms, a new connection
+/// at least every `lifetime`.
+fn reuse_hc(kind: &str, port: u16, lifetime: &str, extra: &str) -> String {
+    format!(
+        "      type: {kind}\n      port: {port}\n      interval: 200ms\n      fast-interval: 200ms\n      timeout: 300ms\n      rise: 2\n      fall: 2\n      params:\n        path: /healthz\n        reuse-connection: true\n        reuse-lifetime: {lifetime}\n{extra}"
+    )
+}
+
+/// Lets the checks of `backends` run for `d`, pauses them, and returns
+/// the snapshot once it holds every check that ended (reports reach the
+/// checker within a tick, snapshots are at most a second old). A check in
+/// flight at the pause is abandoned: servers may count one connection and
+/// request more than the checks.
+fn run_checks(
+    h: &mut Harness,
+    backends: &[&str],
+    d: Duration,
+) -> Arc<vpp_maglev::checker::Snapshot> {
+    std::thread::sleep(d);
+    for b in backends {
+        h.checker.client().action(b, Action::Pause).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    while let Ok(e) = h.events.try_recv() {
+        if let Event::Backend(b) = e {
+            h.seen.push(b);
+        }
+    }
+    h.checker.snapshot()
+}
+
+/// Counts by name.
+type Counts = Vec<(String, u64)>;
+
+/// `backend`'s checks by code and by connection.
+fn checks_of(snap: &vpp_maglev::checker::Snapshot, backend: &str) -> (Counts, Counts) {
+    let b = &snap.backends[backend];
+    let codes = b
+        .counters
+        .by_code
+        .iter()
+        .map(|(c, n)| (c.as_str().to_string(), n))
+        .collect();
+    let conns = vpp_maglev::checker::ProbeCounters::CONNECTIONS
+        .iter()
+        .zip(b.counters.connections)
+        .map(|(c, n)| (c.as_str().to_string(), n))
+        .collect();
+    (codes, conns)
+}
+
+/// A server's count against the checks': equal, or one more (a check
+/// abandoned in flight by the pause).
+fn about(server: usize, checks: u64) -> bool {
+    (checks..=checks + 1).contains(&(server as u64))
+}
+
+fn count(list: &[(String, u64)], key: &str) -> u64 {
+    list.iter().find(|(k, _)| k == key).map_or(0, |(_, n)| *n)
+}
+
+#[test]
+fn kept_connection_carries_the_checks_and_is_renewed_at_its_lifetime() {
+    use common::servers::{KeepAlive, KeepMode};
+    let srv = KeepAlive::start(
+        "127.77.10.1:0",
+        KeepMode::IdleClose(Duration::from_secs(5)),
+        #[cfg(feature = "https")]
+        None,
+    );
+    let yaml = config(
+        &reuse_hc("http", srv.port(), "1s", ""),
+        &[("a", "127.77.10.1")],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    h.expect("a", &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    let snap = run_checks(&mut h, &["a"], Duration::from_millis(3000));
+    let (codes, conns) = checks_of(&snap, "a");
+    let (accepted, requests) = srv.counts();
+    let checks = count(&codes, "L7OK");
+    assert_eq!(codes.len(), 1, "only passes: {codes:?}");
+    assert!(checks >= 12, "{checks} checks");
+    // A check every 200 ms on a connection renewed every second: ~5
+    // checks per connection, never one per check.
+    assert!(
+        accepted as u64 <= checks / 3 && accepted >= 3,
+        "{accepted} connections for {checks} checks"
+    );
+    assert!(about(requests, checks), "one request per check: {requests}");
+    let new = count(&conns, "new");
+    assert!(about(accepted, new), "{accepted} connections: {conns:?}");
+    assert_eq!(count(&conns, "reused"), checks - new);
+    assert_eq!(count(&conns, "reconnected"), 0);
+    assert!(
+        h.seen.iter().all(|t| t.to == Up || t.to == Paused),
+        "no flap: {:?}",
+        h.seen
+    );
+    let last = snap.backends["a"].last.clone().unwrap();
+    assert!(last.outcome.connection.is_some());
+}
+
+#[test]
+fn backend_idle_timeouts_and_closes_do_not_flap_health() {
+    use common::servers::{KeepAlive, KeepMode};
+    // Closes a connection idle for 150 ms: checks every 200 ms always find
+    // theirs closed (before the request is sent).
+    let idle = KeepAlive::start(
+        "127.77.10.2:0",
+        KeepMode::IdleClose(Duration::from_millis(150)),
+        #[cfg(feature = "https")]
+        None,
+    );
+    let port = idle.port();
+    // Closes (FIN) or resets the kept connection when the second request
+    // arrives on it, answering nothing: the race of an idle timeout with
+    // the request.
+    let fin = KeepAlive::start(
+        &format!("127.77.10.3:{port}"),
+        KeepMode::CloseSecond,
+        #[cfg(feature = "https")]
+        None,
+    );
+    let rst = KeepAlive::start(
+        &format!("127.77.10.4:{port}"),
+        KeepMode::ResetSecond(0),
+        #[cfg(feature = "https")]
+        None,
+    );
+    // Answers `Connection: close`: a new connection every check.
+    let close = KeepAlive::start(
+        &format!("127.77.10.5:{port}"),
+        KeepMode::AnswerClose,
+        #[cfg(feature = "https")]
+        None,
+    );
+    // Half a response and a reset on the kept connection: a failure (an
+    // answer had begun), never retried.
+    let half = KeepAlive::start(
+        &format!("127.77.10.6:{port}"),
+        KeepMode::ResetSecond(20),
+        #[cfg(feature = "https")]
+        None,
+    );
+    let yaml = config(
+        &reuse_hc("http", port, "30s", ""),
+        &[
+            ("idle", "127.77.10.2"),
+            ("fin", "127.77.10.3"),
+            ("rst", "127.77.10.4"),
+            ("close", "127.77.10.5"),
+            ("half", "127.77.10.6"),
+        ],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    for b in ["idle", "fin", "rst", "close"] {
+        h.expect(b, &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    }
+    let all = ["idle", "fin", "rst", "close", "half"];
+    let snap = run_checks(&mut h, &all, Duration::from_millis(2500));
+    let counts = |b: &str| {
+        let c = &snap.backends[b].counters;
+        let conns: Vec<u64> = c.connections.to_vec();
+        let ok = c.by_code.get(vpp_maglev::probe::Code::L7Ok);
+        let all: u64 = c.by_code.iter().map(|(_, n)| n).sum();
+        (ok, all, conns)
+    };
+    for b in ["idle", "fin", "rst", "close"] {
+        let (ok, all, _) = counts(b);
+        assert!(ok >= 10 && ok == all, "{b}: {ok} of {all} checks passed");
+        assert!(
+            h.seen
+                .iter()
+                .filter(|t| t.backend == b)
+                .all(|t| t.to == Up || t.to == Paused),
+            "{b} flapped: {:?}",
+            h.seen
+        );
+    }
+    // idle: every check after the first found the connection closed.
+    let (ok, _, c) = counts("idle");
+    assert_eq!((c[0], c[1]), (1, 0), "idle: {c:?}");
+    assert_eq!(c[2], ok - 1);
+    assert!(about(idle.counts().0, ok), "a connection per check");
+    // fin, rst: the first check on a new connection; every later one
+    // finds the kept connection refused at its request (the server ends a
+    // connection at its second request), and is made again on a new one,
+    // which is kept in turn: each check passes, none flaps.
+    for (b, srv) in [("fin", &fin), ("rst", &rst)] {
+        let (ok, _, c) = counts(b);
+        assert_eq!((c[0], c[1], c[2]), (1, 0, ok - 1), "{b}: {c:?}");
+        // Every check a connection; a reconnected one two requests.
+        let (accepted, requests) = srv.counts();
+        assert!(
+            about(accepted, ok) && about(requests, ok + c[2]),
+            "{b}: {accepted} connections, {requests} requests, {ok} checks"
+        );
+    }
+    let (ok, _, c) = counts("close");
+    assert_eq!((c[0], c[1], c[2]), (ok, 0, 0), "close: all new: {c:?}");
+    let (accepted, requests) = close.counts();
+    assert!(
+        about(accepted, ok) && about(requests, ok),
+        "close: {accepted}, {requests}"
+    );
+    // half: passes on new connections, fails on the kept ones.
+    let c = &snap.backends["half"].counters;
+    let (ok, bad) = (
+        c.by_code.get(vpp_maglev::probe::Code::L7Ok),
+        c.by_code.get(vpp_maglev::probe::Code::L7Rsp),
+    );
+    assert!(
+        ok >= 4 && ok.abs_diff(bad) <= 1,
+        "half: {ok} passed, {bad} failed"
+    );
+    assert_eq!(c.connections[2], 0, "half: a started answer is not retried");
+    let accepted = half.counts().0 as u64;
+    assert!(
+        about(accepted as usize, ok),
+        "half: {accepted} connections, {ok} passes"
+    );
+}
+
+#[cfg(feature = "https")]
+#[test]
+fn kept_tls_connection_survives_renegotiation_and_key_update_and_a_dropped_session() {
+    use common::servers::{KeepAlive, KeepMode};
+    use openssl::ssl::{SslAcceptor, SslMethod, SslVersion};
+    let dir = common::TempDir::new("tls-reuse");
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "k.pem",
+            "-out",
+            "c.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=t",
+        ])
+        .current_dir(&dir.0)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let acceptor = |max: SslVersion| {
+        let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server()).unwrap();
+        b.set_private_key_file(dir.path("k.pem"), openssl::ssl::SslFiletype::PEM)
+            .unwrap();
+        b.set_certificate_chain_file(dir.path("c.pem")).unwrap();
+        b.set_max_proto_version(Some(max)).unwrap();
+        b.build()
+    };
+    let reneg = KeepAlive::start(
+        "127.77.11.1:0",
+        KeepMode::TlsRenegotiate,
+        Some(acceptor(SslVersion::TLS1_2)),
+    );
+    let port = reneg.port();
+    let keyupd = KeepAlive::start(
+        &format!("127.77.11.2:{port}"),
+        KeepMode::TlsKeyUpdate,
+        Some(acceptor(SslVersion::TLS1_3)),
+    );
+    let drop = KeepAlive::start(
+        &format!("127.77.11.3:{port}"),
+        KeepMode::TlsDrop,
+        Some(acceptor(SslVersion::TLS1_3)),
+    );
+    let yaml = config(
+        &reuse_hc("https", port, "30s", "        tls-verify: false\n"),
+        &[
+            ("reneg", "127.77.11.1"),
+            ("keyupd", "127.77.11.2"),
+            ("drop", "127.77.11.3"),
+        ],
+        "",
+    );
+    let mut h = Harness::start(&yaml);
+    for b in ["reneg", "keyupd", "drop"] {
+        h.expect(b, &[(Unknown, Up, "L7OK", "HTTP 200")]);
+    }
+    let snap = run_checks(
+        &mut h,
+        &["reneg", "keyupd", "drop"],
+        Duration::from_millis(2500),
+    );
+    for b in ["reneg", "keyupd", "drop"] {
+        let c = &snap.backends[b].counters;
+        let ok = c.by_code.get(vpp_maglev::probe::Code::L7Ok);
+        let all: u64 = c.by_code.iter().map(|(_, n)| n).sum();
+        assert!(ok >= 10 && ok == all, "{b}: {ok} of {all} passed");
+    }
+    // Renegotiated and rekeyed, the connection carries on: one for all.
+    for (b, srv) in [("reneg", &reneg), ("keyupd", &keyupd)] {
+        let c = snap.backends[b].counters.connections;
+        assert_eq!((c[0], c[2]), (1, 0), "{b}: {c:?}");
+        assert_eq!(srv.counts().0, 1, "{b}: one connection");
+        let rekeys = srv.rekeys.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            rekeys >= 5,
+            "{b}: {rekeys} renegotiations/key updates completed"
+        );
+    }
+    // The session ended after each answer: found closed, made again.
+    let c = snap.backends["drop"].counters.connections;
+    let ok = snap.backends["drop"]
+        .counters
+        .by_code
+        .get(vpp_maglev::probe::Code::L7Ok);
+    assert_eq!((c[0], c[1], c[2]), (1, 0, ok - 1), "drop: {c:?}");
+    assert!(about(drop.counts().0, ok), "{:?} {c:?}", drop.counts());
+}

@@ -346,13 +346,18 @@ impl Core {
             return; // from before a restart of this backend's probing
         }
         debug!(
-            "probe-done backend={} code={} detail={} duration_ms={:.1}",
+            "probe-done backend={} code={}{} detail={} duration_ms={:.1}",
             e.name,
             r.outcome.code,
+            match r.outcome.connection {
+                Some(c) => format!(" connection={c}"),
+                None => String::new(),
+            },
             quote(&r.outcome.detail),
             r.outcome.duration.as_secs_f64() * 1000.0
         );
-        e.counters.record(r.outcome.code, r.outcome.duration);
+        e.counters
+            .record(r.outcome.code, r.outcome.duration, r.outcome.connection);
         let local = r.outcome.code == Code::Local;
         if local != e.local_error {
             e.local_error = local;

@@ -29,6 +29,8 @@ pub struct BackendView {
     pub counters: ProbeCounters,
 }
 
+use crate::probe::Connection;
+
 /// Upper bounds (seconds) of the probe duration histogram buckets.
 pub const DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -92,12 +94,22 @@ pub struct ProbeCounters {
     pub duration_sum: f64,
     /// Transitions by (from, to).
     pub transitions: TransitionCounts,
+    /// Checks that keep their connection, by how they got it: new,
+    /// reused, reconnected (the order of [`ProbeCounters::CONNECTIONS`]).
+    pub connections: [u64; 3],
 }
 
 impl ProbeCounters {
+    /// The connection kinds counted, in `connections` order.
+    pub const CONNECTIONS: [Connection; 3] =
+        [Connection::New, Connection::Reused, Connection::Reconnected];
+
     /// Counts one probe.
-    pub fn record(&mut self, code: Code, d: Duration) {
+    pub fn record(&mut self, code: Code, d: Duration, connection: Option<Connection>) {
         self.by_code.add(code);
+        if let Some(c) = connection {
+            self.connections[c as usize] += 1;
+        }
         let secs = d.as_secs_f64();
         let i = DURATION_BUCKETS
             .iter()
@@ -176,9 +188,9 @@ mod tests {
     #[test]
     fn counts_iterate_in_order_and_skip_zeros() {
         let mut c = ProbeCounters::default();
-        c.record(Code::L7Sts, Duration::from_millis(1));
-        c.record(Code::L4Ok, Duration::from_millis(1));
-        c.record(Code::L7Sts, Duration::from_millis(1));
+        c.record(Code::L7Sts, Duration::from_millis(1), None);
+        c.record(Code::L4Ok, Duration::from_millis(1), None);
+        c.record(Code::L7Sts, Duration::from_millis(1), None);
         let codes: Vec<(Code, u64)> = c.by_code.iter().collect();
         assert_eq!(codes, [(Code::L4Ok, 1), (Code::L7Sts, 2)]);
         assert_eq!(c.by_code.get(Code::Local), 0);

@@ -205,6 +205,10 @@ pub struct HttpProbe {
     pub expect_body: Option<String>,
     /// TLS settings; present exactly for `type: https`.
     pub tls: Option<TlsSettings>,
+    /// `reuse-connection: true`: the connection is kept between checks
+    /// and a new one made at least this often (`reuse-lifetime`); `None`:
+    /// a connection per check.
+    pub reuse: Option<Duration>,
 }
 
 impl HttpProbe {

@@ -116,6 +116,8 @@ pub struct RawParams {
     pub expect_body: Option<String>,
     pub tls_server_name: Option<String>,
     pub tls_verify: Option<bool>,
+    pub reuse_connection: Option<bool>,
+    pub reuse_lifetime: Option<ConfDuration>,
 }
 
 #[derive(Debug, Deserialize)]

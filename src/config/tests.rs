@@ -1256,3 +1256,62 @@ fn announce_bad_input_is_named_with_its_line() {
         "cannot write the file until it exists",
     );
 }
+
+#[test]
+fn reuse_connection_and_its_lifetime() {
+    use crate::config::Probe;
+    let reuse = |c: &Config| match &c.healthchecks["http"].probe {
+        Probe::Http(h) => h.reuse,
+        other => panic!("{other:?}"),
+    };
+    // Off by default: a connection per check, as before.
+    assert_eq!(reuse(&parse(BASE, Path::new("t.yaml")).unwrap()), None);
+    let text = with(
+        "        path: /healthz",
+        "        path: /healthz\n        reuse-connection: true",
+    );
+    let c = parse(&text, Path::new("t.yaml")).unwrap();
+    assert_eq!(reuse(&c), Some(Duration::from_secs(30)));
+    assert!(c.warnings.is_empty(), "{:#?}", c.warnings);
+    let text = with(
+        "        path: /healthz",
+        "        path: /healthz\n        reuse-connection: true\n        reuse-lifetime: 2m",
+    );
+    assert_eq!(
+        reuse(&parse(&text, Path::new("t.yaml")).unwrap()),
+        Some(Duration::from_secs(120))
+    );
+    // A lifetime without reuse, or no longer than the interval (2s by
+    // default), is accepted and said to do nothing.
+    let text = with(
+        "        path: /healthz",
+        "        path: /healthz\n        reuse-lifetime: 2m",
+    );
+    one_warning(
+        &text,
+        "maglev.healthchecks.http.params.reuse-lifetime",
+        "reuse-lifetime: 2m",
+        "no effect without reuse-connection",
+    );
+    let text = with(
+        "        path: /healthz",
+        "        path: /healthz\n        reuse-connection: true\n        reuse-lifetime: 1s",
+    );
+    one_warning(
+        &text,
+        "maglev.healthchecks.http.params.reuse-lifetime",
+        "reuse-lifetime: 1s",
+        "every check makes a new connection",
+    );
+    // Only HTTP(S) checks keep connections.
+    let text = with(
+        "      type: icmp",
+        "      type: icmp\n      params:\n        reuse-connection: true",
+    );
+    one_problem(
+        &text,
+        "maglev.healthchecks.ping.params.reuse-connection",
+        "reuse-connection: true",
+        "not a parameter of type icmp",
+    );
+}

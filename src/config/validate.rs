@@ -49,6 +49,8 @@ pub mod defaults {
     pub const FALL: u64 = 3;
     /// `healthchecks.*.params.expect-status`.
     pub const EXPECT_STATUS: (u16, u16) = (200, 399);
+    /// `healthchecks.*.params.reuse-lifetime`.
+    pub const REUSE_LIFETIME: Duration = Duration::from_secs(30);
     /// `frontends.*.pools[].backends.*.weight`.
     pub const WEIGHT: u64 = 100;
     /// Shortest interval or timeout accepted: faster probing is a storm.
@@ -520,7 +522,7 @@ fn healthchecks(c: &mut Checker, raw: &NamedMap<RawHealthCheck>) -> BTreeMap<Str
                 None
             }
         };
-        let probe = probe(c, &p, kind, port, hc.params.as_ref());
+        let probe = probe(c, &p, kind, port, interval, hc.params.as_ref());
         out.insert(
             name.to_string(),
             HealthCheck {
@@ -544,6 +546,7 @@ fn probe(
     p: &str,
     kind: CheckType,
     port: u16,
+    interval: Duration,
     params: Option<&RawParams>,
 ) -> Probe {
     let empty = RawParams::default();
@@ -552,7 +555,7 @@ fn probe(
     const TCP: &[CheckType] = &[CheckType::Tcp];
     const HTTP: &[CheckType] = &[CheckType::Http, CheckType::Https];
     const HTTPS: &[CheckType] = &[CheckType::Https];
-    let present: [(&str, bool, &[CheckType]); 8] = [
+    let present: [(&str, bool, &[CheckType]); 10] = [
         // (key, given, the types it belongs to)
         ("mode", params.mode.is_some(), TCP),
         ("path", params.path.is_some(), HTTP),
@@ -562,6 +565,8 @@ fn probe(
         ("expect-body", params.expect_body.is_some(), HTTP),
         ("tls-server-name", params.tls_server_name.is_some(), HTTPS),
         ("tls-verify", params.tls_verify.is_some(), HTTPS),
+        ("reuse-connection", params.reuse_connection.is_some(), HTTP),
+        ("reuse-lifetime", params.reuse_lifetime.is_some(), HTTP),
     ];
     for (key, given, types) in present {
         if !given {
@@ -642,6 +647,28 @@ fn probe(
                     verify: params.tls_verify.unwrap_or(true),
                 }
             });
+            let lifetime = c.period(
+                format!("{p}.params.reuse-lifetime"),
+                params.reuse_lifetime,
+                defaults::REUSE_LIFETIME,
+            );
+            let reuse = params.reuse_connection.unwrap_or(false).then_some(lifetime);
+            if reuse.is_none() && params.reuse_lifetime.is_some() {
+                c.warn(
+                    format!("{p}.params.reuse-lifetime"),
+                    "has no effect without reuse-connection: true",
+                );
+            }
+            if reuse.is_some_and(|l| l <= interval) {
+                c.warn(
+                    format!("{p}.params.reuse-lifetime"),
+                    format!(
+                        "{} is not longer than interval {}: every check makes a new connection",
+                        format_duration(lifetime),
+                        format_duration(interval)
+                    ),
+                );
+            }
             Probe::Http(HttpProbe {
                 port,
                 path,
@@ -650,6 +677,7 @@ fn probe(
                 expect_status,
                 expect_body: params.expect_body.clone(),
                 tls,
+                reuse,
             })
         }
     }

@@ -252,8 +252,12 @@ fn backend(b: &p::Backend, st: Style) -> String {
             (
                 "last probe",
                 opt(&b.last.as_ref().map(|l| {
+                    let connection = match &l.connection {
+                        Some(c) => format!(", {c} connection"),
+                        None => String::new(),
+                    };
                     format!(
-                        "{} {} ({} ms) at {}",
+                        "{} {} ({} ms{connection}) at {}",
                         l.code,
                         txt(&l.detail),
                         dec(l.duration_ms),
@@ -265,6 +269,16 @@ fn backend(b: &p::Backend, st: Style) -> String {
                 "probes",
                 opt(&d.filter(|d| !d.probes.is_empty()).map(|d| {
                     d.probes
+                        .iter()
+                        .map(|(c, n)| format!("{c} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })),
+            ),
+            (
+                "connections",
+                opt(&d.filter(|d| !d.connections.is_empty()).map(|d| {
+                    d.connections
                         .iter()
                         .map(|(c, n)| format!("{c} {n}"))
                         .collect::<Vec<_>>()
@@ -347,7 +361,11 @@ fn healthcheck(h: &p::Healthcheck, st: Style) -> String {
             ("expect_body", opt(&x.expect_body)),
             ("tls_server_name", opt(&x.tls_server_name)),
             ("tls_verify", opt(&x.tls_verify)),
+            ("reuse_connection", x.reuse_connection.to_string()),
         ]);
+        if let Some(l) = x.reuse_lifetime_ms {
+            pairs.push(("reuse_lifetime", format!("{l} ms")));
+        }
     }
     block(&pairs, st)
 }
@@ -738,7 +756,10 @@ mod tests {
         "ShowHealthchecks:.healthchecks[].params.expect_status[]",
         "ShowHealthchecks:.healthchecks[].params.expect_body",
         "ShowHealthchecks:.healthchecks[].params.tls_server_name",
+        "ShowHealthchecks:.healthchecks[].params.reuse_lifetime_ms",
         "ShowBackends:.backends[].last.duration_ms",
+        "ShowBackends:.backends[].last.connection",
+        "SetBackend:.backend.last.connection",
         "ShowBackends:.backends[].last.at",
         "SetBackend:.backend.last.duration_ms",
         "SetBackend:.backend.last.at",

@@ -91,6 +91,7 @@ fn backend(name: &str, b: &BackendView, full: bool) -> p::Backend {
             detail: l.outcome.detail.to_string(),
             duration_ms: l.outcome.duration.as_secs_f64() * 1000.0,
             at: rfc3339_utc(l.at),
+            connection: l.outcome.connection.map(|c| c.as_str().to_string()),
         }),
         detail: full.then(|| p::BackendDetail {
             counter: b.counter.0,
@@ -110,6 +111,12 @@ fn backend(name: &str, b: &BackendView, full: bool) -> p::Backend {
                 .counters
                 .by_code
                 .iter()
+                .map(|(c, n)| (c.as_str().to_string(), n))
+                .collect(),
+            connections: crate::checker::ProbeCounters::CONNECTIONS
+                .iter()
+                .zip(b.counters.connections)
+                .filter(|(_, n)| *n > 0)
                 .map(|(c, n)| (c.as_str().to_string(), n))
                 .collect(),
         }),
@@ -152,6 +159,8 @@ fn healthcheck(name: &str, h: &HealthCheck) -> p::Healthcheck {
                 expect_body: x.expect_body.clone(),
                 tls_server_name: x.tls.as_ref().and_then(|t| t.server_name.clone()),
                 tls_verify: x.tls.as_ref().map(|t| t.verify),
+                reuse_connection: x.reuse.is_some(),
+                reuse_lifetime_ms: x.reuse.map(ms),
             }),
             _ => None,
         },

@@ -190,6 +190,10 @@ pub struct LastProbe {
     pub duration_ms: f64,
     /// When it ended (RFC 3339, UTC).
     pub at: String,
+    /// For a check that keeps its connection (`reuse-connection`): `new`,
+    /// `reused` or `reconnected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<String>,
 }
 
 /// A state transition of a backend.
@@ -218,6 +222,10 @@ pub struct BackendDetail {
     pub history: Vec<Transition>,
     /// Probes by result code since the backend was added.
     pub probes: BTreeMap<String, u64>,
+    /// Checks that keep their connection, by how they got it (`new`,
+    /// `reused`, `reconnected`); empty for other checks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connections: BTreeMap<String, u64>,
 }
 
 /// A backend.
@@ -257,6 +265,12 @@ pub struct HttpParams {
     pub tls_server_name: Option<String>,
     /// Whether the certificate is verified (HTTPS only).
     pub tls_verify: Option<bool>,
+    /// Whether the connection is kept between checks.
+    #[serde(default)]
+    pub reuse_connection: bool,
+    /// How long a kept connection serves before a new one is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse_lifetime_ms: Option<u64>,
 }
 
 /// A health check.
@@ -909,6 +923,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
             detail: "HTTP 204".into(),
             duration_ms: 1.5,
             at: "2026-12-01T10:00:00Z".into(),
+            connection: Some("reused".into()),
         }),
         detail: detail.then(|| BackendDetail {
             counter: 4,
@@ -921,6 +936,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
                 at: "2026-12-01T09:59:58Z".into(),
             }],
             probes: BTreeMap::from([("L7OK".into(), 812), ("L4TOUT".into(), 3)]),
+            connections: BTreeMap::from([("new".into(), 28), ("reused".into(), 787)]),
         }),
     };
     let healthcheck = Healthcheck {
@@ -944,6 +960,8 @@ pub fn samples() -> Vec<(Command, Reply)> {
             expect_body: Some("^ok".into()),
             tls_server_name: Some("origin.example.net".into()),
             tls_verify: Some(true),
+            reuse_connection: true,
+            reuse_lifetime_ms: Some(30_000),
         }),
     };
     vec![

@@ -58,13 +58,17 @@ pub struct Probe {
     pub backend: String,
     /// Result code.
     pub code: String,
+    /// `new`, `reused` or `reconnected`, for a check that keeps its
+    /// connection.
+    pub connection: Option<String>,
     /// Duration, ms.
     pub ms: f64,
     /// When (RFC 3339).
     pub at: String,
 }
 
-/// Reads a `probe-done backend=B code=C detail=... duration_ms=D` log line.
+/// Reads a `probe-done backend=B code=C [connection=K] detail=...
+/// duration_ms=D` log line.
 pub fn parse_probe(message: &str, at: &str) -> Option<Probe> {
     let rest = message.strip_prefix("probe-done ")?;
     let field = |name: &str| {
@@ -77,6 +81,12 @@ pub fn parse_probe(message: &str, at: &str) -> Option<Probe> {
     Some(Probe {
         backend: field("backend=")?,
         code: field("code=")?,
+        // (before the detail, which is free text)
+        connection: rest
+            .split(" detail=")
+            .next()
+            .and_then(|h| h.split(' ').find_map(|w| w.strip_prefix("connection=")))
+            .map(str::to_string),
         ms,
         at: at.to_string(),
     })
@@ -205,6 +215,7 @@ impl Maglevd {
             detail: String::new(),
             duration_ms: pr.ms,
             at: pr.at.clone(),
+            connection: pr.connection.clone(),
         });
     }
 
@@ -458,6 +469,22 @@ mod tests {
             (p.backend.as_str(), p.code.as_str(), p.ms),
             ("web-a", "L4CON", 0.4)
         );
+        assert_eq!(p.connection, None);
+        let p = parse_probe(
+            "probe-done backend=web-a code=L7OK connection=reused detail=\"HTTP 200\" duration_ms=0.2",
+            "2026-12-02T00:00:00Z",
+        )
+        .unwrap();
+        assert_eq!(
+            (p.code.as_str(), p.connection.as_deref()),
+            ("L7OK", Some("reused"))
+        );
+        let p = parse_probe(
+            "probe-done backend=web-a code=L7RSP detail=\"x connection=reused\" duration_ms=0.2",
+            "",
+        )
+        .unwrap();
+        assert_eq!(p.connection, None, "not read from the detail");
         assert!(parse_probe("backend-transition backend=a", "").is_none());
     }
 
@@ -482,6 +509,7 @@ mod tests {
             m.apply_probe(&Probe {
                 backend: "a".into(),
                 code: "L7OK".into(),
+                connection: None,
                 ms: i as f64,
                 at: "t".into(),
             });

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use super::{Sources, escape};
-use crate::checker::{DURATION_BUCKETS, Snapshot};
+use crate::checker::{DURATION_BUCKETS, ProbeCounters, Snapshot};
 use crate::health::state::State;
 use crate::health::weights::FrontendState;
 use crate::vpp::client::ApiKey;
@@ -193,6 +193,23 @@ fn probes(o: &mut Out, snap: &Snapshot) {
                     ("result", result),
                     ("code", code.as_str()),
                 ],
+                n,
+            );
+        }
+    }
+    o.family(
+        "maglev_probe_connections_total",
+        "counter",
+        "Checks that keep their connection (reuse-connection), by how they got it: new, reused, reconnected (the kept one had been closed or reset by the backend).",
+    );
+    for (name, b) in &snap.backends {
+        let counts = ProbeCounters::CONNECTIONS
+            .iter()
+            .zip(b.counters.connections);
+        for (c, n) in counts.filter(|(_, n)| *n > 0) {
+            o.sample(
+                "maglev_probe_connections_total",
+                &[("backend", name), ("connection", c.as_str())],
                 n,
             );
         }
@@ -624,6 +641,7 @@ fn vpp_counters(o: &mut Out, c: &LbCounters, now: SystemTime) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::probe::Connection;
     use std::collections::BTreeMap;
     use std::path::Path;
     use std::sync::Arc;
@@ -665,9 +683,13 @@ mod tests {
         let config = Arc::new(crate::config::parse(yaml, Path::new("t.yaml")).unwrap());
         let view = |name: &str, state: State, enabled: bool| {
             let mut counters = ProbeCounters::default();
-            counters.record(Code::L7Ok, Duration::from_millis(3));
-            counters.record(Code::L7Ok, Duration::from_millis(30));
-            counters.record(Code::L4Tout, Duration::from_secs(9));
+            counters.record(
+                Code::L7Ok,
+                Duration::from_millis(3),
+                Some(Connection::Reused),
+            );
+            counters.record(Code::L7Ok, Duration::from_millis(30), Some(Connection::New));
+            counters.record(Code::L4Tout, Duration::from_secs(9), None);
             counters.transitions.add(State::Unknown, state);
             BackendView {
                 config: Arc::new(config.backends[name].clone()),
@@ -749,6 +771,14 @@ mod tests {
         assert!(s.contains(
             &r#"maglev_probe_total{backend="a",type="http",result="failure",code="L4TOUT"} 1"#
         ));
+        assert!(s.contains(&r#"maglev_probe_connections_total{backend="a",connection="new"} 1"#));
+        assert!(
+            s.contains(&r#"maglev_probe_connections_total{backend="a",connection="reused"} 1"#)
+        );
+        assert!(
+            !page.contains("connection=\"reconnected\""),
+            "no zero samples"
+        );
         // 3 ms falls in 0.005, 30 ms in 0.05, 9 s only in +Inf.
         assert!(s.contains(
             &r#"maglev_probe_duration_seconds_bucket{backend="a",type="http",le="0.0025"} 0"#

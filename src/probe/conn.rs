@@ -5,6 +5,14 @@
 //! polls and calls [`ConnProbe::ready`] until it yields an [`Outcome`].
 //! The phase at a timeout decides the code: connect → `L4TOUT`, TLS
 //! handshake → `L6TOUT`, request/response → `L7TOUT`.
+//!
+//! An HTTP(S) check with `reuse-connection` keeps its connection after a
+//! clean pass ([`ConnProbe::into_kept`]) and starts the next check on it
+//! ([`ConnProbe::start`] given the [`Kept`]): the request, the response,
+//! nothing else. Whether that is allowed is decided in one place each: the
+//! response's framing by [`ResponseJudge::keep`], the connection's age and
+//! state by [`Kept::usable`], a failure before any answer by
+//! [`Step::Reconnect`].
 
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
@@ -18,8 +26,8 @@ use nix::sys::socket::{
 };
 
 pub use super::Interest;
-use super::http::ResponseJudge;
-use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
+use super::http::{Keep, ResponseJudge, Verdict};
+use super::{Code, Connection, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
 use crate::config::Probe;
 
 /// What a probe needs next.
@@ -29,6 +37,10 @@ pub enum Step {
     Wait(Interest),
     /// Finished.
     Done(Outcome),
+    /// A kept connection failed before any answer (closed or reset by the
+    /// backend): the check starts again at once on a new connection
+    /// ([`ConnProbe::reconnect`]), once.
+    Reconnect,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +71,11 @@ struct HttpState {
     /// Backend address and port (whose TLS session this is).
     #[cfg_attr(not(feature = "https"), allow(dead_code))]
     peer: (IpAddr, u16),
+    /// `reuse-lifetime` when the connection is kept between checks.
+    reuse: Option<std::time::Duration>,
+    /// The verdict, given while the rest of the message is read so the
+    /// connection can be kept.
+    pending: Option<Verdict>,
 }
 
 /// One in-flight TCP/HTTP/HTTPS probe.
@@ -69,6 +86,105 @@ pub struct ConnProbe {
     started: Instant,
     timeout: std::time::Duration,
     http: Option<Box<HttpState>>,
+    /// When the TCP connection was made (older than `started` when kept).
+    opened: Instant,
+    /// How this check got its connection.
+    connection: Connection,
+    /// The check passed on a clean, reusable connection: keep it.
+    keep: bool,
+}
+
+/// A connection kept between two checks of one backend (one job of one
+/// prober thread: never shared across backends, TLS names or network
+/// namespaces). Dropped, it closes with RST like every probe socket.
+pub struct Kept {
+    fd: RawFd,
+    stream: Stream,
+    opened: Instant,
+}
+
+impl Kept {
+    /// Whether the next check may run on it: younger than `lifetime`
+    /// (`Err(false)`: retire it, a new connection proves the connect path
+    /// again), and nothing came from the backend while it was idle
+    /// (`Err(true)`: it closed or reset the connection, or sent bytes
+    /// nobody asked for, such as a `408` before closing).
+    fn usable(&mut self, now: Instant, lifetime: std::time::Duration) -> Result<(), bool> {
+        if now.saturating_duration_since(self.opened) >= lifetime {
+            return Err(false);
+        }
+        let mut byte = [0u8; 1];
+        // SAFETY: `self.fd` is the open socket of `self.stream`; the
+        // buffer is a live local of the length passed.
+        let n = unsafe {
+            nix::libc::recv(
+                self.fd,
+                byte.as_mut_ptr().cast(),
+                1,
+                nix::libc::MSG_PEEK | nix::libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 && Errno::last() == Errno::EAGAIN {
+            return Ok(()); // idle and open
+        }
+        if n <= 0 {
+            return Err(true); // closed (0) or reset (error)
+        }
+        match &mut self.stream {
+            // TLS records may arrive while idle (session tickets, a
+            // renegotiation request, a key update): OpenSSL handles them;
+            // only application data or the end make it unusable.
+            #[cfg(feature = "https")]
+            Stream::Tls(s) => match super::tls::read(s, &mut byte) {
+                super::tls::Io::Want(_) => Ok(()),
+                _ => Err(true),
+            },
+            _ => Err(true),
+        }
+    }
+
+    /// Ends it: TLS says close_notify first, so its session stays
+    /// resumable for the new connection.
+    fn retire(mut self, tls: &mut TlsCache, key: Option<(IpAddr, u16, &(String, bool))>) {
+        #[cfg(feature = "https")]
+        if let (Stream::Tls(s), Some((ip, port, (name, verify)))) = (&mut self.stream, key) {
+            let _ = s.shutdown();
+            let session = s.ssl().session().map(ToOwned::to_owned);
+            tls.keep((ip, port, name.clone(), *verify), session);
+        }
+        #[cfg(not(feature = "https"))]
+        let _ = (tls, key);
+        abort(self.fd, &mut self.stream);
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        abort(self.fd, &mut self.stream);
+    }
+}
+
+/// Closes `stream` (whose socket is `fd`) with RST, as HAProxy ends its
+/// checks: neither side keeps a TIME_WAIT or exchanges FINs per probe.
+fn abort(fd: RawFd, stream: &mut Stream) {
+    if !matches!(stream, Stream::Closed) {
+        let linger = nix::libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: `fd` is the open socket of `stream`, closed only below;
+        // the value is a live `linger`.
+        unsafe {
+            nix::libc::setsockopt(
+                fd,
+                nix::libc::SOL_SOCKET,
+                nix::libc::SO_LINGER,
+                (&linger as *const nix::libc::linger).cast(),
+                std::mem::size_of::<nix::libc::linger>() as nix::libc::socklen_t,
+            );
+        }
+        *stream = Stream::Closed;
+    }
 }
 
 /// The TLS context every HTTPS probe of a prober thread uses, made on
@@ -123,8 +239,9 @@ impl TlsCache {
 pub enum Started {
     /// Waiting for readiness.
     Pending(ConnProbe, Interest),
-    /// Decided without waiting.
-    Finished(Outcome),
+    /// Decided without waiting (an answer can be in before the first
+    /// wait on a kept connection), with the connection to keep, if any.
+    Finished(Outcome, Option<Kept>),
 }
 
 /// Turns off `TCP_QUICKACK` before connecting, as HAProxy does for its
@@ -149,49 +266,152 @@ fn defer_handshake_ack(fd: RawFd) {
 }
 
 impl ConnProbe {
-    /// Opens the socket and starts connecting.
-    pub fn start(spec: &ProbeSpec, now: Instant, tls: &mut TlsCache) -> Started {
-        match Self::open(spec, now) {
-            Err(o) => Started::Finished(o),
+    /// Starts a check: on `kept`, the connection the last check of this
+    /// backend left, when it is still usable; else on a new socket.
+    pub fn start(
+        spec: &ProbeSpec,
+        now: Instant,
+        tls: &mut TlsCache,
+        kept: Option<Kept>,
+    ) -> Started {
+        let mut connection = Connection::New;
+        if let Some(mut k) = kept {
+            let lifetime = match &spec.probe {
+                Probe::Http(h) => h.reuse,
+                _ => None,
+            };
+            match lifetime.map(|l| k.usable(now, l)) {
+                Some(Ok(())) => return Self::on_kept(spec, now, tls, k),
+                Some(Err(true)) => connection = Connection::Reconnected,
+                Some(Err(false)) | None => {
+                    let name = Self::tls_name(spec);
+                    let port = spec.probe.port().unwrap_or(0);
+                    k.retire(tls, name.as_ref().map(|n| (spec.address, port, n)));
+                }
+            }
+        }
+        Self::connect_new(spec, now, now, tls, connection)
+    }
+
+    /// Starts the check again on a new connection after
+    /// [`Step::Reconnect`]; `started` is when the check began.
+    pub fn reconnect(
+        spec: &ProbeSpec,
+        started: Instant,
+        now: Instant,
+        tls: &mut TlsCache,
+    ) -> Started {
+        Self::connect_new(spec, started, now, tls, Connection::Reconnected)
+    }
+
+    fn connect_new(
+        spec: &ProbeSpec,
+        started: Instant,
+        now: Instant,
+        tls: &mut TlsCache,
+        connection: Connection,
+    ) -> Started {
+        match Self::open(spec, started, now, connection) {
+            Err(o) => Started::Finished(o, None),
             Ok((probe, false)) => Started::Pending(probe, Interest::Write),
-            Ok((mut probe, true)) => match probe.ready(now, tls, false) {
-                Step::Wait(i) => Started::Pending(probe, i),
-                Step::Done(o) => Started::Finished(o),
-            },
+            Ok((probe, true)) => probe.go(spec, now, tls),
         }
     }
 
-    /// Creates, binds and connects the socket; `true` if already connected.
-    fn open(spec: &ProbeSpec, now: Instant) -> Result<(ConnProbe, bool), Outcome> {
-        let fail = |code, detail: Cow<'static, str>| Outcome::new(code, detail, now.elapsed());
-        let port = spec.probe.port().unwrap_or(0);
-        let http = match &spec.probe {
-            Probe::Http(h) => {
-                let tls = h.tls.as_ref().map(|t| {
-                    let name = t
-                        .server_name
-                        .clone()
-                        .or_else(|| h.host.clone())
-                        .unwrap_or_else(|| spec.address.to_string());
-                    (name, t.verify)
-                });
-                #[cfg(not(feature = "https"))]
-                if tls.is_some() {
-                    return Err(fail(
-                        Code::L6Rsp,
-                        "HTTPS support not built in (cargo feature `https`)".into(),
-                    ));
-                }
-                Some(Box::new(HttpState {
-                    request: std::sync::Arc::clone(&spec.request),
-                    written: 0,
-                    judge: ResponseJudge::new(h),
-                    tls,
-                    peer: (spec.address, port),
-                }))
+    /// Runs the probe as far as it gets without waiting.
+    fn go(mut self, spec: &ProbeSpec, now: Instant, tls: &mut TlsCache) -> Started {
+        match self.ready(now, tls, false) {
+            Step::Wait(i) => Started::Pending(self, i),
+            Step::Done(o) => Started::Finished(o, self.into_kept()),
+            // Only a kept connection asks for this; a new one never does.
+            Step::Reconnect => {
+                let started = self.started;
+                drop(self);
+                Self::reconnect(spec, started, now, tls)
             }
-            _ => None,
+        }
+    }
+
+    /// The check on a kept connection: the request goes out at once.
+    fn on_kept(spec: &ProbeSpec, now: Instant, tls: &mut TlsCache, mut k: Kept) -> Started {
+        let http = match Self::http_state(spec, now) {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(_) => {
+                return Self::connect_new(spec, now, now, tls, Connection::New);
+            }
         };
+        let probe = ConnProbe {
+            fd: k.fd,
+            stream: std::mem::replace(&mut k.stream, Stream::Closed),
+            phase: Phase::Writing,
+            started: now,
+            timeout: spec.timeout,
+            http: Some(http),
+            opened: k.opened,
+            connection: Connection::Reused,
+            keep: false,
+        };
+        probe.go(spec, now, tls)
+    }
+
+    /// The TLS name and whether it is verified, for an HTTPS check.
+    fn tls_name(spec: &ProbeSpec) -> Option<(String, bool)> {
+        match &spec.probe {
+            Probe::Http(h) => h.tls.as_ref().map(|t| {
+                let name = t
+                    .server_name
+                    .clone()
+                    .or_else(|| h.host.clone())
+                    .unwrap_or_else(|| spec.address.to_string());
+                (name, t.verify)
+            }),
+            _ => None,
+        }
+    }
+
+    /// The HTTP side of a check (`None` for a plain TCP one).
+    fn http_state(spec: &ProbeSpec, now: Instant) -> Result<Option<Box<HttpState>>, Outcome> {
+        let port = spec.probe.port().unwrap_or(0);
+        let Probe::Http(h) = &spec.probe else {
+            return Ok(None);
+        };
+        let tls = Self::tls_name(spec);
+        #[cfg(not(feature = "https"))]
+        if tls.is_some() {
+            return Err(Outcome::new(
+                Code::L6Rsp,
+                "HTTPS support not built in (cargo feature `https`)",
+                now.elapsed(),
+            ));
+        }
+        let _ = now;
+        Ok(Some(Box::new(HttpState {
+            request: std::sync::Arc::clone(&spec.request),
+            written: 0,
+            judge: ResponseJudge::new(h),
+            tls,
+            peer: (spec.address, port),
+            reuse: h.reuse,
+            pending: None,
+        })))
+    }
+
+    /// Creates, binds and connects the socket; `true` if already connected.
+    fn open(
+        spec: &ProbeSpec,
+        started: Instant,
+        now: Instant,
+        connection: Connection,
+    ) -> Result<(ConnProbe, bool), Outcome> {
+        let fail = |code, detail: Cow<'static, str>| {
+            let mut o = Outcome::new(code, detail, now.saturating_duration_since(started));
+            if matches!(&spec.probe, Probe::Http(h) if h.reuse.is_some()) {
+                o.connection = Some(connection);
+            }
+            o
+        };
+        let port = spec.probe.port().unwrap_or(0);
+        let http = Self::http_state(spec, now)?;
         let family = match spec.address {
             IpAddr::V4(_) => AddressFamily::Inet,
             IpAddr::V6(_) => AddressFamily::Inet6,
@@ -229,9 +449,12 @@ impl ConnProbe {
             fd: fd.as_raw_fd(),
             stream: Stream::Connecting(fd),
             phase: Phase::Connecting,
-            started: now,
+            started,
             timeout: spec.timeout,
             http,
+            opened: now,
+            connection,
+            keep: false,
         };
         Ok((probe, connected))
     }
@@ -246,18 +469,42 @@ impl ConnProbe {
         self.started
     }
 
-    /// The outcome when the deadline passes first.
+    /// The outcome when the deadline passes first (the verdict, when it
+    /// was given and only the rest of the message was awaited).
     pub fn timed_out(&self, now: Instant) -> Outcome {
         let code = match self.phase {
             Phase::Connecting => Code::L4Tout,
             Phase::Handshaking => Code::L6Tout,
             Phase::Writing | Phase::Reading => Code::L7Tout,
         };
-        Outcome::new(
-            code,
-            timeout_detail(self.timeout),
-            now.saturating_duration_since(self.started),
-        )
+        let o = match self.http.as_ref().and_then(|h| h.pending.as_ref()) {
+            Some(v) => Outcome::new(v.code, v.detail.clone(), Default::default()),
+            None => Outcome::new(code, timeout_detail(self.timeout), Default::default()),
+        };
+        self.outcome(o, now)
+    }
+
+    /// `o` with this check's duration and, for a check that keeps its
+    /// connection, how it got it.
+    fn outcome(&self, mut o: Outcome, now: Instant) -> Outcome {
+        o.duration = now.saturating_duration_since(self.started);
+        if self.http.as_ref().is_some_and(|h| h.reuse.is_some()) {
+            o.connection = Some(self.connection);
+        }
+        o
+    }
+
+    /// The connection to keep for the next check, if this one ended
+    /// cleanly on a reusable connection.
+    pub fn into_kept(mut self) -> Option<Kept> {
+        if !self.keep {
+            return None;
+        }
+        Some(Kept {
+            fd: self.fd,
+            stream: std::mem::replace(&mut self.stream, Stream::Closed),
+            opened: self.opened,
+        })
     }
 
     /// Makes progress after readiness on the socket; `error` when `poll`
@@ -278,28 +525,9 @@ impl ConnProbe {
         }
     }
 
-    /// Closes the socket with RST, as HAProxy ends its checks: the
-    /// answer is in (or will never be), and neither side keeps a
-    /// TIME_WAIT or exchanges FINs per probe.
+    /// Ends the check with RST: the answer is in (or will never be).
     fn abort(&mut self) {
-        if !matches!(self.stream, Stream::Closed) {
-            let linger = nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            // SAFETY: `self.fd` is the open socket of `self.stream`,
-            // closed only below; the value is a live `linger`.
-            unsafe {
-                nix::libc::setsockopt(
-                    self.fd,
-                    nix::libc::SOL_SOCKET,
-                    nix::libc::SO_LINGER,
-                    (&linger as *const nix::libc::linger).cast(),
-                    std::mem::size_of::<nix::libc::linger>() as nix::libc::socklen_t,
-                );
-            }
-            self.stream = Stream::Closed;
-        }
+        abort(self.fd, &mut self.stream);
     }
 
     fn done(
@@ -309,11 +537,26 @@ impl ConnProbe {
         detail: impl Into<Cow<'static, str>>,
     ) -> Option<Step> {
         self.abort();
-        Some(Step::Done(Outcome::new(
-            code,
-            detail,
-            now.saturating_duration_since(self.started),
+        Some(Step::Done(self.outcome(
+            Outcome::new(code, detail, Default::default()),
+            now,
         )))
+    }
+
+    /// A failure before any answer: on a kept connection, the backend
+    /// closed or reset it while it was idle; the check is made again on a
+    /// new connection instead of counting (idle timeouts must not flap).
+    fn failed_unanswered(
+        &mut self,
+        now: Instant,
+        code: Code,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Option<Step> {
+        if self.connection == Connection::Reused {
+            self.abort();
+            return Some(Step::Reconnect);
+        }
+        self.done(now, code, detail)
     }
 
     fn finish_connect(&mut self, now: Instant, tls: &mut TlsCache, error: bool) -> Option<Step> {
@@ -435,14 +678,14 @@ impl ConnProbe {
             };
             match r {
                 Ok(0) => {
-                    return self.done(
+                    return self.failed_unanswered(
                         now,
                         Code::L7Rsp,
                         "connection closed while sending the request",
                     );
                 }
                 Ok(n) => http.written += n,
-                Err(e) => return self.done(now, Code::L7Rsp, e),
+                Err(e) => return self.failed_unanswered(now, Code::L7Rsp, e),
             }
         }
         self.phase = Phase::Reading;
@@ -471,17 +714,57 @@ impl ConnProbe {
             let Some(http) = self.http.as_mut() else {
                 return self.done(now, Code::L7Rsp, "internal: no judge");
             };
+            let answered = http.judge.started();
             let verdict = match r {
+                // Read through to the end of a passed message to keep the
+                // connection: the verdict stands whatever comes after it.
+                _ if http.pending.is_some() => {
+                    if let Ok(n @ 1..) = r {
+                        http.judge.feed(&buf[..n]);
+                        if http.judge.keep() == Keep::More {
+                            continue;
+                        }
+                    }
+                    http.pending.take().expect("pending")
+                }
+                Ok(0) if !answered => {
+                    return self.failed_unanswered(
+                        now,
+                        Code::L7Rsp,
+                        "connection closed without a response",
+                    );
+                }
                 Ok(0) => http.judge.eof(),
                 Ok(n) => match http.judge.feed(&buf[..n]) {
                     Some(v) => v,
                     None => continue,
                 },
+                Err(e) if !answered => {
+                    self.keep_session(tls, false);
+                    return self.failed_unanswered(now, Code::L7Rsp, e);
+                }
                 Err(e) => {
                     self.keep_session(tls, false);
                     return self.done(now, Code::L7Rsp, e);
                 }
             };
+            // Kept only after a clean pass, read to its end.
+            let keep = http.reuse.is_some() && verdict.code == Code::L7Ok;
+            match (keep, http.judge.keep()) {
+                (true, Keep::More) if r.is_ok_and(|n| n > 0) => {
+                    http.pending = Some(verdict);
+                    continue;
+                }
+                (true, Keep::Yes) => {
+                    self.keep = true;
+                    self.keep_session(tls, true);
+                    return Some(Step::Done(self.outcome(
+                        Outcome::new(verdict.code, verdict.detail, Default::default()),
+                        now,
+                    )));
+                }
+                _ => {}
+            }
             // The exchange completed (whatever the status): the session,
             // its tickets received by now, serves the next probe.
             self.keep_session(tls, true);
@@ -501,14 +784,18 @@ impl ConnProbe {
     /// Remembers (or, after a failure, forgets) this HTTPS backend's TLS
     /// session for the next probe. The connection is shut down first
     /// (close_notify, not waited for): OpenSSL marks the session of a
-    /// connection freed without it as not resumable.
+    /// connection freed without it as not resumable. A connection kept
+    /// for the next check is not shut down (its session is remembered
+    /// again when it is retired).
     fn keep_session(&mut self, tls: &mut TlsCache, ok: bool) {
         #[cfg(feature = "https")]
         if let (Stream::Tls(s), Some(http)) = (&mut self.stream, &self.http) {
             if let Some((name, verify)) = &http.tls {
                 let key = (http.peer.0, http.peer.1, name.clone(), *verify);
                 let session = if ok {
-                    let _ = s.shutdown();
+                    if !self.keep {
+                        let _ = s.shutdown();
+                    }
                     s.ssl().session().map(ToOwned::to_owned)
                 } else {
                     None

@@ -20,7 +20,7 @@ use log::{debug, error, info, warn};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
-use super::conn::{ConnProbe, Interest, Started, Step, TlsCache};
+use super::conn::{ConnProbe, Interest, Kept, Started, Step, TlsCache};
 use super::icmp::{IcmpSocket, Reply};
 use super::idhash::IdMap;
 use super::schedule::{Jitter, Schedule};
@@ -327,6 +327,8 @@ struct Job {
     spec: Arc<ProbeSpec>,
     /// The slot of the probe in flight.
     busy: Option<usize>,
+    /// The connection the last check left for the next (`reuse-connection`).
+    kept: Option<Kept>,
 }
 
 enum Active {
@@ -486,6 +488,10 @@ struct Prober {
     max_inflight: usize,
     /// Whether the budget is reached now (logged once per episode).
     at_budget: bool,
+    /// Connections kept between checks: descriptors too, at most half
+    /// the budget (beyond it a check closes its connection as if it did
+    /// not keep it), so checks can always start.
+    kept: usize,
     /// Probe deadlines, one FIFO per distinct timeout: probes start in
     /// time order, so each FIFO is sorted and finished probes' entries are
     /// dropped in O(1) when they reach the front. This keeps the heap to
@@ -531,6 +537,7 @@ impl Prober {
             schedule: Schedule::new(Instant::now(), Jitter::from_clock(index as u64 + 1)),
             max_inflight: usize::MAX,
             at_budget: false,
+            kept: 0,
             deadlines: Vec::new(),
             tiebreak: 0,
             slots: Vec::new(),
@@ -586,7 +593,7 @@ impl Prober {
             self.expire_deadlines(now);
             // Due probes start while the descriptor budget allows; the
             // rest wait (late, not failed) for a probe to end.
-            while self.inflight() < self.max_inflight {
+            while self.inflight() + self.kept < self.max_inflight {
                 let Some((id, at)) = self.schedule.pop_due(now) else {
                     break;
                 };
@@ -594,7 +601,7 @@ impl Prober {
                     .record_lateness(now.saturating_duration_since(at));
                 self.start_probe(id, now);
             }
-            let full = self.inflight() >= self.max_inflight;
+            let full = self.inflight() + self.kept >= self.max_inflight;
             if full != self.at_budget {
                 self.at_budget = full;
                 if full {
@@ -819,11 +826,10 @@ impl Prober {
                     generation,
                     spec,
                     busy: None,
+                    kept: None,
                 };
                 if let Some(old) = self.schedule.insert(id, job, interval, first_in, now) {
-                    if let Some(slot) = old.busy {
-                        self.release(slot);
-                    }
+                    self.forget(old);
                 }
             }
             Command::SetInterval {
@@ -840,10 +846,21 @@ impl Prober {
                 }
             }
             Command::Stop { id } => {
-                if let Some(slot) = self.schedule.remove(id).and_then(|j| j.busy) {
-                    self.release(slot);
+                if let Some(old) = self.schedule.remove(id) {
+                    self.forget(old);
                 }
             }
+        }
+    }
+
+    /// A job replaced or removed: its probe in flight and its kept
+    /// connection go (closed with RST).
+    fn forget(&mut self, job: Job) {
+        if let Some(slot) = job.busy {
+            self.release(slot);
+        }
+        if job.kept.is_some() {
+            self.kept -= 1;
         }
     }
 
@@ -923,9 +940,9 @@ impl Prober {
             } => match self.send_syn(&spec, *port, now) {
                 Ok(Some(a)) => a,
                 // No raw socket: the probe is made the `connect` way.
-                Ok(None) => match ConnProbe::start(&spec, now, &mut self.tls) {
+                Ok(None) => match ConnProbe::start(&spec, now, &mut self.tls, None) {
                     Started::Pending(p, i) => Active::Conn(p, i),
-                    Started::Finished(o) => {
+                    Started::Finished(o, _) => {
                         self.complete(id, generation, now, o, now);
                         return;
                     }
@@ -935,9 +952,12 @@ impl Prober {
                     return;
                 }
             },
-            _ => match ConnProbe::start(&spec, now, &mut self.tls) {
+            _ => match self.start_conn(&spec, id, now) {
                 Started::Pending(p, i) => Active::Conn(p, i),
-                Started::Finished(o) => {
+                Started::Finished(o, kept) => {
+                    if let Some(k) = kept {
+                        self.park(id, generation, k);
+                    }
                     self.complete(id, generation, now, o, now);
                     return;
                 }
@@ -1158,29 +1178,90 @@ impl Prober {
     }
 
     fn conn_ready(&mut self, slot: usize, now: Instant, error: bool) {
-        let step = match self.slots.get_mut(slot) {
+        let (step, id, generation, started) = match self.slots.get_mut(slot) {
             Some(Some(Inflight {
                 active: Active::Conn(p, interest),
+                id,
+                generation,
+                started,
                 ..
             })) => {
                 let s = p.ready(now, &mut self.tls, error);
                 if let Step::Wait(i) = s {
                     *interest = i;
                 }
-                s
+                (s, *id, *generation, *started)
             }
             _ => return,
         };
-        if let Step::Done(o) = step {
-            self.finish(slot, o, now);
+        match step {
+            Step::Wait(_) => {}
+            Step::Done(o) => self.finish(slot, o, now),
+            Step::Reconnect => {
+                let Some(spec) = self.schedule.get(id).map(|j| Arc::clone(&j.spec)) else {
+                    self.release(slot);
+                    return;
+                };
+                match ConnProbe::reconnect(&spec, started, now, &mut self.tls) {
+                    Started::Finished(o, kept) => {
+                        if let Some(k) = kept {
+                            self.park(id, generation, k);
+                        }
+                        self.finish(slot, o, now)
+                    }
+                    Started::Pending(p, i) => {
+                        // A new deadline: the new connection gets the
+                        // whole timeout, as the check it replaces did.
+                        self.tiebreak += 1;
+                        let token = self.tiebreak;
+                        if let Some(Some(f)) = self.slots.get_mut(slot) {
+                            f.active = Active::Conn(p, i);
+                            f.token = token;
+                        }
+                        self.push_deadline(spec.timeout, now + spec.timeout, slot, token);
+                    }
+                }
+            }
         }
+    }
+
+    /// Starts a connecting check of `id`, on the connection its last
+    /// check kept if there is one.
+    fn start_conn(&mut self, spec: &ProbeSpec, id: BackendId, now: Instant) -> Started {
+        let kept = self.take_kept(id);
+        ConnProbe::start(spec, now, &mut self.tls, kept)
+    }
+
+    /// Takes the connection `id`'s last check kept, if any.
+    fn take_kept(&mut self, id: BackendId) -> Option<Kept> {
+        let k = self.schedule.get_mut(id)?.kept.take()?;
+        self.kept -= 1;
+        Some(k)
     }
 
     fn finish(&mut self, slot: usize, outcome: Outcome, now: Instant) {
         let Some(f) = self.release(slot) else {
             return;
         };
+        if let Active::Conn(p, _) = f.active {
+            if let Some(k) = p.into_kept() {
+                self.park(f.id, f.generation, k);
+            }
+        }
         self.complete(f.id, f.generation, f.started, outcome, now);
+    }
+
+    /// Keeps `k` for the next check of `id` (of `generation`), within the
+    /// kept half of the descriptor budget; else it closes.
+    fn park(&mut self, id: BackendId, generation: u64, k: Kept) {
+        let room = self.kept < self.max_inflight / 2;
+        match self.schedule.get_mut(id) {
+            Some(job) if room && job.generation == generation && job.kept.is_none() => {
+                job.kept = Some(k);
+                self.kept += 1;
+            }
+            _ => drop(k),
+        }
     }
 
     /// Reports `outcome` and schedules the job's next probe.

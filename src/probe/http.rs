@@ -21,7 +21,9 @@ pub fn user_agent() -> String {
     format!("maglevd/{}", crate::VERSION)
 }
 
-/// The request bytes for `probe` against a backend at `address`.
+/// The request bytes for `probe` against a backend at `address`: with
+/// `Connection: close`, unless the check keeps its connection
+/// (`reuse-connection`), when HTTP/1.1's default (keep-alive) applies.
 pub fn request(probe: &HttpProbe, address: IpAddr) -> Vec<u8> {
     let default_port = if probe.tls.is_some() { 443 } else { 80 };
     let host = match &probe.host {
@@ -38,8 +40,13 @@ pub fn request(probe: &HttpProbe, address: IpAddr) -> Vec<u8> {
             }
         }
     };
+    let connection = if probe.reuse.is_some() {
+        ""
+    } else {
+        "Connection: close\r\n"
+    };
     format!(
-        "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        "{} {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {}\r\nAccept: */*\r\n{connection}\r\n",
         probe.method.as_str(),
         probe.path,
         user_agent()
@@ -63,6 +70,24 @@ fn verdict(code: Code, detail: impl Into<String>) -> Verdict {
     }
 }
 
+/// Whether the connection a response came on can carry the next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The whole message is read, nothing after it: the connection is
+    /// clean and the backend said it stays open.
+    Yes,
+    /// Never: `Connection: close`, HTTP/1.0, a body delimited by the close,
+    /// bytes after the message, broken framing, or more than [`DRAIN_CAP`]
+    /// of body to read through.
+    No,
+    /// Not yet known: the rest of the message is still to be read.
+    More,
+}
+
+/// Most body bytes read past the verdict to keep a connection; a larger
+/// health answer is cheaper to close than to read through.
+pub const DRAIN_CAP: usize = 64 * 1024;
+
 #[derive(Debug)]
 enum Framing {
     Length(usize),
@@ -73,7 +98,11 @@ enum Framing {
 #[derive(Debug)]
 enum Phase {
     Head,
-    Body { status: u16, framing: Framing },
+    Body {
+        status: u16,
+        framing: Framing,
+    },
+    /// The message is read to its end (or can no longer be followed).
     Done,
 }
 
@@ -85,7 +114,9 @@ enum Chunk {
     Trailers,
 }
 
-/// Judges one response, fed in pieces as they arrive.
+/// Judges one response, fed in pieces as they arrive, and follows its
+/// framing to the end of the message (whether the connection can carry
+/// another request: [`ResponseJudge::keep`]).
 #[derive(Debug)]
 pub struct ResponseJudge {
     head_only: bool,
@@ -94,13 +125,20 @@ pub struct ResponseJudge {
     phase: Phase,
     /// Undecoded input (head, or chunked framing not yet consumed).
     raw: Vec<u8>,
-    /// Decoded body prefix.
+    /// Decoded body prefix (kept until the verdict only).
     body: Vec<u8>,
     /// Body bytes received in total (may exceed what is kept).
     body_seen: usize,
     searched: usize,
     matched: bool,
     chunk: Chunk,
+    /// The verdict, once given.
+    decided: bool,
+    /// The response allows another request (HTTP/1.1, no
+    /// `Connection: close`, framed by length or chunks).
+    keep_alive: bool,
+    /// The framing broke after the verdict.
+    broken: bool,
 }
 
 impl ResponseJudge {
@@ -117,25 +155,46 @@ impl ResponseJudge {
             searched: 0,
             matched: false,
             chunk: Chunk::Size,
+            decided: false,
+            keep_alive: false,
+            broken: false,
         }
     }
 
-    /// Feeds received bytes; `Some` once the answer is decided.
+    /// Feeds received bytes; `Some` once, when the answer is decided.
+    /// Bytes fed after that are followed to the end of the message only.
     pub fn feed(&mut self, data: &[u8]) -> Option<Verdict> {
         if matches!(self.phase, Phase::Done) {
+            if !data.is_empty() {
+                self.broken = true; // bytes after the message
+            }
             return None;
         }
         self.raw.extend_from_slice(data);
-        let v = self.advance();
-        if v.is_some() {
-            self.phase = Phase::Done;
+        self.advance()
+    }
+
+    /// Whether any response byte has been seen.
+    pub fn started(&self) -> bool {
+        !matches!(self.phase, Phase::Head) || !self.raw.is_empty()
+    }
+
+    /// Whether the connection can carry the next request.
+    pub fn keep(&self) -> Keep {
+        if !self.keep_alive || self.broken || self.body_seen > DRAIN_CAP {
+            return Keep::No;
         }
-        v
+        match self.phase {
+            Phase::Done if self.raw.is_empty() => Keep::Yes,
+            Phase::Done => Keep::No,
+            _ => Keep::More,
+        }
     }
 
     /// The peer closed the connection; always decides.
     pub fn eof(&mut self) -> Verdict {
         let v = match &self.phase {
+            _ if self.decided => verdict(Code::L7Rsp, "already decided"),
             Phase::Done => verdict(Code::L7Rsp, "already decided"),
             Phase::Head if self.raw.is_empty() => {
                 verdict(Code::L7Rsp, "connection closed without a response")
@@ -148,40 +207,58 @@ impl ResponseJudge {
             Phase::Body { .. } => verdict(Code::L7Rsp, "connection closed in the response body"),
         };
         self.phase = Phase::Done;
+        self.decided = true;
+        self.keep_alive = false;
         v
     }
 
+    /// Gives `v` as the verdict unless one was given already.
+    fn give(&mut self, out: &mut Option<Verdict>, v: Verdict) {
+        if !self.decided {
+            self.decided = true;
+            self.body = Vec::new();
+            *out = Some(v);
+        }
+    }
+
+    /// A framing error: the verdict before the decision, the end of the
+    /// connection's use after it.
+    fn broke(&mut self, out: &mut Option<Verdict>, why: &'static str) -> Option<Verdict> {
+        self.phase = Phase::Done;
+        self.broken = true;
+        self.give(out, verdict(Code::L7Rsp, why));
+        out.take()
+    }
+
+    /// Consumes what `raw` holds; the verdict if it was decided now.
     fn advance(&mut self) -> Option<Verdict> {
+        let mut out = None;
         loop {
             match &mut self.phase {
-                Phase::Done => return None,
+                Phase::Done => return out,
                 Phase::Head => {
                     if self.raw.len() >= 5 && !self.raw.starts_with(b"HTTP/") {
-                        return Some(verdict(Code::L7Rsp, "not an HTTP response"));
+                        return self.broke(&mut out, "not an HTTP response");
                     }
                     let Some((end, sep)) = find_head_end(&self.raw) else {
                         if self.raw.len() > HEAD_CAP {
-                            return Some(verdict(Code::L7Rsp, "response header too large"));
+                            return self.broke(&mut out, "response header too large");
                         }
-                        return None;
+                        return out;
                     };
                     let head = String::from_utf8_lossy(&self.raw[..end]).into_owned();
                     self.raw.drain(..end + sep);
                     let mut lines = head.lines();
-                    let status = match parse_status_line(lines.next().unwrap_or("")) {
+                    let status_line = lines.next().unwrap_or("");
+                    let status = match parse_status_line(status_line) {
                         Ok(s) => s,
-                        Err(why) => return Some(verdict(Code::L7Rsp, why)),
+                        Err(why) => return self.broke(&mut out, why),
                     };
                     if (100..200).contains(&status) && status != 101 {
                         continue; // interim response; the real one follows
                     }
-                    if !self.expect_status.iter().any(|r| r.contains(status)) {
-                        return Some(verdict(Code::L7Sts, format!("HTTP {status}")));
-                    }
-                    if self.expect_body.is_none() {
-                        return Some(verdict(Code::L7Ok, format!("HTTP {status}")));
-                    }
                     let mut framing = Framing::Close;
+                    let mut close = false;
                     for line in lines {
                         let Some((k, v)) = line.split_once(':') else {
                             continue;
@@ -196,46 +273,68 @@ impl ResponseJudge {
                         {
                             match v.parse::<usize>() {
                                 Ok(n) => framing = Framing::Length(n),
-                                Err(_) => {
-                                    return Some(verdict(Code::L7Rsp, "invalid Content-Length"));
-                                }
+                                Err(_) => return self.broke(&mut out, "invalid Content-Length"),
                             }
+                        } else if k.eq_ignore_ascii_case("connection") {
+                            close |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
                         }
                     }
                     if self.head_only || status == 204 || status == 304 {
                         framing = Framing::Length(0);
                     }
+                    self.keep_alive = status_line.starts_with("HTTP/1.1 ")
+                        && !close
+                        && status != 101
+                        && !matches!(framing, Framing::Close);
                     self.phase = Phase::Body { status, framing };
+                    if !self.expect_status.iter().any(|r| r.contains(status)) {
+                        self.give(&mut out, verdict(Code::L7Sts, format!("HTTP {status}")));
+                    } else if self.expect_body.is_none() {
+                        self.give(&mut out, verdict(Code::L7Ok, format!("HTTP {status}")));
+                    }
                 }
                 Phase::Body { status, framing } => {
                     let status = *status;
-                    match framing {
+                    // (the last byte is in, the message is over: chunked
+                    // trailers may still follow the last chunk)
+                    let (end, over) = match framing {
                         Framing::Length(n) => {
                             let take = self.raw.len().min(*n);
-                            let data: Vec<u8> = self.raw.drain(..take).collect();
                             *n -= take;
-                            let done = *n == 0;
-                            if let Some(v) = self.body_bytes(&data) {
-                                return Some(v);
-                            }
-                            return done.then(|| self.judge_body(status));
+                            let end = *n == 0;
+                            let data: Vec<u8> = self.raw.drain(..take).collect();
+                            self.push_body(&data);
+                            (end, end)
                         }
                         Framing::Close => {
                             let data = std::mem::take(&mut self.raw);
-                            return self.body_bytes(&data);
+                            self.push_body(&data);
+                            (false, false)
                         }
                         Framing::Chunked => match self.dechunk() {
-                            Ok(true) => return Some(self.judge_body(status)),
-                            Ok(false) => return self.early_body_verdict(),
-                            Err(why) => return Some(verdict(Code::L7Rsp, why)),
+                            Ok(end) => (end, matches!(self.phase, Phase::Done)),
+                            Err(why) => return self.broke(&mut out, why),
                         },
+                    };
+                    if over {
+                        self.phase = Phase::Done;
                     }
+                    if let Some(v) = self.early_body_verdict(status) {
+                        self.give(&mut out, v);
+                    }
+                    if end {
+                        let v = self.judge_body(status);
+                        self.give(&mut out, v);
+                    }
+                    return out;
                 }
             }
         }
     }
 
-    /// Consumes chunked framing from `raw`; `Ok(true)` at the last chunk.
+    /// Consumes chunked framing from `raw`; `Ok(true)` once the last
+    /// chunk is in (the trailers after it are consumed as they come, and
+    /// end the message).
     fn dechunk(&mut self) -> Result<bool, &'static str> {
         loop {
             match self.chunk {
@@ -269,9 +368,6 @@ impl ResponseJudge {
                     } else {
                         Chunk::Data(left - take)
                     };
-                    if self.body_matched() {
-                        return Ok(true);
-                    }
                 }
                 Chunk::DataEnd => {
                     if self.raw.len() < 2 {
@@ -284,8 +380,18 @@ impl ResponseJudge {
                     self.chunk = Chunk::Size;
                 }
                 Chunk::Trailers => {
-                    // Trailer lines end with an empty line; the verdict does
-                    // not depend on them, so the last chunk decides.
+                    // Trailer lines end with an empty line; the verdict
+                    // does not depend on them.
+                    while let Some(eol) = self.raw.windows(2).position(|w| w == b"\r\n") {
+                        self.raw.drain(..eol + 2);
+                        if eol == 0 {
+                            self.phase = Phase::Done;
+                            return Ok(true);
+                        }
+                    }
+                    if self.raw.len() > HEAD_CAP {
+                        return Err("chunked trailers too large");
+                    }
                     return Ok(true);
                 }
             }
@@ -294,6 +400,9 @@ impl ResponseJudge {
 
     fn push_body(&mut self, data: &[u8]) {
         self.body_seen += data.len();
+        if self.decided {
+            return;
+        }
         let room = BODY_CAP.saturating_sub(self.body.len());
         self.body.extend_from_slice(&data[..data.len().min(room)]);
     }
@@ -314,16 +423,10 @@ impl ResponseJudge {
         self.matched
     }
 
-    fn body_bytes(&mut self, data: &[u8]) -> Option<Verdict> {
-        self.push_body(data);
-        self.early_body_verdict()
-    }
-
-    fn early_body_verdict(&mut self) -> Option<Verdict> {
-        let status = match self.phase {
-            Phase::Body { status, .. } => status,
-            _ => return None,
-        };
+    fn early_body_verdict(&mut self, status: u16) -> Option<Verdict> {
+        if self.decided {
+            return None;
+        }
         if self.body_matched() {
             return Some(verdict(Code::L7Ok, format!("HTTP {status}")));
         }
@@ -394,6 +497,7 @@ mod tests {
             ],
             expect_body: expect_body.map(String::from),
             tls: None,
+            reuse: None,
         }
     }
 
@@ -572,6 +676,120 @@ mod tests {
             code(judge_all(&p, &[&huge], false)).1,
             "response header too large"
         );
+    }
+
+    /// Feeds `bytes` in pieces of `step`; the verdict and where the
+    /// connection stands after the last piece.
+    fn keep_after(p: &HttpProbe, bytes: &[u8], step: usize) -> (Option<Code>, Keep) {
+        let mut j = ResponseJudge::new(p);
+        let mut v = None;
+        for c in bytes.chunks(step) {
+            if let Some(x) = j.feed(c) {
+                assert!(v.is_none(), "a second verdict");
+                v = Some(x.code);
+            }
+        }
+        (v, j.keep())
+    }
+
+    #[test]
+    fn keep_follows_the_message_to_its_end() {
+        let p = probe(None, HttpMethod::Get);
+        let pb = probe(Some("ok"), HttpMethod::Get);
+        let len = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nis ok";
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        for step in [1, 3, 1000] {
+            for probe in [&p, &pb] {
+                assert_eq!(keep_after(probe, len, step), (Some(Code::L7Ok), Keep::Yes));
+                assert_eq!(
+                    keep_after(probe, chunked, step),
+                    (Some(Code::L7Ok), Keep::Yes),
+                    "step {step}"
+                );
+                // Not all of it yet: the verdict may be in, the end is not.
+                let (_, k) = keep_after(probe, &chunked[..chunked.len() - 2], step);
+                assert_eq!(k, Keep::More, "trailers not ended");
+                let (_, k) = keep_after(probe, &len[..len.len() - 1], step);
+                assert_eq!(k, Keep::More);
+            }
+        }
+        // The status decides at once; the body is still followed.
+        let mut j = ResponseJudge::new(&p);
+        let v = j.feed(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(v.map(|v| v.code), Some(Code::L7Ok));
+        assert_eq!(j.keep(), Keep::Yes);
+        let head = probe(None, HttpMethod::Head);
+        assert_eq!(
+            keep_after(&head, b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n", 1),
+            (Some(Code::L7Ok), Keep::Yes),
+            "HEAD: no body whatever the length says"
+        );
+        // A failing status is a verdict too; the message still ends.
+        assert_eq!(
+            keep_after(&p, b"HTTP/1.1 503 No\r\nContent-Length: 2\r\n\r\nno", 1),
+            (Some(Code::L7Sts), Keep::Yes)
+        );
+    }
+
+    #[test]
+    fn keep_refuses_what_cannot_carry_another_request() {
+        let p = probe(None, HttpMethod::Get);
+        let no = |bytes: &[u8]| keep_after(&p, bytes, 1).1;
+        assert_eq!(
+            no(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+            Keep::No
+        );
+        assert_eq!(
+            no(b"HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 0\r\n\r\n"),
+            Keep::No
+        );
+        assert_eq!(
+            no(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            Keep::No,
+            "HTTP/1.0"
+        );
+        assert_eq!(no(b"HTTP/1.1 200 OK\r\n\r\nbody to the close"), Keep::No);
+        assert_eq!(
+            no(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 408"),
+            Keep::No,
+            "bytes after the message"
+        );
+        let mut j = ResponseJudge::new(&p);
+        j.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(j.keep(), Keep::Yes);
+        j.feed(b"x");
+        assert_eq!(j.keep(), Keep::No, "bytes in a later read");
+        let mut big = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n",
+            DRAIN_CAP + 1
+        )
+        .into_bytes();
+        big.extend(std::iter::repeat_n(b'x', DRAIN_CAP + 1));
+        assert_eq!(keep_after(&p, &big, 4096), (Some(Code::L7Ok), Keep::No));
+        assert_eq!(
+            keep_after(
+                &p,
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nokXX",
+                1
+            ),
+            (Some(Code::L7Ok), Keep::No),
+            "broken framing after the verdict"
+        );
+        let mut j = ResponseJudge::new(&p);
+        j.feed(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc");
+        j.eof();
+        assert_eq!(j.keep(), Keep::No);
+        assert!(!ResponseJudge::new(&p).started());
+        assert!(j.started());
+    }
+
+    #[test]
+    fn a_kept_connection_asks_for_no_close() {
+        let mut p = probe(None, HttpMethod::Get);
+        p.reuse = Some(std::time::Duration::from_secs(30));
+        let r = String::from_utf8(request(&p, "192.0.2.10".parse().unwrap())).unwrap();
+        assert!(!r.contains("Connection:"), "{r}");
+        assert!(r.ends_with("Accept: */*\r\n\r\n"), "{r}");
     }
 
     #[test]

@@ -110,6 +110,38 @@ pub enum Interest {
     Write,
 }
 
+/// How an HTTP(S) check that keeps its connection (`reuse-connection`)
+/// got the connection it ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Connection {
+    /// A new one: the first check, the kept one reached `reuse-lifetime`,
+    /// or the last check did not end in a clean pass.
+    New,
+    /// The connection kept from the last check.
+    Reused,
+    /// The kept one had been closed or reset by the backend (seen before
+    /// the request, or when it was sent): the check ran on a new one.
+    Reconnected,
+}
+
+impl Connection {
+    /// `new`, `reused`, `reconnected`: the word in logs, `show backend`
+    /// and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Connection::New => "new",
+            Connection::Reused => "reused",
+            Connection::Reconnected => "reconnected",
+        }
+    }
+}
+
+impl std::fmt::Display for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What one probe found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
@@ -120,6 +152,9 @@ pub struct Outcome {
     pub detail: Cow<'static, str>,
     /// Time from start to verdict.
     pub duration: Duration,
+    /// The connection it ran on, for checks that keep theirs (`None`
+    /// for every other check).
+    pub connection: Option<Connection>,
 }
 
 impl Outcome {
@@ -129,6 +164,7 @@ impl Outcome {
             code,
             detail: detail.into(),
             duration,
+            connection: None,
         }
     }
 }

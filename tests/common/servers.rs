@@ -224,3 +224,221 @@ impl Drop for Counting {
         }
     }
 }
+
+/// How a keep-alive server treats the connections it keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeepMode {
+    /// Serves every request; closes a connection idle this long (as
+    /// nginx's `keepalive_timeout` does), without a word.
+    IdleClose(Duration),
+    /// Answers with `Connection: close` and closes.
+    AnswerClose,
+    /// Serves a connection's first request; to the second it sends this
+    /// many bytes of the response and resets the connection.
+    ResetSecond(usize),
+    /// Serves a connection's first request; at the second it closes the
+    /// connection without answering.
+    CloseSecond,
+    /// TLS: after each response ends the TLS session (close_notify) and
+    /// the connection, although the response did not say so.
+    TlsDrop,
+    /// TLS 1.2: asks for a renegotiation after each response.
+    TlsRenegotiate,
+    /// TLS 1.3: sends a key update after each response.
+    TlsKeyUpdate,
+}
+
+/// An HTTP/1.1 server that keeps connections, counting the connections
+/// it accepts, the requests it serves and (TLS) the renegotiations and
+/// key updates completed.
+pub struct KeepAlive {
+    pub addr: SocketAddr,
+    pub conns: Arc<std::sync::atomic::AtomicUsize>,
+    pub requests: Arc<std::sync::atomic::AtomicUsize>,
+    pub rekeys: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    join: Option<JoinHandle<()>>,
+}
+
+#[cfg(feature = "https")]
+unsafe extern "C" {
+    fn SSL_renegotiate(ssl: *mut std::ffi::c_void) -> std::ffi::c_int;
+    fn SSL_renegotiate_pending(ssl: *const std::ffi::c_void) -> std::ffi::c_int;
+    fn SSL_key_update(ssl: *mut std::ffi::c_void, kind: std::ffi::c_int) -> std::ffi::c_int;
+    fn SSL_do_handshake(ssl: *mut std::ffi::c_void) -> std::ffi::c_int;
+}
+
+/// Reads one request head; false at the end of the connection.
+fn next_request(s: &mut impl Read) -> bool {
+    let mut seen = Vec::new();
+    let mut b = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        match s.read(&mut b) {
+            Ok(1) => seen.push(b[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+fn keep_serve(
+    s: &mut (impl Read + Write),
+    mode: KeepMode,
+    requests: &std::sync::atomic::AtomicUsize,
+    mut after: impl FnMut(&mut dyn Write),
+) -> bool {
+    let mut served = 0;
+    while next_request(s) {
+        requests.fetch_add(1, Ordering::Relaxed);
+        served += 1;
+        let ok = http("200 OK", "ok");
+        match mode {
+            KeepMode::AnswerClose => {
+                let r = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+                let _ = s.write_all(r.as_bytes());
+                return false;
+            }
+            KeepMode::ResetSecond(n) if served == 2 => {
+                let _ = s.write_all(&ok[..n]);
+                let _ = s.flush();
+                std::thread::sleep(Duration::from_millis(20));
+                return true; // reset by the caller
+            }
+            KeepMode::CloseSecond if served == 2 => return false,
+            _ => {
+                if s.write_all(&ok).is_err() {
+                    return false;
+                }
+                if mode == KeepMode::TlsDrop {
+                    return false;
+                }
+                after(s);
+            }
+        }
+    }
+    false
+}
+
+impl KeepAlive {
+    /// Serves on `addr` (port 0 picks one); `tls` for the TLS modes.
+    pub fn start(
+        addr: &str,
+        mode: KeepMode,
+        #[cfg(feature = "https")] tls: Option<openssl::ssl::SslAcceptor>,
+    ) -> KeepAlive {
+        use std::sync::atomic::AtomicUsize;
+        let listener = TcpListener::bind(addr).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let conns = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let rekeys = Arc::new(AtomicUsize::new(0));
+        #[cfg_attr(not(feature = "https"), allow(unused_variables))]
+        let (st, c, r, k) = (
+            Arc::clone(&stop),
+            Arc::clone(&conns),
+            Arc::clone(&requests),
+            Arc::clone(&rekeys),
+        );
+        let join = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if st.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Ok(mut s) = conn else { continue };
+                c.fetch_add(1, Ordering::Relaxed);
+                let r = Arc::clone(&r);
+                #[cfg(feature = "https")]
+                let (k, tls) = (Arc::clone(&k), tls.clone());
+                std::thread::spawn(move || {
+                    let idle = match mode {
+                        KeepMode::IdleClose(d) => d,
+                        _ => Duration::from_secs(5),
+                    };
+                    let _ = s.set_read_timeout(Some(idle));
+                    #[cfg(feature = "https")]
+                    if let Some(acceptor) = tls {
+                        let Ok(mut t) = acceptor.accept(s) else {
+                            return;
+                        };
+                        // An `&SslRef` is the `SSL *` itself (openssl's
+                        // foreign-type references).
+                        let ssl = (t.ssl() as *const openssl::ssl::SslRef)
+                            .cast_mut()
+                            .cast::<std::ffi::c_void>();
+                        let mut pending = false;
+                        // SAFETY: `ssl` is the SSL of `t`, alive through
+                        // the call; the socket blocks, so each call
+                        // completes or fails.
+                        keep_serve(&mut t, mode, &r, |_| unsafe {
+                            match mode {
+                                KeepMode::TlsRenegotiate => {
+                                    // The last one completed once the
+                                    // request after it was read.
+                                    if pending && SSL_renegotiate_pending(ssl) == 0 {
+                                        k.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    pending =
+                                        SSL_renegotiate(ssl) == 1 && SSL_do_handshake(ssl) == 1;
+                                }
+                                // 1: SSL_KEY_UPDATE_REQUESTED
+                                KeepMode::TlsKeyUpdate
+                                    if SSL_key_update(ssl, 1) == 1
+                                        && SSL_do_handshake(ssl) == 1 =>
+                                {
+                                    k.fetch_add(1, Ordering::Relaxed);
+                                }
+                                _ => {}
+                            }
+                        });
+                        if mode == KeepMode::TlsDrop {
+                            let _ = t.shutdown();
+                        }
+                        return;
+                    }
+                    if keep_serve(&mut s, mode, &r, |_| {}) {
+                        let linger = nix::libc::linger {
+                            l_onoff: 1,
+                            l_linger: 0,
+                        };
+                        let _ = nix::sys::socket::setsockopt(
+                            &s,
+                            nix::sys::socket::sockopt::Linger,
+                            &linger,
+                        );
+                    }
+                });
+            }
+        });
+        KeepAlive {
+            addr,
+            conns,
+            requests,
+            rekeys,
+            stop,
+            join: Some(join),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Connections accepted and requests served so far.
+    pub fn counts(&self) -> (usize, usize) {
+        (
+            self.conns.load(Ordering::Relaxed),
+            self.requests.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        if let Some(j) = self.join.take() {
+            let _ = j.join();
+        }
+    }
+}
