@@ -103,12 +103,17 @@ fn base(kind: &str) -> (&str, bool) {
     }
 }
 
-/// The backends' side: one process, several threads, 0.0.0.0:port; a
-/// connection kept (asked for by the request) moves to a thread of its own.
+/// The backends' side: one process, several threads, 0.0.0.0:port. A
+/// plain connection kept (asked for by the request) moves to one event
+/// loop, as in nginx or HAProxy; a TLS one to a thread of its own.
 fn serve(kind: &str, port: u16, dir: &Path) {
     let l = listen_any(port);
     let (kind, _) = base(kind);
     let acceptor = (kind == "https").then(|| tls_acceptor(dir));
+    // SAFETY: plain libc call; the descriptor is owned by this process.
+    let ep = unsafe { nix::libc::epoll_create1(nix::libc::EPOLL_CLOEXEC) };
+    assert!(ep >= 0, "epoll_create1");
+    std::thread::spawn(move || keep_loop(ep));
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let l = l.try_clone().unwrap();
@@ -116,10 +121,10 @@ fn serve(kind: &str, port: u16, dir: &Path) {
             let acceptor = acceptor.clone();
             std::thread::spawn(move || {
                 for s in l.incoming() {
-                    let Ok(s) = s else { continue };
+                    let Ok(mut s) = s else { continue };
                     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
                     match kind.as_str() {
-                        "http" => answer(s),
+                        "http" if serve_one(&mut s) == Some(true) => keep_in(ep, s),
                         "https" => {
                             if let Ok(t) = acceptor.as_ref().unwrap().accept(s) {
                                 answer(t);
@@ -133,6 +138,55 @@ fn serve(kind: &str, port: u16, dir: &Path) {
         .collect();
     for w in workers {
         let _ = w.join();
+    }
+}
+
+/// Hands a kept plain connection to the event loop.
+fn keep_in(ep: i32, s: std::net::TcpStream) {
+    use std::os::fd::IntoRawFd;
+    let _ = s.set_nonblocking(true);
+    let fd = s.into_raw_fd();
+    let mut ev = nix::libc::epoll_event {
+        events: nix::libc::EPOLLIN as u32,
+        u64: fd as u64,
+    };
+    // SAFETY: `fd` is an open socket this process owns from here on; `ev`
+    // is a live local.
+    unsafe { nix::libc::epoll_ctl(ep, nix::libc::EPOLL_CTL_ADD, fd, &mut ev) };
+}
+
+/// Serves the kept plain connections: each readable one holds a request
+/// (a health check's fits one segment), answered at once; closed or
+/// asked to close, it is closed.
+fn keep_loop(ep: i32) {
+    const KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+    let mut events = vec![nix::libc::epoll_event { events: 0, u64: 0 }; 256];
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: `events` is a live buffer of the length passed.
+        let n = unsafe { nix::libc::epoll_wait(ep, events.as_mut_ptr(), 256, -1) };
+        for e in &events[..n.max(0) as usize] {
+            let fd = e.u64 as i32;
+            // SAFETY: `fd` is a kept socket owned by this loop; `buf` is
+            // a live buffer of the length passed.
+            let r = unsafe { nix::libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+            if r < 0 && nix::errno::Errno::last() == nix::errno::Errno::EAGAIN {
+                continue;
+            }
+            let req = &buf[..r.max(0) as usize];
+            let close = r <= 0
+                || String::from_utf8_lossy(req)
+                    .to_ascii_lowercase()
+                    .contains("\r\nconnection: close");
+            if r > 0 {
+                // SAFETY: as above.
+                unsafe { nix::libc::write(fd, KEEP.as_ptr().cast(), KEEP.len()) };
+            }
+            if close {
+                // SAFETY: closed once; epoll forgets it with the close.
+                unsafe { nix::libc::close(fd) };
+            }
+        }
     }
 }
 
