@@ -104,11 +104,15 @@ fn config(sock: &Path, port: u16, table: u32, weight_b: u8) -> String {
       startup-max-delay: 0s
   healthchecks:
     web: {{ type: http, port: {port}, interval: 100ms, fast-interval: 100ms, timeout: 80ms, rise: 1, fall: 1 }}
+    # e's server never answers and its probe waits an hour: it stays
+    # unknown, so what its actions do is theirs alone.
+    never: {{ type: http, port: {port}, interval: 1h, timeout: 1h }}
   backends:
     a: {{ address: 127.79.0.1, healthcheck: web }}
     b: {{ address: 127.79.0.2, healthcheck: web }}
     c: {{ address: 127.79.0.3, healthcheck: web }}
     d: {{ address: 127.79.0.4, healthcheck: web }}
+    e: {{ address: 127.79.0.5, healthcheck: never }}
   frontends:
     web:
       address: 192.0.2.1
@@ -117,14 +121,17 @@ fn config(sock: &Path, port: u16, table: u32, weight_b: u8) -> String {
       new-flows-table-length: {table}
       pools:
         - name: primary
-          backends: {{ a: {{}}, b: {{ weight: {weight_b} }}, c: {{}}, d: {{ weight: 20 }} }}
+          backends: {{ a: {{}}, b: {{ weight: {weight_b} }}, c: {{}}, d: {{ weight: 20 }}, e: {{}} }}
     api:
       address: 192.0.2.2
       protocol: tcp
       port: 443
+      min-healthy: 50%
       pools:
         - name: main
           backends: {{ b: {{}}, c: {{}} }}
+        - name: spare
+          backends: {{ d: {{}} }}
 ",
         sock.display()
     )
@@ -215,6 +222,27 @@ fn in_vpp(ctl: &Path, prefixes: &[String]) -> Tables {
         .collect()
 }
 
+/// A command that changes nothing VPP holds: the preview says so, and
+/// nothing is sent when it is applied.
+fn check_quiet(sim: &Sim, ctl: &Path, what: &[&str]) {
+    let p = preview(ctl, what);
+    assert!(planned(&p).is_empty(), "{what:?} changes nothing: {p}");
+    sim.reset_received();
+    assert!(maglevc(ctl, what).status.success(), "{what:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(journal_ops(sim), Vec::<String>::new(), "{what:?}");
+}
+
+/// Applies `what` with maglevc.
+fn apply(ctl: &Path, what: &[&str]) {
+    let o = maglevc(ctl, what);
+    assert!(
+        o.status.success(),
+        "{what:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Previews, applies, and compares with what VPP received and built.
 fn check(sim: &Sim, ctl: &Path, what: &[&str], apply: impl FnOnce()) -> Value {
     let p = preview(ctl, what);
@@ -251,7 +279,7 @@ fn the_preview_is_what_the_reconciler_then_sends() {
     let sock = dir.path("api.sock");
     let sim = Sim::start(SimOptions::new(&sock)).unwrap();
     let port = common::free_port("127.79.0.1");
-    let _servers: Vec<Server> = (1..=4)
+    let mut _servers: Vec<Server> = (1..=4)
         .map(|i| {
             Server::start(
                 &format!("127.79.0.{i}:{port}"),
@@ -259,6 +287,10 @@ fn the_preview_is_what_the_reconciler_then_sends() {
             )
         })
         .collect();
+    _servers.push(Server::start(
+        &format!("127.79.0.5:{port}"),
+        Behaviour::Silent,
+    ));
     let cfg = dir.write("m.yaml", &config(&sock, port, 1024, 50));
     let ctl = dir.path("ctl.sock");
     let mut d = Daemon::start(&[
@@ -271,13 +303,15 @@ fn the_preview_is_what_the_reconciler_then_sends() {
     let all_up = || {
         let o = maglevc(&ctl, &["--json", "show", "backends"]);
         let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-        v["backends"]
-            .as_array()
-            .is_some_and(|b| b.len() == 4 && b.iter().all(|b| b["state"] == "up"))
+        v["backends"].as_array().is_some_and(|b| {
+            b.len() == 5
+                && b.iter()
+                    .all(|b| b["state"] == "up" || (b["name"] == "e" && b["state"] == "unknown"))
+        })
     };
     wait_until("all backends up", Duration::from_secs(5), all_up);
     wait_until("VPP programmed", Duration::from_secs(5), || {
-        preview(&ctl, &["config"])["vips"]
+        preview(&ctl, &["sync", "vpp", "lb", "state"])["vips"]
             .as_array()
             .is_some_and(|v| v.is_empty())
     });
@@ -332,6 +366,48 @@ fn the_preview_is_what_the_reconciler_then_sends() {
         },
     );
 
+    // Pause an up backend: weight 0, flows kept.
+    check(&sim, &ctl, &["set", "backend", "a", "pause"], || {
+        apply(&ctl, &["set", "backend", "a", "pause"])
+    });
+    // e is unknown (weight 0): pausing, resuming and enabling it change
+    // nothing VPP holds; disabling it flushes its flows.
+    check_quiet(&sim, &ctl, &["set", "backend", "e", "pause"]);
+    check_quiet(&sim, &ctl, &["set", "backend", "e", "resume"]);
+    check(&sim, &ctl, &["set", "backend", "e", "disable"], || {
+        apply(&ctl, &["set", "backend", "e", "disable"])
+    });
+    check_quiet(&sim, &ctl, &["set", "backend", "e", "enable"]);
+    // A weight crossing min-healthy: api's main pool (b disabled, c up)
+    // is at 50 %; c's weight 0 leaves it at 0 % of its weighted backends,
+    // and the spare pool (d) serves.
+    let c0 = [
+        "set", "frontend", "api", "pool", "main", "backend", "c", "weight", "0",
+    ];
+    let p = check(&sim, &ctl, &c0, || apply(&ctl, &c0));
+    let api = p["vips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["frontend"] == "api")
+        .unwrap();
+    let spare = api["ases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["address"] == "127.79.0.4")
+        .unwrap();
+    assert_eq!(
+        (
+            spare["weight_before"].as_u64(),
+            spare["weight_after"].as_u64()
+        ),
+        (Some(0), Some(100)),
+        "{api}"
+    );
+    // A sync of a VPP in line changes nothing.
+    check_quiet(&sim, &ctl, &["sync", "vpp", "lb", "state"]);
+
     // A reload: a bigger table recreates the VIP and the runtime weight
     // of a is forgotten (b stays disabled: its check did not change);
     // config check shows the same plan.
@@ -343,20 +419,23 @@ fn the_preview_is_what_the_reconciler_then_sends() {
         "{text}"
     );
     assert!(text.contains("deleted and added again"), "{text}");
-    let p = check(&sim, &ctl, &["config"], || {
+    let p = check(&sim, &ctl, &["config", "reload"], || {
         assert!(maglevc(&ctl, &["config", "reload"]).status.success());
     });
     assert_eq!(p["vips"][0]["recreated"], true, "{p}");
     assert_eq!(p["vips"][0]["buckets_after"], 2048, "{p}");
 
     // Refusals are errors naming the problem.
-    let o = maglevc(
-        &ctl,
-        &["preview", "set", "backend", "a", "pause", "frontend", "api"],
-    );
+    let o = maglevc(&ctl, &["preview", "set", "backend", "b", "pause"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("has no backend `a`"),
+        String::from_utf8_lossy(&o.stderr).contains("disabled"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = maglevc(&ctl, &["preview", "set", "backend", "zz", "pause"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no backend named `zz`"),
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );

@@ -78,13 +78,6 @@ pub enum CheckerError {
         /// Backend.
         backend: String,
     },
-    /// The frontend does not use that backend in any pool.
-    NotInFrontend {
-        /// Frontend.
-        frontend: String,
-        /// Backend.
-        backend: String,
-    },
     /// A weight above 100.
     WeightRange(u8),
     /// The state machine refused the action.
@@ -96,9 +89,6 @@ pub enum CheckerError {
         /// Why not.
         why: ActionError,
     },
-    /// An action whose outcome a preview cannot know (`resume`,
-    /// `enable`: the backend starts over at `unknown`).
-    NoPreview(Action),
     /// The checker thread has stopped.
     NotRunning,
     /// The checker did not answer in time.
@@ -121,23 +111,12 @@ impl std::fmt::Display for CheckerError {
                 f,
                 "pool `{pool}` of frontend `{frontend}` has no backend `{backend}`"
             ),
-            CheckerError::NotInFrontend { frontend, backend } => {
-                write!(
-                    f,
-                    "frontend `{frontend}` has no backend `{backend}` in any pool"
-                )
-            }
             CheckerError::WeightRange(w) => write!(f, "weight {w} is outside 0..100"),
             CheckerError::Refused {
                 backend,
                 action,
                 why,
             } => write!(f, "cannot {} backend `{backend}`: {why}", action.as_str()),
-            CheckerError::NoPreview(a) => write!(
-                f,
-                "no preview of `{}`: the backend starts over at unknown, its weight then depends on its probes",
-                a.as_str()
-            ),
             CheckerError::NotRunning => f.write_str("checker is not running"),
             CheckerError::NoAnswer => f.write_str("checker did not answer"),
         }
@@ -162,6 +141,11 @@ pub(super) enum Request {
         reply: Sender<Result<FrontendView, CheckerError>>,
     },
     Reload(Arc<Config>),
+    /// What an input would leave (a copy of the core handles it).
+    Preview {
+        input: super::core::Input,
+        reply: Sender<Result<(Snapshot, Vec<Event>), CheckerError>>,
+    },
     Heartbeat(u64),
     Subscribe {
         tx: Sender<Event>,
@@ -221,6 +205,26 @@ impl CheckerClient {
                 flush,
                 reply,
             })
+            .map_err(|_| CheckerError::NotRunning)?;
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| CheckerError::NoAnswer)?
+    }
+
+    /// What `change` would leave (a reload: of `reload`), without doing
+    /// it: the checker runs a copy of its core on it and answers the
+    /// snapshot it would publish and the events it would send (a sync
+    /// changes nothing: the snapshot now, no events).
+    pub fn preview(
+        &self,
+        change: &super::whatif::Change,
+        reload: Option<Arc<Config>>,
+    ) -> Result<(Snapshot, Vec<Event>), CheckerError> {
+        let Some(input) = change.input(reload) else {
+            return Ok(((*self.snapshot()).clone(), Vec::new()));
+        };
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Request::Preview { input, reply })
             .map_err(|_| CheckerError::NotRunning)?;
         rx.recv_timeout(REPLY_TIMEOUT)
             .map_err(|_| CheckerError::NoAnswer)?

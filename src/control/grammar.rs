@@ -137,11 +137,41 @@ const POOL_WEIGHT: &[Node] = &[arg(
     false,
 )];
 
-/// `[frontend F]` at the end of a preview.
-const ONLY_FRONTEND: &[Node] = &[kw(
-    "frontend",
-    "only this frontend's VIP",
-    &[arg(Slot::Frontend, "frontend name", &[], true)],
+/// `<backend> pause|resume|disable|enable|drain`: an operator action, to
+/// make or to preview.
+const BACKEND_ACTIONS: &[Node] = &[arg(
+    Slot::Backend,
+    "backend name",
+    &[
+        kw("pause", "stop probing, weight 0, keep flows", &[], true),
+        kw("resume", "probe again from unknown", &[], true),
+        kw("disable", "take out: weight 0, flush flows", &[], true),
+        kw("enable", "put back: probe again", &[], true),
+        kw(
+            "drain",
+            "weight 0, keep flows (as pause); maglevc: --wait [--quiet-for D] [--timeout D]",
+            &[],
+            true,
+        ),
+    ],
+    false,
+)];
+
+/// `vpp lb state [<frontend>]`: a sync, to make or to preview.
+const SYNC_VPP: &[Node] = &[kw(
+    "vpp",
+    "VPP",
+    &[kw(
+        "lb",
+        "VPP load balancer",
+        &[kw(
+            "state",
+            "all frontends, or one",
+            &[arg(Slot::Frontend, "only this frontend", &[], true)],
+            true,
+        )],
+        false,
+    )],
     false,
 )];
 
@@ -199,27 +229,7 @@ pub const TREE: &[Node] = &[
         ],
         false,
     ),
-    kw(
-        "sync",
-        "reconcile VPP now",
-        &[kw(
-            "vpp",
-            "VPP",
-            &[kw(
-                "lb",
-                "VPP load balancer",
-                &[kw(
-                    "state",
-                    "all frontends, or one",
-                    &[arg(Slot::Frontend, "only this frontend", &[], true)],
-                    true,
-                )],
-                false,
-            )],
-            false,
-        )],
-        false,
-    ),
+    kw("sync", "reconcile VPP now", SYNC_VPP, false),
     kw(
         "set",
         "change state",
@@ -227,23 +237,7 @@ pub const TREE: &[Node] = &[
             kw(
                 "backend",
                 "operator action on a backend",
-                &[arg(
-                    Slot::Backend,
-                    "backend name",
-                    &[
-                        kw("pause", "stop probing, weight 0, keep flows", &[], true),
-                        kw("resume", "probe again from unknown", &[], true),
-                        kw("disable", "take out: weight 0, flush flows", &[], true),
-                        kw("enable", "put back: probe again", &[], true),
-                        kw(
-                            "drain",
-                            "weight 0, keep flows (as pause); maglevc: --wait [--quiet-for D] [--timeout D]",
-                            &[],
-                            true,
-                        ),
-                    ],
-                    false,
-                )],
+                BACKEND_ACTIONS,
                 false,
             ),
             kw(
@@ -271,7 +265,7 @@ pub const TREE: &[Node] = &[
     ),
     kw(
         "preview",
-        "what a change would do to VPP, without making it",
+        "what a mutating command would do to VPP, without doing it",
         &[
             kw(
                 "set",
@@ -279,22 +273,8 @@ pub const TREE: &[Node] = &[
                 &[
                     kw(
                         "backend",
-                        "an action or weight for a backend",
-                        &[arg(
-                            Slot::Backend,
-                            "backend name",
-                            &[
-                                kw("pause", "weight 0, keep flows", ONLY_FRONTEND, true),
-                                kw("disable", "weight 0, flush flows", ONLY_FRONTEND, true),
-                                kw(
-                                    "weight",
-                                    "new weight in every pool it is in",
-                                    &[arg(Slot::Weight, "0..100", ONLY_FRONTEND, true)],
-                                    false,
-                                ),
-                            ],
-                            false,
-                        )],
+                        "operator action on a backend",
+                        BACKEND_ACTIONS,
                         false,
                     ),
                     kw(
@@ -308,10 +288,16 @@ pub const TREE: &[Node] = &[
             ),
             kw(
                 "config",
-                "what `config reload` would do with the file on disk",
-                &[],
-                true,
+                "configuration file",
+                &[kw(
+                    "reload",
+                    "load the file on disk (like SIGHUP)",
+                    &[],
+                    true,
+                )],
+                false,
             ),
+            kw("sync", "reconcile VPP now", SYNC_VPP, false),
         ],
         false,
     ),
@@ -602,9 +588,13 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
             expected(nodes)
         )));
     }
+    command(&path, &args, &words)
+}
+
+/// The command a complete walked `path` with its `args` names.
+fn command(path: &[&str], args: &[(Slot, String)], words: &[&str]) -> Result<Command, ParseError> {
     let a = |i: usize| args.get(i).map(|(_, v)| v.clone()).unwrap_or_default();
-    let p: Vec<&str> = path.clone();
-    Ok(match p.as_slice() {
+    Ok(match path {
         ["show", "version"] => Command::ShowVersion,
         ["show", "frontends"] => Command::ShowFrontends,
         ["show", "frontend"] => Command::ShowFrontend(a(0)),
@@ -624,36 +614,15 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
         ["set", "backend", action] => {
             Command::SetBackend(a(0), Action::parse(action).expect("tree has only actions"))
         }
-        ["preview", "set", "backend", action, rest @ ..] if *action != "weight" => {
-            Command::Preview(Change::Action {
-                backend: a(0),
-                action: Action::parse(action).expect("tree has only actions"),
-                frontend: (rest == ["frontend"]).then(|| a(1)),
-            })
+        // The same words as the command, after `preview`.
+        ["preview", rest @ ..] => {
+            let cmd = command(rest, args, words)?;
+            Command::Preview(
+                change_of(&cmd).ok_or_else(|| {
+                    ParseError(format!("`{}` cannot be previewed", rest.join(" ")))
+                })?,
+            )
         }
-        ["preview", "set", "backend", "weight", rest @ ..] => {
-            Command::Preview(Change::BackendWeight {
-                backend: a(0),
-                weight: weight(&a(1))?,
-                frontend: (rest == ["frontend"]).then(|| a(2)),
-            })
-        }
-        [
-            "preview",
-            "set",
-            "frontend",
-            "pool",
-            "backend",
-            "weight",
-            rest @ ..,
-        ] => Command::Preview(Change::PoolWeight {
-            frontend: a(0),
-            pool: a(1),
-            backend: a(2),
-            weight: weight(&a(3))?,
-            flush: rest == ["flush"],
-        }),
-        ["preview", "config"] => Command::Preview(Change::Reload),
         ["set", "frontend", "pool", "backend", "weight", rest @ ..] => {
             let weight = weight(&a(3))?;
             Command::SetWeight {
@@ -704,6 +673,33 @@ pub fn parse(line: &str) -> Result<Command, ParseError> {
                 words.join(" ")
             )));
         }
+    })
+}
+
+/// The change a mutating command makes, for `preview` (`None`: it
+/// changes nothing VPP holds, as `set announce`, or nothing at all).
+fn change_of(cmd: &Command) -> Option<Change> {
+    Some(match cmd {
+        Command::SetBackend(backend, action) => Change::Action {
+            backend: backend.clone(),
+            action: *action,
+        },
+        Command::SetWeight {
+            frontend,
+            pool,
+            backend,
+            weight,
+            flush,
+        } => Change::PoolWeight {
+            frontend: frontend.clone(),
+            pool: pool.clone(),
+            backend: backend.clone(),
+            weight: *weight,
+            flush: *flush,
+        },
+        Command::ConfigReload => Change::Reload,
+        Command::SyncVppLbState(frontend) => Change::Sync(frontend.clone()),
+        _ => return None,
     })
 }
 
@@ -772,53 +768,51 @@ mod tests {
     use super::*;
 
     #[test]
-    fn preview_commands() {
+    fn preview_takes_every_mutating_command_word_for_word_and_nothing_else() {
+        // Every mutating command of the tree, and its preview.
+        let mutating = [
+            "set backend b1 pause",
+            "set backend b1 resume",
+            "set backend b1 enable",
+            "set backend b1 disable",
+            "set backend b1 drain",
+            "set frontend web pool main backend b1 weight 0",
+            "set frontend web pool main backend b1 weight 30 flush",
+            "config reload",
+            "sync vpp lb state",
+            "sync vpp lb state web",
+        ];
+        for line in mutating {
+            let cmd = parse(line).unwrap();
+            assert!(cmd.mutates(), "{line}");
+            let Command::Preview(c) = parse(&format!("preview {line}")).unwrap() else {
+                panic!("{line}")
+            };
+            assert!(!parse(&format!("preview {line}")).unwrap().mutates());
+            assert_eq!(Some(&c), change_of(&cmd).as_ref(), "{line}");
+            // The words a change is shown as are the command's.
+            assert_eq!(c.to_string(), line);
+        }
+        // Abbreviated as the command is.
         assert_eq!(
-            parse("preview set backend b1 disable frontend web").unwrap(),
+            parse("pre set back b1 dis").unwrap(),
             Command::Preview(Change::Action {
                 backend: "b1".into(),
                 action: Action::Disable,
-                frontend: Some("web".into()),
             })
         );
-        assert_eq!(
-            parse("pre set back b1 weight 30").unwrap(),
-            Command::Preview(Change::BackendWeight {
-                backend: "b1".into(),
-                weight: 30,
-                frontend: None,
-            })
-        );
-        assert_eq!(
-            parse("preview set frontend web pool main backend b1 weight 0 flush").unwrap(),
-            Command::Preview(Change::PoolWeight {
-                frontend: "web".into(),
-                pool: "main".into(),
-                backend: "b1".into(),
-                weight: 0,
-                flush: true,
-            })
-        );
-        assert_eq!(
-            parse("preview config").unwrap(),
-            Command::Preview(Change::Reload)
-        );
-        assert!(!parse("preview config").unwrap().mutates());
-        assert!(
-            parse("preview set backend b1 resume").is_err(),
-            "not previewable"
-        );
-        assert!(parse("preview set backend b1 weight 101").is_err());
-        // The words a change is shown as parse back to it.
-        for line in [
-            "set backend b1 pause frontend web",
-            "set backend b1 weight 7",
-            "set frontend web pool main backend b1 weight 0 flush",
+        // Nothing that is not a command, and nothing that changes no VPP
+        // state: each is refused with the reason.
+        for bad in [
+            "preview set backend b1 weight 30",
+            "preview set backend b1 pause frontend web",
+            "preview config",
+            "preview config check",
+            "preview set announce withdraw",
+            "preview show frontends",
+            "preview set frontend web pool main backend b1 weight 101",
         ] {
-            let Command::Preview(c) = parse(&format!("preview {line}")).unwrap() else {
-                panic!()
-            };
-            assert_eq!(c.to_string(), line);
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 

@@ -11,7 +11,7 @@ use super::grammar::Command;
 use super::protocol::{self as p, Failure, Reply};
 
 use crate::checker::CheckerClient;
-use crate::checker::whatif::{self, Change};
+use crate::checker::whatif::Change;
 use crate::checker::{BackendView, Snapshot};
 use crate::config::{Config, Frontend, HealthCheck, Probe};
 use crate::logging::rfc3339_utc;
@@ -360,13 +360,34 @@ fn preview_of(
     use crate::vpp::lb::{self, Actual, FlushRequests, Scope};
     let t0 = Instant::now();
     let snap = ctx.checker.snapshot();
-    let w = whatif::what_if(&snap, change, reload, SystemTime::now())
+    // The checker's own core, on a copy of its state, says what the
+    // command would leave; the reconciler's rule says what VPP gets.
+    let (after, events) = ctx
+        .checker
+        .preview(change, reload.cloned())
         .map_err(|e| err(e.to_string()))?;
-    let scope = match &w.frontends {
-        None => Scope::All,
-        Some(s) => Scope::Frontends(s.clone()),
+    let mut flushes = FlushRequests::default();
+    let mut touched = std::collections::BTreeSet::new();
+    let mut all = matches!(change, Change::Sync(None));
+    if let Change::Sync(Some(fe)) = change {
+        if !after.config.frontends.contains_key(fe) {
+            return Err(err(format!("no frontend named `{fe}`")));
+        }
+        touched.insert(fe.clone());
+    }
+    for ev in &events {
+        match lb::event_effect(&after, ev, &mut flushes) {
+            lb::Effect::Frontends(fes) => touched.extend(fes),
+            lb::Effect::All => all = true,
+            lb::Effect::Nothing => {}
+        }
+    }
+    let scope = if all {
+        Scope::All
+    } else {
+        Scope::Frontends(touched)
     };
-    let desired = lb::desired_from(&w.config, &scope, |fe| w.members.get(fe).cloned());
+    let desired = lb::desired_for(&after, &scope);
     let read = ctx
         .reconciler
         .as_ref()
@@ -379,14 +400,10 @@ fn preview_of(
             "maglevd",
         ),
     };
-    let flushes = FlushRequests {
-        transitions: w.flushes.clone(),
-        explicit: w.explicit.clone(),
-    };
     let plan = crate::vpp::preview::plan(&desired, &actual, &scope, &flushes);
     // Backend names by address, from the configuration now and after.
     let mut names: std::collections::BTreeMap<std::net::IpAddr, Vec<String>> = Default::default();
-    for cfg in [&w.config, &snap.config] {
+    for cfg in [&after.config, &snap.config] {
         for (n, b) in &cfg.backends {
             let v = names.entry(b.address).or_default();
             if !v.contains(n) {

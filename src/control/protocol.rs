@@ -1135,7 +1135,6 @@ pub fn samples() -> Vec<(Command, Reply)> {
             Command::Preview(crate::checker::whatif::Change::Action {
                 backend: "b1".into(),
                 action: crate::checker::Action::Disable,
-                frontend: None,
             }),
             Reply::Preview(sample_preview("set backend b1 disable")),
         ),

@@ -804,6 +804,57 @@ fn del_vip_ops(ops: &mut Vec<Op>, key: LbVip, v: &ActualVip) {
     ops.push(Op::DelVip(key));
 }
 
+/// What a checker event asks of the next sync.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// These frontends' VIPs.
+    Frontends(Vec<String>),
+    /// Every frontend, stale VIPs included (a reload, or events lost).
+    All,
+    /// Nothing VPP holds.
+    Nothing,
+}
+
+/// The one rule from checker events to syncs, used by the reconciler and
+/// by previews alike: which frontends `ev` changes, and the flushes it
+/// asks for (added to `flushes`), against `snap`, the snapshot that
+/// reflects it. A backend that goes down, disabled or away asks its
+/// frontends to flush it; a weight set with `flush` asks for that flush.
+pub fn event_effect(
+    snap: &Snapshot,
+    ev: &crate::checker::events::Event,
+    flushes: &mut FlushRequests,
+) -> Effect {
+    use crate::checker::events::Event;
+    use crate::health::state::State;
+    match ev {
+        Event::Backend(e) => {
+            let addr = snap
+                .backends
+                .get(e.backend.as_str())
+                .map(|b| b.config.address);
+            let flushy = matches!(e.to, State::Down | State::Disabled | State::Removed);
+            let users = snap.users_of(&e.backend).to_vec();
+            if let (true, Some(a)) = (flushy, addr) {
+                for fe in &users {
+                    flushes.transitions.insert((fe.clone(), a));
+                }
+            }
+            Effect::Frontends(users)
+        }
+        Event::WeightChanged { frontend, flush } => {
+            if let Some(v) = flush.as_ref().and_then(|b| snap.backends.get(b.as_str())) {
+                flushes
+                    .explicit
+                    .insert((frontend.clone(), v.config.address));
+            }
+            Effect::Frontends(vec![frontend.clone()])
+        }
+        Event::ConfigReloaded | Event::Lagged { .. } => Effect::All,
+        Event::Frontend(_) | Event::Dataplane(_) | Event::Announce(_) => Effect::Nothing,
+    }
+}
+
 /// Flushes asked for since the last sync, by (frontend, AS address).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlushRequests {

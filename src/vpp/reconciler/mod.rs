@@ -758,40 +758,18 @@ impl Thread {
 
     fn on_event(&mut self, ev: Event) {
         let snap = self.checker.snapshot();
-        match ev {
-            Event::Backend(e) => {
-                let addr = snap
-                    .backends
-                    .get(e.backend.as_str())
-                    .map(|b| b.config.address);
-                let flushy = matches!(e.to, State::Down | State::Disabled | State::Removed);
-                let users = snap.users_of(&e.backend).to_vec();
-                if let (true, Some(a)) = (flushy, addr) {
-                    for fe in &users {
-                        self.flushes.transitions.insert((fe.clone(), a));
-                    }
-                }
-                self.core.frontends_changed(users);
-            }
-            Event::WeightChanged { frontend, flush } => {
-                if let Some(b) = flush {
-                    if let Some(v) = snap.backends.get(b.as_str()) {
-                        self.flushes
-                            .explicit
-                            .insert((frontend.clone(), v.config.address));
-                    }
-                }
-                self.core.frontends_changed([frontend]);
-            }
-            Event::ConfigReloaded => {
+        match (&ev, lb::event_effect(&snap, &ev, &mut self.flushes)) {
+            (_, lb::Effect::Frontends(fes)) => self.core.frontends_changed(fes),
+            (Event::ConfigReloaded, _) => {
                 self.configure(&snap);
                 self.core.full_sync_needed();
             }
-            Event::Lagged { missed } => {
+            (Event::Lagged { missed }, _) => {
                 debug!("reconciler-lagged missed={missed}");
                 self.core.full_sync_needed();
             }
-            Event::Frontend(_) | Event::Dataplane(_) | Event::Announce(_) => {}
+            (_, lb::Effect::All) => self.core.full_sync_needed(),
+            (_, lb::Effect::Nothing) => {}
         }
         if !self.core.is_enabled() {
             self.flushes.clear();
