@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use log::{debug, error, info, warn};
 
 use super::cadence::PublishCadence;
-use super::client::{Action, CheckerError};
+use super::action::{Action, CheckerError};
 use super::events::{BackendEvent, Event, FrontendEvent};
 use super::view::{BackendView, FrontendView, PoolMember, PoolView, ProbeCounters, Snapshot};
 use crate::config::{Backend, Config, HealthCheck, HealthChecker};

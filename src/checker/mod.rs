@@ -10,6 +10,7 @@
 //! `view.rs` holds what it publishes ([`Snapshot`]), `client.rs` how other
 //! threads ask it for things; this module is the thread and its state.
 
+mod action;
 pub mod cadence;
 mod client;
 mod core;
@@ -17,7 +18,8 @@ pub mod events;
 mod view;
 pub mod whatif;
 
-pub use client::{Action, CheckerClient, CheckerError};
+pub use action::{Action, CheckerError};
+pub use client::CheckerClient;
 pub use view::{
     BackendView, DURATION_BUCKETS, FrontendView, PoolMember, PoolView, ProbeCounters, Snapshot,
 };

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use super::client::Action;
+use super::action::Action;
 use super::core::Input;
 use crate::config::Config;
 

@@ -29,8 +29,7 @@ use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail}
 use crate::config::{Probe, TcpMode};
 use crate::heartbeat::Beat;
 
-/// Identifies a backend to the engine (assigned by the checker).
-pub type BackendId = u32;
+pub use super::BackendId;
 
 /// What the checker asks of the engine.
 #[derive(Debug, Clone)]

@@ -110,6 +110,10 @@ pub enum Interest {
     Write,
 }
 
+/// Identifies a backend to the engine (assigned by the checker); the
+/// schedule and the engine share it.
+pub type BackendId = u32;
+
 /// How an HTTP(S) check that keeps its connection (`reuse-connection`)
 /// got the connection it ran on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

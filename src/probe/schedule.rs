@@ -21,7 +21,7 @@ use std::collections::BinaryHeap;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::engine::BackendId;
+use super::BackendId;
 use super::idhash::IdMap;
 
 /// Spreads `interval` by ±10 % using `unit`, a random number in [0, 1).
