@@ -49,7 +49,7 @@ fn code(line: &str) -> &str {
 }
 
 /// The identifiers after each `prefix` in `text`'s code.
-fn names_after<'t>(text: &'t str, prefix: &str) -> Vec<(usize, String)> {
+fn names_after(text: &str, prefix: &str) -> Vec<(usize, String)> {
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let mut rest = code(line);
@@ -75,7 +75,11 @@ fn every_module_has_a_layer() {
     let lib = std::fs::read_to_string(src().join("lib.rs")).unwrap();
     let declared: Vec<String> = lib
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("pub mod ").or(l.trim().strip_prefix("mod ")))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("pub mod ")
+                .or(l.trim().strip_prefix("mod "))
+        })
         .map(|m| m.trim_end_matches(';').to_string())
         .collect();
     assert!(declared.len() > 10, "{declared:?}");

@@ -184,11 +184,6 @@ impl Core {
         self.facts.maintenance = on;
     }
 
-    /// Whether the maintenance withdraw is in force.
-    pub fn maintenance(&self) -> bool {
-        self.facts.maintenance
-    }
-
     /// maglevd stops: every address is withdrawn.
     pub fn stop(&mut self) {
         self.facts.stopping = true;
@@ -205,6 +200,7 @@ impl Core {
     }
 
     /// Whether a reload runs now.
+    #[cfg(test)]
     pub fn reloading(&self) -> bool {
         matches!(self.reload, Reload::Running { .. })
     }

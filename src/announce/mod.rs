@@ -12,9 +12,9 @@
 //! blocks the checker, the probers or the reconciler (a hung `birdc` holds
 //! up only itself).
 
-pub mod bird;
-pub mod core;
-pub mod rule;
+pub(crate) mod bird;
+pub(crate) mod core;
+pub(crate) mod rule;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;

@@ -28,11 +28,6 @@ impl PublishCadence {
         }
     }
 
-    /// The longest a routine change waits to be published.
-    pub fn every(&self) -> Duration {
-        self.every
-    }
-
     /// Something readers see changed.
     pub fn changed(&mut self) {
         self.stale = true;

@@ -13,7 +13,6 @@ use super::view::{BackendView, FrontendView, Snapshot};
 use crate::config::Config;
 use crate::snapshot::Published;
 
-
 /// Requests to the checker thread.
 pub(super) enum Request {
     Action {

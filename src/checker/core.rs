@@ -15,8 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, error, info, warn};
 
-use super::cadence::PublishCadence;
 use super::action::{Action, CheckerError};
+use super::cadence::PublishCadence;
 use super::events::{BackendEvent, Event, FrontendEvent};
 use super::view::{BackendView, FrontendView, PoolMember, PoolView, ProbeCounters, Snapshot};
 use crate::config::{Backend, Config, HealthCheck, HealthChecker};

@@ -11,12 +11,12 @@
 //! threads ask it for things; this module is the thread and its state.
 
 mod action;
-pub mod cadence;
+pub(crate) mod cadence;
 mod client;
 mod core;
 pub mod events;
 mod view;
-pub mod whatif;
+pub(crate) mod whatif;
 
 pub use action::{Action, CheckerError};
 pub use client::CheckerClient;

@@ -6,7 +6,7 @@
 //! path. [`load`] is the only way the daemon obtains a [`Config`], so every
 //! other module can rely on a validated one.
 
-pub mod changes;
+pub(crate) mod changes;
 mod duration;
 mod error;
 mod lines;

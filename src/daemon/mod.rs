@@ -5,10 +5,10 @@
 //! subscribed thread; a configuration that fails validation is logged with
 //! its lines and changes nothing.
 
-pub mod lock;
-pub mod notify;
+pub(crate) mod lock;
+pub(crate) mod notify;
 pub mod options;
-pub mod signals;
+pub(crate) mod signals;
 mod simulated;
 
 use std::path::{Path, PathBuf};

@@ -42,11 +42,6 @@ impl Notifier {
         Notifier { target, watchdog }
     }
 
-    /// Whether a notification socket is set.
-    pub fn enabled(&self) -> bool {
-        self.target.is_some()
-    }
-
     /// How often `WATCHDOG=1` must arrive (systemd's `WatchdogSec`).
     pub fn watchdog(&self) -> Option<Duration> {
         self.watchdog

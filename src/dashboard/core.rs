@@ -100,11 +100,6 @@ impl Core {
         }
     }
 
-    /// Whether maglevd `i`'s stream is up.
-    pub fn is_connected(&self, i: usize) -> bool {
-        self.links[i].connected
-    }
-
     /// Everything due at `now`, each marked as under way.
     pub fn poll(&mut self, now: Instant) -> Vec<Due> {
         let mut out = Vec::new();

@@ -18,9 +18,6 @@ use super::ring::{Event, REPLAY, Ring, Since};
 use crate::control::protocol::{StreamEvent, Transition};
 use crate::logging::rfc3339_utc;
 
-/// Browsers connected to the event stream at most, by default (half the
-/// default connection limit: the page and its API calls need the rest).
-pub const MAX_CLIENTS: usize = 32;
 /// Events queued for one browser before it is dropped as too slow (it
 /// reconnects and is replayed the missed events). Events are shared: this
 /// is a queue of pointers.

@@ -12,12 +12,12 @@
 //! thread. An idle dashboard wakes every 30 s per maglevd (the full
 //! refresh) and every 15 s per browser (the ping).
 
-pub mod assets;
-pub mod core;
-pub mod hub;
-pub mod link;
-pub mod model;
-pub mod ring;
+pub(crate) mod assets;
+pub(crate) mod core;
+pub(crate) mod hub;
+pub(crate) mod link;
+pub(crate) mod model;
+pub(crate) mod ring;
 pub mod web;
 
 use std::sync::Arc;

@@ -235,15 +235,6 @@ impl Maglevd {
             .collect()
     }
 
-    /// Every frontend's name.
-    pub fn frontend_names(&self) -> Vec<String> {
-        self.full
-            .iter()
-            .flat_map(|f| &f.frontends)
-            .map(|f| f.name.clone())
-            .collect()
-    }
-
     /// VPP's buckets per AS address of `fe`'s VIP.
     fn buckets_of(&self, fe: &p::Frontend) -> BTreeMap<String, u32> {
         let Some(Ok(lb)) = self.full.as_ref().map(|f| &f.lb.state) else {

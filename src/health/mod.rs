@@ -3,4 +3,4 @@
 //! Both are pure; the checker thread (`crate::checker`) drives them.
 
 pub mod state;
-pub mod weights;
+pub(crate) mod weights;

@@ -213,7 +213,10 @@ pub fn member_weight(
 }
 
 /// Every backend of `fe` with its pool index and effective weight, in pool
-/// order then name order (`up_for`: how long a backend has been up).
+/// order then name order (`up_for`: how long a backend has been up). The
+/// checker computes them member by member ([`member_weight`]); this is the
+/// truth table's test view.
+#[cfg(test)]
 pub fn frontend_weights(
     fe: &Frontend,
     state_of: impl Fn(&str) -> State + Copy,

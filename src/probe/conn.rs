@@ -464,11 +464,6 @@ impl ConnProbe {
         self.fd
     }
 
-    /// When the probe started.
-    pub fn started(&self) -> Instant {
-        self.started
-    }
-
     /// The outcome when the deadline passes first (the verdict, when it
     /// was given and only the rest of the message was awaited).
     pub fn timed_out(&self, now: Instant) -> Outcome {

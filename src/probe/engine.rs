@@ -216,7 +216,6 @@ struct ProberHandle {
 /// The prober threads.
 pub struct Engine {
     workers: Vec<ProberHandle>,
-    stats: Arc<Stats>,
 }
 
 impl Engine {
@@ -256,7 +255,7 @@ impl Engine {
                 beat,
             });
         }
-        Ok(Engine { workers, stats })
+        Ok(Engine { workers })
     }
 
     /// Queues a command for the thread that owns the backend.
@@ -288,11 +287,6 @@ impl Engine {
             .enumerate()
             .map(|(i, w)| (format!("prober-{i}"), w.beat.clone()))
             .collect()
-    }
-
-    /// Shared counters.
-    pub fn stats(&self) -> Arc<Stats> {
-        Arc::clone(&self.stats)
     }
 
     /// Stops every prober thread and waits for them.

@@ -5,15 +5,15 @@
 //! half-open TCP); the [`engine`] runs many of them at once on a timing
 //! wheel ([`schedule`]) and `ppoll(2)`.
 
-pub mod conn;
-pub mod engine;
-pub mod http;
-pub mod icmp;
-pub mod idhash;
+pub(crate) mod conn;
+pub(crate) mod engine;
+pub(crate) mod http;
+pub(crate) mod icmp;
+pub(crate) mod idhash;
 pub mod schedule;
 pub mod syn;
 #[cfg(feature = "https")]
-pub mod tls;
+pub(crate) mod tls;
 
 use std::borrow::Cow;
 use std::fmt;

@@ -13,5 +13,5 @@ pub mod scraper;
 #[cfg(feature = "vpp-sim")]
 pub mod sim;
 pub mod stats;
-pub mod status;
+pub(crate) mod status;
 pub mod wire;
