@@ -351,147 +351,25 @@ pub fn run(opts: Options) -> i32 {
     );
     log_warnings(&opts.config, &cfg);
 
-    // Every descriptor the hard limit allows, before anything opens one;
-    // crate::limits shares them out.
-    let nofile = crate::limits::raise_nofile();
-    info!("fd-limit nofile={nofile}");
-    // One daemon per VPP, decided before any side effect: a second one
-    // must not send VPP a single message (nor bind sockets, nor probe).
-    let mut instance = Instance::none();
-    if let Err(e) = instance.follow(&opts, &cfg) {
-        error!("startup-failed step=instance-lock error={e:?}");
+    let Ok(Running {
+        mut instance,
+        sig_rx,
+        mut owner,
+        sim,
+        sim_stats,
+        checker,
+        reconciler,
+        announcer,
+        scraper,
+        metrics,
+        control,
+        cfg_rx,
+        loader,
+    }) = start(&opts, cfg, blocked, process_start)
+    else {
         return 1;
-    }
-    if let Err(e) = blocked {
-        error!("startup-failed step=block-signals error={e}");
-        return 1;
-    }
-    let (sig_tx, sig_rx) = bounded(16);
-    if let Err(e) = signals::spawn(sig_tx) {
-        error!("startup-failed step=signal-thread error={e}");
-        return 1;
-    }
-    let mut owner = ConfigOwner::new(opts.config.clone(), cfg);
-    let sim = if opts.vpp_sim {
-        match SimulatedVpp::start() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                error!("startup-failed step=vpp-sim error={e}");
-                return 1;
-            }
-        }
-    } else {
-        None
-    };
-    let (ev_tx, ev_rx) = bounded(4096);
-    let checker = match Checker::start(owner.published().load(), vec![ev_tx]) {
-        Ok(c) => c,
-        Err(e) => {
-            error!("startup-failed step=checker error={e}");
-            return 1;
-        }
     };
     let checker_client = checker.client();
-    let api = ApiCounters::new();
-    let reconciler = match Reconciler::start(
-        checker.client(),
-        ev_rx,
-        Arc::clone(&api),
-        ReconcilerOptions {
-            started: process_start,
-            api_socket_override: sim.as_ref().map(|s| s.api_socket().to_path_buf()),
-            timeout: Duration::from_secs(5),
-        },
-    ) {
-        Ok(r) => r,
-        Err(e) => {
-            error!("startup-failed step=reconciler error={e}");
-            return 1;
-        }
-    };
-    let announcer = match crate::announce::Announcer::start(
-        checker.client(),
-        reconciler.status(),
-        crate::announce::AnnouncerOptions {
-            started: process_start,
-            state_dir: opts.state_dir.clone(),
-        },
-    ) {
-        Ok(a) => a,
-        Err(e) => {
-            error!("startup-failed step=announcer error={e}");
-            return 1;
-        }
-    };
-    let sim_stats = sim
-        .as_ref()
-        .map(|s| s.stats_socket().map(Path::to_path_buf));
-    // The stats socket of a configuration (the simulator's own under
-    // --vpp-sim); a reload may change it.
-    let stats_of = |c: &Config| match &sim_stats {
-        Some(s) => s.clone(),
-        None => c.vpp.stats_socket.clone(),
-    };
-    let scraper = {
-        let c = owner.published().load();
-        match Scraper::start(stats_of(&c), c.vpp.stats_interval, reconciler.status()) {
-            Ok(s) => s,
-            Err(e) => {
-                error!("startup-failed step=stats-thread error={e}");
-                return 1;
-            }
-        }
-    };
-    let metrics = opts.metrics_addr.and_then(|addr| {
-        let src = crate::metrics::Sources {
-            checker: checker.published(),
-            api: Arc::clone(&api),
-            sync: reconciler.stats(),
-            status: reconciler.status(),
-            counters: Some(scraper.latest()),
-            engine: Some(checker.engine_stats()),
-            announce: Some(announcer.status()),
-        };
-        // Health checking matters more than metrics: run on without them.
-        MetricsServer::start(addr, src)
-            .map_err(|e| error!("metrics-failed error={:?}", e.to_string()))
-            .ok()
-    });
-    let (cfg_tx, cfg_rx) = bounded::<ConfigRequest>(16);
-    let control = match &opts.control_socket {
-        None => None,
-        Some(path) => {
-            let admin = nix::unistd::Group::from_name(&opts.admin_group)
-                .ok()
-                .flatten()
-                .map(|g| (opts.admin_group.clone(), g.gid.as_raw()));
-            if admin.is_none() {
-                warn!(
-                    "control-admin-group-missing group={} only-root-may-change-state",
-                    opts.admin_group
-                );
-            }
-            let ctx = ControlContext {
-                checker: checker.client(),
-                reconciler: Some(reconciler.client()),
-                counters: Some(scraper.latest()),
-                config: cfg_tx,
-                admin_group: admin,
-                started: std::time::SystemTime::now(),
-                announcer: Some(announcer.client()),
-            };
-            match ControlServer::start(path, ctx) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    error!(
-                        "startup-failed step=control-socket error={:?}",
-                        e.to_string()
-                    );
-                    return 1;
-                }
-            }
-        }
-    };
     let notify = notify::Notifier::from_env();
     notify.ready(&format!("running: {}", summary(&owner.published().load())));
     info!("ready");
@@ -502,15 +380,8 @@ pub fn run(opts: Options) -> i32 {
     let mut seq = 0u64;
     let watchdog_tick = notify.watchdog().map(|w| w / 2);
     let apply = |new: Arc<Config>| {
-        scraper.configure(stats_of(&new), new.vpp.stats_interval);
+        scraper.configure(stats_socket(&sim_stats, &new), new.vpp.stats_interval);
         checker_client.reload(new);
-    };
-    let loader = match Loader::start(opts.config.clone()) {
-        Ok(l) => l,
-        Err(e) => {
-            error!("startup-failed step=config-loader error={e}");
-            return 1;
-        }
     };
 
     let stop = loop {
@@ -606,4 +477,176 @@ pub fn run(opts: Options) -> i32 {
     drop(owner);
     info!("stopped after_ms={}", started.elapsed().as_millis());
     0
+}
+
+/// A startup step that failed (logged once, as `startup-failed step=S
+/// error=E`, by [`step`]): the daemon exits with status 1.
+struct StartupFailed;
+
+/// The one failure path of startup: step `name`'s result, or its error
+/// logged and [`StartupFailed`].
+fn step<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> Result<T, StartupFailed> {
+    r.map_err(|e| {
+        error!(
+            "startup-failed step={name} error={}",
+            logging::quote(&e.to_string())
+        );
+        StartupFailed
+    })
+}
+
+/// The stats socket of a configuration (the simulator's own under
+/// `--vpp-sim`); a reload may change it.
+fn stats_socket(sim: &Option<Option<PathBuf>>, c: &Config) -> Option<PathBuf> {
+    match sim {
+        Some(s) => s.clone(),
+        None => c.vpp.stats_socket.clone(),
+    }
+}
+
+/// Everything a started daemon runs.
+struct Running {
+    instance: Instance,
+    sig_rx: crossbeam_channel::Receiver<signals::Signal>,
+    owner: ConfigOwner,
+    sim: Option<SimulatedVpp>,
+    sim_stats: Option<Option<PathBuf>>,
+    checker: Checker,
+    reconciler: Reconciler,
+    announcer: crate::announce::Announcer,
+    scraper: Scraper,
+    metrics: Option<MetricsServer>,
+    control: Option<ControlServer>,
+    cfg_rx: crossbeam_channel::Receiver<ConfigRequest>,
+    loader: Loader,
+}
+
+/// Startup, in order, each step named: the instance lock before any side
+/// effect (a second daemon must not send VPP a single message, bind a
+/// socket or probe), signals, the simulator, the checker, the reconciler,
+/// the announcer, the stats thread, metrics (optional: health checking
+/// matters more), the control socket, the configuration loader.
+fn start(
+    opts: &Options,
+    cfg: Config,
+    blocked: Result<(), nix::errno::Errno>,
+    process_start: Instant,
+) -> Result<Running, StartupFailed> {
+    // Every descriptor the hard limit allows, before anything opens one;
+    // crate::limits shares them out.
+    let nofile = crate::limits::raise_nofile();
+    info!("fd-limit nofile={nofile}");
+    // One daemon per VPP, decided before any side effect: a second one
+    // must not send VPP a single message (nor bind sockets, nor probe).
+    let mut instance = Instance::none();
+    step("instance-lock", instance.follow(opts, &cfg))?;
+    step("block-signals", blocked)?;
+    let (sig_tx, sig_rx) = bounded(16);
+    step("signal-thread", signals::spawn(sig_tx))?;
+    let owner = ConfigOwner::new(opts.config.clone(), cfg);
+    let sim = match opts.vpp_sim {
+        true => Some(step("vpp-sim", SimulatedVpp::start())?),
+        false => None,
+    };
+    let (ev_tx, ev_rx) = bounded(4096);
+    let checker = step(
+        "checker",
+        Checker::start(owner.published().load(), vec![ev_tx]),
+    )?;
+    let api = ApiCounters::new();
+    let reconciler = step(
+        "reconciler",
+        Reconciler::start(
+            checker.client(),
+            ev_rx,
+            Arc::clone(&api),
+            ReconcilerOptions {
+                started: process_start,
+                api_socket_override: sim.as_ref().map(|s| s.api_socket().to_path_buf()),
+                timeout: Duration::from_secs(5),
+            },
+        ),
+    )?;
+    let announcer = step(
+        "announcer",
+        crate::announce::Announcer::start(
+            checker.client(),
+            reconciler.status(),
+            crate::announce::AnnouncerOptions {
+                started: process_start,
+                state_dir: opts.state_dir.clone(),
+            },
+        ),
+    )?;
+    let sim_stats = sim
+        .as_ref()
+        .map(|s| s.stats_socket().map(Path::to_path_buf));
+    let scraper = {
+        let c = owner.published().load();
+        step(
+            "stats-thread",
+            Scraper::start(
+                stats_socket(&sim_stats, &c),
+                c.vpp.stats_interval,
+                reconciler.status(),
+            ),
+        )?
+    };
+    let metrics = opts.metrics_addr.and_then(|addr| {
+        let src = crate::metrics::Sources {
+            checker: checker.published(),
+            api: Arc::clone(&api),
+            sync: reconciler.stats(),
+            status: reconciler.status(),
+            counters: Some(scraper.latest()),
+            engine: Some(checker.engine_stats()),
+            announce: Some(announcer.status()),
+        };
+        // Health checking matters more than metrics: run on without them.
+        MetricsServer::start(addr, src)
+            .map_err(|e| error!("metrics-failed error={:?}", e.to_string()))
+            .ok()
+    });
+    let (cfg_tx, cfg_rx) = bounded::<ConfigRequest>(16);
+    let control = match &opts.control_socket {
+        None => None,
+        Some(path) => {
+            let admin = nix::unistd::Group::from_name(&opts.admin_group)
+                .ok()
+                .flatten()
+                .map(|g| (opts.admin_group.clone(), g.gid.as_raw()));
+            if admin.is_none() {
+                warn!(
+                    "control-admin-group-missing group={} only-root-may-change-state",
+                    opts.admin_group
+                );
+            }
+            let ctx = ControlContext {
+                checker: checker.client(),
+                reconciler: Some(reconciler.client()),
+                counters: Some(scraper.latest()),
+                config: cfg_tx,
+                admin_group: admin,
+                started: std::time::SystemTime::now(),
+                announcer: Some(announcer.client()),
+            };
+            Some(step("control-socket", ControlServer::start(path, ctx))?)
+        }
+    };
+    let loader = step("config-loader", Loader::start(opts.config.clone()))?;
+    Ok(Running {
+        instance,
+        sig_rx,
+        owner,
+        sim,
+        sim_stats,
+        checker,
+        reconciler,
+        announcer,
+        scraper,
+        metrics,
+        control,
+        cfg_rx,
+        loader,
+    })
 }
