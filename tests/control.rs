@@ -124,7 +124,7 @@ fn start(extra: &[&str]) -> Setup {
         ) else {
             panic!("wrong replies");
         };
-        let settled = b.state == "down"
+        let settled = b.state == vpp_maglev::control::protocol::State::Down
             && v.vips.first().is_some_and(|vip| {
                 vip.ases
                     .iter()

@@ -101,8 +101,7 @@ pub struct ProbeCounters {
 
 impl ProbeCounters {
     /// The connection kinds counted, in `connections` order.
-    pub const CONNECTIONS: [Connection; 3] =
-        [Connection::New, Connection::Reused, Connection::Reconnected];
+    pub const CONNECTIONS: [Connection; 3] = Connection::ALL;
 
     /// Counts one probe.
     pub fn record(&mut self, code: Code, d: Duration, connection: Option<Connection>) {

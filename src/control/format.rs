@@ -114,7 +114,7 @@ fn frontends(fs: &[p::Frontend], st: Style) -> String {
                 f.address.clone(),
                 f.protocol.clone(),
                 f.port.to_string(),
-                f.state.clone(),
+                f.state.to_string(),
                 opt(&f.active_pool),
                 f.backends.to_string(),
                 f.vpp.to_string(),
@@ -158,7 +158,7 @@ fn frontend(f: &p::Frontend, st: Style) -> String {
             ("address", f.address.clone()),
             ("protocol", f.protocol.clone()),
             ("port", f.port.to_string()),
-            ("state", f.state.clone()),
+            ("state", f.state.to_string()),
             ("active-pool", opt(&f.active_pool)),
             ("backends", f.backends.to_string()),
             ("vpp", f.vpp.to_string()),
@@ -214,7 +214,7 @@ fn backends(bs: &[p::Backend], st: Style) -> String {
                 b.name.clone(),
                 b.address.clone(),
                 txt(&b.healthcheck),
-                b.state.clone(),
+                b.state.to_string(),
                 b.enabled.to_string(),
                 opt(&b.last.as_ref().map(|l| &l.code)),
                 opt(&b.last.as_ref().map(|l| txt(&l.detail))),
@@ -243,7 +243,7 @@ fn backend(b: &p::Backend, st: Style) -> String {
             ("backend", b.name.clone()),
             ("address", b.address.clone()),
             ("healthcheck", txt(&b.healthcheck)),
-            ("state", b.state.clone()),
+            ("state", b.state.to_string()),
             ("enabled", b.enabled.to_string()),
             (
                 "counter",
@@ -690,6 +690,7 @@ pub fn render(reply: &Reply, st: Style) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::protocol::State;
     use crate::control::protocol::samples;
 
     const PLAIN: Style = Style { color: false };
@@ -806,7 +807,7 @@ mod tests {
             name: "b".into(),
             address: "192.0.2.9".into(),
             healthcheck: String::new(),
-            state: "up".into(),
+            state: State::Up,
             enabled: true,
             last: None,
             detail: None,

@@ -84,14 +84,14 @@ fn backend(name: &str, b: &BackendView, full: bool) -> p::Backend {
         name: name.to_string(),
         address: b.config.address.to_string(),
         healthcheck: b.config.healthcheck.clone(),
-        state: b.state.as_str().to_string(),
+        state: b.state,
         enabled: b.enabled,
         last: b.last.as_ref().map(|l| p::LastProbe {
-            code: l.outcome.code.as_str().to_string(),
+            code: l.outcome.code,
             detail: l.outcome.detail.to_string(),
             duration_ms: l.outcome.duration.as_secs_f64() * 1000.0,
             at: rfc3339_utc(l.at),
-            connection: l.outcome.connection.map(|c| c.as_str().to_string()),
+            connection: l.outcome.connection,
         }),
         detail: full.then(|| p::BackendDetail {
             counter: b.counter.0,
@@ -100,9 +100,9 @@ fn backend(name: &str, b: &BackendView, full: bool) -> p::Backend {
                 .history
                 .iter()
                 .map(|t| p::Transition {
-                    from: t.from.as_str().to_string(),
-                    to: t.to.as_str().to_string(),
-                    code: t.code.map(|c| c.as_str().to_string()),
+                    from: t.from,
+                    to: t.to,
+                    code: t.code,
                     detail: t.detail.clone(),
                     at: rfc3339_utc(t.at),
                 })
@@ -250,7 +250,7 @@ fn frontend(snap: &Snapshot, sides: &Sides, name: &str, fe: &Frontend, full: boo
         protocol: protocol(fe).to_string(),
         port: fe.port,
         description: fe.description.clone(),
-        state: view.map_or("unknown", |f| f.state.as_str()).to_string(),
+        state: view.map_or(crate::health::weights::FrontendState::Unknown, |f| f.state),
         active_pool: view
             .and_then(|f| f.pools.iter().find(|p| p.active))
             .map(|p| p.name.clone()),
@@ -298,7 +298,7 @@ fn frontend(snap: &Snapshot, sides: &Sides, name: &str, fe: &Frontend, full: boo
                                         flush: m.effective.flush,
                                         share,
                                         table_share,
-                                        state: m.state.as_str().to_string(),
+                                        state: m.state,
                                         enabled: b.is_none_or(|b| b.enabled),
                                     }
                                 })

@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::health::state::State;
+pub use crate::health::weights::FrontendState;
+pub use crate::probe::{Code, Connection};
+
 use super::grammar::Command;
 pub use crate::announce::rule::Reason;
 pub use crate::checker::events::Dataplane;
@@ -53,7 +57,7 @@ pub struct PoolBackend {
     /// small for them.
     pub table_share: f64,
     /// Health state.
-    pub state: String,
+    pub state: State,
     /// Runtime enabled flag.
     pub enabled: bool,
 }
@@ -160,7 +164,7 @@ pub struct Frontend {
     /// Free text from the configuration.
     pub description: String,
     /// Aggregate state (`up`, `down`, `unknown`, ...).
-    pub state: String,
+    pub state: FrontendState,
     /// The pool serving now, if any.
     pub active_pool: Option<String>,
     /// Number of distinct backends.
@@ -183,7 +187,7 @@ pub struct Frontend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LastProbe {
     /// Result code (`L4OK`, `L7STS`, ...).
-    pub code: String,
+    pub code: Code,
     /// Human detail.
     pub detail: String,
     /// How long it took.
@@ -193,18 +197,18 @@ pub struct LastProbe {
     /// For a check that keeps its connection (`reuse-connection`): `new`,
     /// `reused` or `reconnected`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connection: Option<String>,
+    pub connection: Option<Connection>,
 }
 
 /// A state transition of a backend.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     /// State before.
-    pub from: String,
+    pub from: State,
     /// State after.
-    pub to: String,
+    pub to: State,
     /// Probe code behind it, if a probe caused it.
-    pub code: Option<String>,
+    pub code: Option<Code>,
     /// Human detail.
     pub detail: String,
     /// When (RFC 3339, UTC).
@@ -238,7 +242,7 @@ pub struct Backend {
     /// Health check name (empty: none, always up).
     pub healthcheck: String,
     /// Health state.
-    pub state: String,
+    pub state: State,
     /// Runtime enabled flag.
     pub enabled: bool,
     /// The last probe, if one ran.
@@ -640,11 +644,11 @@ pub enum StreamEvent {
         /// Backend name.
         backend: String,
         /// State before.
-        from: String,
+        from: State,
         /// State after.
-        to: String,
+        to: State,
         /// Probe code behind it, if a probe caused it.
-        code: Option<String>,
+        code: Option<Code>,
         /// Human detail.
         detail: String,
         /// When (RFC 3339, UTC).
@@ -656,9 +660,9 @@ pub enum StreamEvent {
         /// Frontend name.
         frontend: String,
         /// State before.
-        from: String,
+        from: FrontendState,
         /// State after.
-        to: String,
+        to: FrontendState,
         /// When (RFC 3339, UTC).
         at: String,
     },
@@ -883,7 +887,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
             flush: true,
             share: 37.5,
             table_share: 36.9,
-            state: "up".into(),
+            state: State::Up,
             enabled: true,
         }],
     }];
@@ -893,7 +897,7 @@ pub fn samples() -> Vec<(Command, Reply)> {
         protocol: "tcp".into(),
         port: 443,
         description: "public web".into(),
-        state: "up".into(),
+        state: FrontendState::Up,
         active_pool: Some("primary".into()),
         backends: 3,
         vpp: Dataplane::Refused,
@@ -916,22 +920,22 @@ pub fn samples() -> Vec<(Command, Reply)> {
         name: "web-a".into(),
         address: "192.0.2.10".into(),
         healthcheck: "http".into(),
-        state: "up".into(),
+        state: State::Up,
         enabled: true,
         last: Some(LastProbe {
-            code: "L7OK".into(),
+            code: Code::L7Ok,
             detail: "HTTP 204".into(),
             duration_ms: 1.5,
             at: "2026-12-01T10:00:00Z".into(),
-            connection: Some("reused".into()),
+            connection: Some(Connection::Reused),
         }),
         detail: detail.then(|| BackendDetail {
             counter: 4,
             counter_max: 5,
             history: vec![Transition {
-                from: "unknown".into(),
-                to: "up".into(),
-                code: Some("L7OK".into()),
+                from: State::Unknown,
+                to: State::Up,
+                code: Some(Code::L7Ok),
                 detail: "rise reached".into(),
                 at: "2026-12-01T09:59:58Z".into(),
             }],
@@ -1221,16 +1225,16 @@ mod tests {
         let events = [
             StreamEvent::Backend {
                 backend: String::new(),
-                from: String::new(),
-                to: String::new(),
+                from: State::Up,
+                to: State::Down,
                 code: None,
                 detail: String::new(),
                 at: String::new(),
             },
             StreamEvent::Frontend {
                 frontend: String::new(),
-                from: String::new(),
-                to: String::new(),
+                from: FrontendState::Up,
+                to: FrontendState::Down,
                 at: String::new(),
             },
             StreamEvent::Log {
@@ -1286,6 +1290,33 @@ mod tests {
             };
             assert!(section.contains(word), "README lacks {word}");
         }
+    }
+
+    #[test]
+    fn states_and_codes_travel_as_their_operator_words() {
+        let word = |v: serde_json::Value| v.as_str().unwrap().to_string();
+        for st in State::ALL {
+            assert_eq!(word(serde_json::to_value(st).unwrap()), st.as_str());
+            let back: State = serde_json::from_value(st.as_str().into()).unwrap();
+            assert_eq!(back, st);
+        }
+        for st in [
+            FrontendState::Unknown,
+            FrontendState::Up,
+            FrontendState::Down,
+            FrontendState::Panic,
+        ] {
+            assert_eq!(word(serde_json::to_value(st).unwrap()), st.as_str());
+        }
+        for c in Code::ALL {
+            assert_eq!(word(serde_json::to_value(c).unwrap()), c.as_str());
+            assert_eq!(Code::parse(c.as_str()), Some(c));
+        }
+        for c in Connection::ALL {
+            assert_eq!(word(serde_json::to_value(c).unwrap()), c.as_str());
+            assert_eq!(Connection::parse(c.as_str()), Some(c));
+        }
+        assert!(serde_json::from_str::<State>("\"sideways\"").is_err());
     }
 
     #[test]

@@ -456,16 +456,16 @@ fn stream_event(ev: &Event) -> Option<StreamEvent> {
     Some(match ev {
         Event::Backend(e) => StreamEvent::Backend {
             backend: e.backend.clone(),
-            from: e.from.as_str().to_string(),
-            to: e.to.as_str().to_string(),
-            code: e.code.map(|c| c.as_str().to_string()),
+            from: e.from,
+            to: e.to,
+            code: e.code,
             detail: e.detail.clone(),
             at: rfc3339_utc(e.at),
         },
         Event::Frontend(e) => StreamEvent::Frontend {
             frontend: e.frontend.clone(),
-            from: e.from.as_str().to_string(),
-            to: e.to.as_str().to_string(),
+            from: e.from,
+            to: e.to,
             at: rfc3339_utc(e.at),
         },
         Event::Dataplane(e) => StreamEvent::Vpp {

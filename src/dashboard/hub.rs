@@ -418,9 +418,9 @@ impl Hub {
                 at,
             } => {
                 let t = Transition {
-                    from: from.clone(),
-                    to: to.clone(),
-                    code: code.clone(),
+                    from,
+                    to,
+                    code,
                     detail: detail.clone(),
                     at: at.clone(),
                 };
@@ -437,7 +437,7 @@ impl Hub {
                 to,
                 at,
             } => {
-                self.maglevds[i].apply_frontend_state(&frontend, &to);
+                self.maglevds[i].apply_frontend_state(&frontend, to);
                 // from == to: maglevd's replay of the current state.
                 if from != to {
                     let data = json!({"maglevd": name, "frontend": frontend, "from": from, "to": to, "at": at});

@@ -57,10 +57,9 @@ pub struct Probe {
     /// Backend.
     pub backend: String,
     /// Result code.
-    pub code: String,
-    /// `new`, `reused` or `reconnected`, for a check that keeps its
-    /// connection.
-    pub connection: Option<String>,
+    pub code: p::Code,
+    /// For a check that keeps its connection: how it got it.
+    pub connection: Option<p::Connection>,
     /// Duration, ms.
     pub ms: f64,
     /// When (RFC 3339).
@@ -80,13 +79,13 @@ pub fn parse_probe(message: &str, at: &str) -> Option<Probe> {
     let ms = rest.rsplit_once(" duration_ms=")?.1.trim().parse().ok()?;
     Some(Probe {
         backend: field("backend=")?,
-        code: field("code=")?,
+        code: p::Code::parse(&field("code=")?)?,
         // (before the detail, which is free text)
         connection: rest
             .split(" detail=")
             .next()
             .and_then(|h| h.split(' ').find_map(|w| w.strip_prefix("connection=")))
-            .map(str::to_string),
+            .and_then(p::Connection::parse),
         ms,
         at: at.to_string(),
     })
@@ -171,8 +170,8 @@ impl Maglevd {
         let Some(b) = self.backends.get_mut(backend) else {
             return;
         };
-        b.summary.state = t.to.clone();
-        b.summary.enabled = t.to != "disabled";
+        b.summary.state = t.to;
+        b.summary.enabled = t.to != p::State::Disabled;
         if b.transitions.len() == TRANSITIONS {
             b.transitions.pop_front();
         }
@@ -191,13 +190,13 @@ impl Maglevd {
     }
 
     /// A frontend transition from the stream.
-    pub fn apply_frontend_state(&mut self, frontend: &str, to: &str) {
+    pub fn apply_frontend_state(&mut self, frontend: &str, to: p::FrontendState) {
         if let Some(f) = self
             .full
             .as_mut()
             .and_then(|f| f.frontends.iter_mut().find(|f| f.name == frontend))
         {
-            f.state = to.to_string();
+            f.state = to;
         }
     }
 
@@ -211,11 +210,11 @@ impl Maglevd {
         }
         b.latency.push_back((pr.ms * 100.0).round() / 100.0);
         b.summary.last = Some(p::LastProbe {
-            code: pr.code.clone(),
+            code: pr.code,
             detail: String::new(),
             duration_ms: pr.ms,
             at: pr.at.clone(),
-            connection: pr.connection.clone(),
+            connection: pr.connection,
         });
     }
 
@@ -372,7 +371,7 @@ mod tests {
             name: name.into(),
             address: address.into(),
             healthcheck: "hc".into(),
-            state: "up".into(),
+            state: p::State::Up,
             enabled: true,
             last: None,
             detail: None,
@@ -386,7 +385,7 @@ mod tests {
             protocol: "tcp".into(),
             port: 80,
             description: String::new(),
-            state: "up".into(),
+            state: p::FrontendState::Up,
             active_pool: Some("main".into()),
             backends: 2,
             vpp: p::Dataplane::Ok,
@@ -412,7 +411,7 @@ mod tests {
                             flush: false,
                             share: 50.0,
                             table_share: 50.0,
-                            state: "up".into(),
+                            state: p::State::Up,
                             enabled: true,
                         })
                         .collect(),
@@ -467,8 +466,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (p.code.as_str(), p.connection.as_deref()),
-            ("L7OK", Some("reused"))
+            (p.code, p.connection),
+            (p::Code::L7Ok, Some(p::Connection::Reused))
         );
         let p = parse_probe(
             "probe-done backend=web-a code=L7RSP detail=\"x connection=reused\" duration_ms=0.2",
@@ -499,7 +498,7 @@ mod tests {
         for i in 0..(LATENCIES + 5) {
             m.apply_probe(&Probe {
                 backend: "a".into(),
-                code: "L7OK".into(),
+                code: p::Code::L7Ok,
                 connection: None,
                 ms: i as f64,
                 at: "t".into(),
@@ -508,9 +507,9 @@ mod tests {
         m.apply_transition(
             "b",
             p::Transition {
-                from: "up".into(),
-                to: "down".into(),
-                code: Some("L4CON".into()),
+                from: p::State::Up,
+                to: p::State::Down,
+                code: Some(p::Code::L4Con),
                 detail: "refused".into(),
                 at: "t1".into(),
             },

@@ -16,8 +16,12 @@ use std::time::SystemTime;
 
 use crate::probe::{Code, Outcome};
 
-/// The states operators see, with their exact spellings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// The states operators see, with their exact spellings (on the wire too:
+/// serde uses [`State::as_str`]'s words).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum State {
     /// No verdict yet (new, restarted, resumed or re-enabled).
     Unknown,

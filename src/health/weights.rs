@@ -20,8 +20,11 @@ pub struct AsWeight {
     pub flush: bool,
 }
 
-/// A frontend's aggregate health.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A frontend's aggregate health (serialized as [`FrontendState::as_str`]).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum FrontendState {
     /// No backend has a verdict yet.
     Unknown,

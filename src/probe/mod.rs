@@ -23,7 +23,10 @@ use std::time::Duration;
 use crate::config::{HealthCheck, Probe};
 
 /// Result codes in HAProxy's vocabulary, plus `disabled`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum Code {
     /// Layer 4 (or ICMP echo) passed.
     L4Ok,
@@ -46,6 +49,7 @@ pub enum Code {
     /// HTTP status not expected.
     L7Sts,
     /// Synthetic: disabled by an operator.
+    #[serde(rename = "disabled")]
     Disabled,
     /// The probe could not be attempted for a local reason (no descriptor,
     /// no buffer, local policy, no namespace): not a verdict on the
@@ -69,6 +73,11 @@ impl Code {
         Code::Disabled,
         Code::Local,
     ];
+
+    /// The code named `word` ([`Code::as_str`]).
+    pub fn parse(word: &str) -> Option<Code> {
+        Code::ALL.into_iter().find(|c| c.as_str() == word)
+    }
 
     /// HAProxy's spelling.
     pub fn as_str(self) -> &'static str {
@@ -116,7 +125,8 @@ pub type BackendId = u32;
 
 /// How an HTTP(S) check that keeps its connection (`reuse-connection`)
 /// got the connection it ran on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Connection {
     /// A new one: the first check, the kept one reached `reuse-lifetime`,
     /// or the last check did not end in a clean pass.
@@ -129,6 +139,14 @@ pub enum Connection {
 }
 
 impl Connection {
+    /// Every kind.
+    pub const ALL: [Connection; 3] = [Connection::New, Connection::Reused, Connection::Reconnected];
+
+    /// The kind named `word` ([`Connection::as_str`]).
+    pub fn parse(word: &str) -> Option<Connection> {
+        Connection::ALL.into_iter().find(|c| c.as_str() == word)
+    }
+
     /// `new`, `reused`, `reconnected`: the word in logs, `show backend`
     /// and JSON.
     pub fn as_str(self) -> &'static str {
