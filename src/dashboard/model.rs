@@ -91,6 +91,43 @@ pub fn parse_probe(message: &str, at: &str) -> Option<Probe> {
     })
 }
 
+/// A frontend on the page: the protocol's fields and types, its pools
+/// with VPP's bucket counts beside each member.
+#[derive(Debug, serde::Serialize)]
+struct PageFrontend<'a> {
+    name: &'a str,
+    address: &'a str,
+    protocol: &'a str,
+    port: u16,
+    description: &'a str,
+    state: p::FrontendState,
+    vpp: p::Dataplane,
+    announced: Option<bool>,
+    announce_reason: Option<&'a p::Reason>,
+    vpp_refusal: Option<&'a p::VppRefusal>,
+    active_pool: Option<&'a str>,
+    new_flows_table_length: u32,
+    pools: Vec<PagePool<'a>>,
+}
+
+/// A pool on the page.
+#[derive(Debug, serde::Serialize)]
+struct PagePool<'a> {
+    name: &'a str,
+    active: bool,
+    backends: Vec<PageMember<'a>>,
+}
+
+/// A pool member on the page: the protocol's [`p::PoolBackend`] as it
+/// is, and the buckets VPP gives it.
+#[derive(Debug, serde::Serialize)]
+struct PageMember<'a> {
+    #[serde(flatten)]
+    member: &'a p::PoolBackend,
+    buckets: Option<u32>,
+    bucket_share: Option<f64>,
+}
+
 /// One maglevd.
 #[derive(Debug, Clone)]
 pub struct Maglevd {
@@ -264,53 +301,53 @@ impl Maglevd {
     /// One frontend as the page shows it: pools, members with weights,
     /// VPP buckets and state.
     pub fn frontend_json(&self, fe: &p::Frontend) -> Value {
+        serde_json::to_value(self.page_frontend(fe)).unwrap_or(Value::Null)
+    }
+
+    /// [`Self::frontend_json`], typed: the protocol's own objects with the
+    /// bucket counts the page adds.
+    fn page_frontend<'a>(&self, fe: &'a p::Frontend) -> PageFrontend<'a> {
         let buckets = self.buckets_of(fe);
         let table = fe
             .detail
             .as_ref()
             .map_or(1024, |d| d.new_flows_table_length);
-        let pools: Vec<Value> = fe
+        let pools = fe
             .detail
             .iter()
             .flat_map(|d| &d.pools)
-            .map(|pool| {
-                let members: Vec<Value> = pool
+            .map(|pool| PagePool {
+                name: &pool.name,
+                active: pool.active,
+                backends: pool
                     .backends
                     .iter()
                     .map(|m| {
                         let b = m.address.as_ref().and_then(|a| buckets.get(a)).copied();
-                        json!({
-                            "name": m.name,
-                            "address": m.address,
-                            "weight": m.weight,
-                            "effective_weight": m.effective_weight,
-                            "share": m.share,
-                            "table_share": m.table_share,
-                            "state": m.state,
-                            "enabled": m.enabled,
-                            "buckets": b,
-                            "bucket_share": b.map(|b| f64::from(b) * 100.0 / f64::from(table.max(1))),
-                        })
+                        PageMember {
+                            member: m,
+                            buckets: b,
+                            bucket_share: b.map(|b| f64::from(b) * 100.0 / f64::from(table.max(1))),
+                        }
                     })
-                    .collect();
-                json!({"name": pool.name, "active": pool.active, "backends": members})
+                    .collect(),
             })
             .collect();
-        json!({
-            "name": fe.name,
-            "address": fe.address,
-            "protocol": fe.protocol,
-            "port": fe.port,
-            "description": fe.description,
-            "state": fe.state,
-            "vpp": fe.vpp,
-            "announced": fe.announced,
-            "announce_reason": fe.announce_reason,
-            "vpp_refusal": fe.detail.as_ref().and_then(|d| d.vpp_refusal.as_ref()),
-            "active_pool": fe.active_pool,
-            "new_flows_table_length": table,
-            "pools": pools,
-        })
+        PageFrontend {
+            name: &fe.name,
+            address: &fe.address,
+            protocol: &fe.protocol,
+            port: fe.port,
+            description: &fe.description,
+            state: fe.state,
+            vpp: fe.vpp,
+            announced: fe.announced,
+            announce_reason: fe.announce_reason.as_ref(),
+            vpp_refusal: fe.detail.as_ref().and_then(|d| d.vpp_refusal.as_ref()),
+            active_pool: fe.active_pool.as_deref(),
+            new_flows_table_length: table,
+            pools,
+        }
     }
 
     /// Everything, for `/view/api/state`.
@@ -516,6 +553,22 @@ mod tests {
         );
         let j = m.to_json();
         let members = &j["frontends"][0]["pools"][0]["backends"];
+        // The protocol's words and fields, the page's additions beside.
+        let fe = &j["frontends"][0];
+        assert_eq!(fe["state"], "up");
+        assert!(fe["new_flows_table_length"].is_u64() && fe["pools"][0]["name"].is_string());
+        assert_eq!(members[0]["state"], "up");
+        for key in [
+            "name",
+            "address",
+            "weight",
+            "effective_weight",
+            "share",
+            "table_share",
+            "enabled",
+        ] {
+            assert!(!members[0][key].is_null(), "{key}");
+        }
         assert_eq!(members[0]["buckets"], 700);
         assert_eq!(members[1]["buckets"], 324);
         assert_eq!(
