@@ -269,9 +269,9 @@ impl Core {
         copy.out.clear();
         let (reply, out) = copy.handle(now, input);
         match reply {
-            Reply::Backend(r) if r.is_err() => return Err(r.err().expect("an error")),
-            Reply::Frontend(Err(e)) => return Err(e),
-            _ => {}
+            Reply::Backend(r) => (*r).map(drop)?,
+            Reply::Frontend(r) => r.map(drop)?,
+            Reply::None => {}
         }
         let mut snap = None;
         let mut events = Vec::new();
