@@ -13,11 +13,15 @@
 //! response's framing by [`ResponseJudge::keep`], the connection's age and
 //! state by [`Kept::usable`], a failure before any answer by
 //! [`Step::Reconnect`].
+//!
+//! [`ConnKind`] is the kind the engine runs: the probes of one prober
+//! thread in flight, their TLS context and sessions.
 
 use std::borrow::Cow;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -27,6 +31,9 @@ use nix::sys::socket::{
 
 pub use super::Interest;
 use super::http::{Keep, ResponseJudge, Verdict};
+use super::kind::{Event, Kind, Slots, Start};
+pub(crate) use super::stream::{Kept, TlsCache};
+use super::stream::{Stream, abort};
 use super::{Code, Connection, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
 use crate::config::Probe;
 
@@ -51,16 +58,6 @@ enum Phase {
     Handshaking,
     Writing,
     Reading,
-}
-
-enum Stream {
-    Connecting(OwnedFd),
-    Plain(TcpStream),
-    #[cfg(feature = "https")]
-    Handshaking(Box<openssl::ssl::MidHandshakeSslStream<TcpStream>>),
-    #[cfg(feature = "https")]
-    Tls(Box<openssl::ssl::SslStream<TcpStream>>),
-    Closed,
 }
 
 struct HttpState {
@@ -92,146 +89,6 @@ pub struct ConnProbe {
     connection: Connection,
     /// The check passed on a clean, reusable connection: keep it.
     keep: bool,
-}
-
-/// A connection kept between two checks of one backend (one job of one
-/// prober thread: never shared across backends, TLS names or network
-/// namespaces). Dropped, it closes with RST like every probe socket.
-pub struct Kept {
-    fd: RawFd,
-    stream: Stream,
-    opened: Instant,
-}
-
-impl Kept {
-    /// Whether the next check may run on it: younger than `lifetime`
-    /// (`Err(false)`: retire it, a new connection proves the connect path
-    /// again), and nothing came from the backend while it was idle
-    /// (`Err(true)`: it closed or reset the connection, or sent bytes
-    /// nobody asked for, such as a `408` before closing).
-    fn usable(&mut self, now: Instant, lifetime: std::time::Duration) -> Result<(), bool> {
-        if now.saturating_duration_since(self.opened) >= lifetime {
-            return Err(false);
-        }
-        let mut byte = [0u8; 1];
-        // SAFETY: `self.fd` is the open socket of `self.stream`; the
-        // buffer is a live local of the length passed.
-        let n = unsafe {
-            nix::libc::recv(
-                self.fd,
-                byte.as_mut_ptr().cast(),
-                1,
-                nix::libc::MSG_PEEK | nix::libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 && Errno::last() == Errno::EAGAIN {
-            return Ok(()); // idle and open
-        }
-        if n <= 0 {
-            return Err(true); // closed (0) or reset (error)
-        }
-        match &mut self.stream {
-            // TLS records may arrive while idle (session tickets, a
-            // renegotiation request, a key update): OpenSSL handles them;
-            // only application data or the end make it unusable.
-            #[cfg(feature = "https")]
-            Stream::Tls(s) => match super::tls::read(s, &mut byte) {
-                super::tls::Io::Want(_) => Ok(()),
-                _ => Err(true),
-            },
-            _ => Err(true),
-        }
-    }
-
-    /// Ends it: TLS says close_notify first, so its session stays
-    /// resumable for the new connection.
-    fn retire(mut self, tls: &mut TlsCache, key: Option<(IpAddr, u16, &(String, bool))>) {
-        #[cfg(feature = "https")]
-        if let (Stream::Tls(s), Some((ip, port, (name, verify)))) = (&mut self.stream, key) {
-            let _ = s.shutdown();
-            let session = s.ssl().session().map(ToOwned::to_owned);
-            tls.keep((ip, port, name.clone(), *verify), session);
-        }
-        #[cfg(not(feature = "https"))]
-        let _ = (tls, key);
-        abort(self.fd, &mut self.stream);
-    }
-}
-
-impl Drop for Kept {
-    fn drop(&mut self) {
-        abort(self.fd, &mut self.stream);
-    }
-}
-
-/// Closes `stream` (whose socket is `fd`) with RST, as HAProxy ends its
-/// checks: neither side keeps a TIME_WAIT or exchanges FINs per probe.
-fn abort(fd: RawFd, stream: &mut Stream) {
-    if !matches!(stream, Stream::Closed) {
-        let linger = nix::libc::linger {
-            l_onoff: 1,
-            l_linger: 0,
-        };
-        // SAFETY: `fd` is the open socket of `stream`, closed only below;
-        // the value is a live `linger`.
-        unsafe {
-            nix::libc::setsockopt(
-                fd,
-                nix::libc::SOL_SOCKET,
-                nix::libc::SO_LINGER,
-                (&linger as *const nix::libc::linger).cast(),
-                std::mem::size_of::<nix::libc::linger>() as nix::libc::socklen_t,
-            );
-        }
-        *stream = Stream::Closed;
-    }
-}
-
-/// The TLS context every HTTPS probe of a prober thread uses, made on
-/// first use (or the reason it could not be; empty without HTTPS), and the
-/// last session of each HTTPS backend, offered for resumption as HAProxy
-/// does for its checks: the abbreviated handshake skips the certificate
-/// and its verification (done on the full handshake that made the session).
-#[derive(Default)]
-pub struct TlsCache {
-    #[cfg(feature = "https")]
-    context: Option<Result<super::tls::TlsContext, String>>,
-    #[cfg(feature = "https")]
-    sessions: std::collections::HashMap<SessionKey, openssl::ssl::SslSession>,
-}
-
-/// Whose session: backend address, port, TLS name, and whether it was
-/// verified (a session made without verification must never let a
-/// verifying check skip it).
-#[cfg(feature = "https")]
-type SessionKey = (IpAddr, u16, String, bool);
-
-impl TlsCache {
-    #[cfg(feature = "https")]
-    fn session(&self, key: &SessionKey) -> Option<&openssl::ssl::SslSession> {
-        self.sessions.get(key)
-    }
-
-    /// Keeps `session` for `key` (`None`: forgets it, after a failure).
-    #[cfg(feature = "https")]
-    fn keep(&mut self, key: SessionKey, session: Option<openssl::ssl::SslSession>) {
-        match session {
-            Some(s) => {
-                self.sessions.insert(key, s);
-            }
-            None => {
-                self.sessions.remove(&key);
-            }
-        }
-    }
-
-    #[cfg(feature = "https")]
-    fn get(&mut self) -> Result<&super::tls::TlsContext, String> {
-        self.context
-            .get_or_insert_with(super::tls::TlsContext::new)
-            .as_ref()
-            .map_err(Clone::clone)
-    }
 }
 
 /// A probe just started: still pending, or already decided (refused on
@@ -803,9 +660,343 @@ impl ConnProbe {
     }
 }
 
+/// A connecting check in flight.
+struct InFlight {
+    probe: ConnProbe,
+    interest: Interest,
+    /// What it checks (a reconnect starts it again).
+    spec: Arc<ProbeSpec>,
+}
+
+/// TCP, HTTP and HTTPS probes of one prober thread.
+#[derive(Default)]
+pub(crate) struct ConnKind {
+    probes: Slots<InFlight>,
+    tls: TlsCache,
+}
+
+impl ConnKind {
+    fn started(&mut self, slot: usize, spec: &Arc<ProbeSpec>, s: Started) -> Start {
+        match s {
+            Started::Pending(probe, interest) => {
+                let spec = Arc::clone(spec);
+                self.probes.put(
+                    slot,
+                    InFlight {
+                        probe,
+                        interest,
+                        spec,
+                    },
+                );
+                Start::Pending
+            }
+            Started::Finished(o, kept) => Start::Done(o, kept),
+        }
+    }
+}
+
+impl Kind for ConnKind {
+    fn start(
+        &mut self,
+        slot: usize,
+        spec: &Arc<ProbeSpec>,
+        kept: Option<Kept>,
+        now: Instant,
+    ) -> Start {
+        let s = ConnProbe::start(spec, now, &mut self.tls, kept);
+        self.started(slot, spec, s)
+    }
+
+    fn watch(&self, add: &mut dyn FnMut(RawFd, Interest, u32)) {
+        for (slot, f) in self.probes.iter() {
+            add(f.probe.fd(), f.interest, slot as u32);
+        }
+    }
+
+    fn ready(&mut self, handle: u32, error: bool, now: Instant, out: &mut Vec<Event>) {
+        let slot = handle as usize;
+        let Some(f) = self.probes.get_mut(slot) else {
+            return;
+        };
+        match f.probe.ready(now, &mut self.tls, error) {
+            Step::Wait(i) => f.interest = i,
+            Step::Done(outcome) => {
+                let kept = self.probes.take(slot).and_then(|f| f.probe.into_kept());
+                out.push(Event::Done {
+                    slot,
+                    outcome,
+                    kept,
+                });
+            }
+            Step::Reconnect => {
+                let (started, spec) = (f.probe.started, Arc::clone(&f.spec));
+                self.probes.take(slot);
+                let s = ConnProbe::reconnect(&spec, started, now, &mut self.tls);
+                match self.started(slot, &spec, s) {
+                    Start::Done(outcome, kept) => out.push(Event::Done {
+                        slot,
+                        outcome,
+                        kept,
+                    }),
+                    _ => out.push(Event::Restarted { slot }),
+                }
+            }
+        }
+    }
+
+    /// The outcome says in which phase the check was; its socket closes
+    /// with RST.
+    fn timed_out(&mut self, slot: usize, now: Instant) -> Option<Outcome> {
+        Some(self.probes.take(slot)?.probe.timed_out(now))
+    }
+
+    fn cancel(&mut self, slot: usize) {
+        self.probes.take(slot);
+    }
+}
+
 fn io_detail(e: &std::io::Error) -> Cow<'static, str> {
     match e.raw_os_error() {
         Some(n) => errno_detail(Errno::from_raw(n)),
         None => e.to_string().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The kind against real sockets on loopback, driven by `poll(2)` as
+    //! the engine drives it (no engine, no threads of the checker).
+
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use super::super::kind::poll_once;
+    use super::*;
+    use crate::config::{HttpMethod, HttpProbe, StatusRange};
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    fn tcp(port: u16) -> Arc<ProbeSpec> {
+        Arc::new(ProbeSpec {
+            address: LOOPBACK,
+            probe: Probe::Tcp {
+                port,
+                mode: crate::config::TcpMode::Connect,
+            },
+            timeout: Duration::from_secs(2),
+            source: None,
+            request: Arc::from(&[][..]),
+        })
+    }
+
+    fn http(port: u16, reuse: Option<Duration>) -> Arc<ProbeSpec> {
+        let h = HttpProbe {
+            port,
+            path: "/healthz".into(),
+            host: None,
+            method: HttpMethod::Get,
+            expect_status: vec![StatusRange { lo: 200, hi: 299 }],
+            expect_body: None,
+            tls: None,
+            reuse,
+        };
+        let request = super::super::http::request(&h, LOOPBACK).into();
+        Arc::new(ProbeSpec {
+            address: LOOPBACK,
+            probe: Probe::Http(h),
+            timeout: Duration::from_secs(2),
+            source: None,
+            request,
+        })
+    }
+
+    /// Polls until the kind reports an event: the events of that
+    /// readiness.
+    fn drive(kind: &mut ConnKind) -> Vec<Event> {
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            let out = poll_once(kind, 100);
+            if !out.is_empty() {
+                return out;
+            }
+        }
+        panic!("no event within 3 s");
+    }
+
+    /// The outcome of a probe that started as `slot`, what it kept, and
+    /// how often it was restarted on the way.
+    fn run(
+        kind: &mut ConnKind,
+        slot: usize,
+        spec: &Arc<ProbeSpec>,
+        kept: Option<Kept>,
+    ) -> (Outcome, Option<Kept>, usize) {
+        match kind.start(slot, spec, kept, Instant::now()) {
+            Start::Done(o, k) => return (o, k, 0),
+            Start::Pending => {}
+            Start::Instead(t) => panic!("sent to {t:?}"),
+        }
+        let mut restarts = 0;
+        loop {
+            for e in drive(kind) {
+                match e {
+                    Event::Done {
+                        slot: s,
+                        outcome,
+                        kept,
+                    } if s == slot => return (outcome, kept, restarts),
+                    Event::Restarted { slot: s } => {
+                        assert_eq!(s, slot);
+                        restarts += 1;
+                    }
+                    Event::Done { slot: s, .. } => panic!("slot {s} ended, not {slot}"),
+                }
+            }
+        }
+    }
+
+    /// Reads one request head from `c`; `false` at its end.
+    fn read_head(c: &mut TcpStream) -> bool {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            match c.read(&mut b) {
+                Ok(1) => head.push(b[0]),
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    #[test]
+    fn tcp_connected_and_refused() {
+        let l = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut kind = ConnKind::default();
+        let (o, kept, _) = run(&mut kind, 0, &tcp(port), None);
+        assert_eq!(
+            (o.code, &*o.detail, o.connection),
+            (Code::L4Ok, "connected", None)
+        );
+        assert!(kept.is_none());
+        drop(l);
+        let (o, _, _) = run(&mut kind, 0, &tcp(port), None);
+        assert_eq!((o.code, &*o.detail), (Code::L4Con, "connection refused"));
+        assert!(kind.probes.iter().next().is_none(), "the kind let go");
+    }
+
+    #[test]
+    fn an_unanswered_request_times_out_in_its_phase_and_closes() {
+        let l = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut kind = ConnKind::default();
+        assert!(matches!(
+            kind.start(4, &http(port, None), None, Instant::now()),
+            Start::Pending
+        ));
+        let (mut c, _) = l.accept().unwrap();
+        // Connected and written; now waiting for the answer.
+        for _ in 0..3 {
+            assert!(poll_once(&mut kind, 20).is_empty());
+        }
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        assert!(read_head(&mut c), "the request came");
+        let o = kind.timed_out(4, Instant::now()).unwrap();
+        assert_eq!(
+            (o.code, &*o.detail),
+            (Code::L7Tout, "timeout after 2000 ms")
+        );
+        assert!(kind.timed_out(4, Instant::now()).is_none(), "let go");
+        // Closed with RST, not left open.
+        let mut b = [0u8; 1];
+        assert!(c.read(&mut b).map_or(true, |n| n == 0));
+    }
+
+    #[test]
+    fn cancel_closes_silently() {
+        let l = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let mut kind = ConnKind::default();
+        assert!(matches!(
+            kind.start(0, &http(port, None), None, Instant::now()),
+            Start::Pending
+        ));
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        kind.cancel(0);
+        let mut watched = 0;
+        kind.watch(&mut |_, _, _| watched += 1);
+        assert_eq!(watched, 0);
+        // Closed: the end (or a reset) comes, no request ever does.
+        let mut b = [0u8; 512];
+        assert!(
+            c.read(&mut b)
+                .map_or_else(|e| e.kind() != std::io::ErrorKind::WouldBlock, |n| n == 0)
+        );
+    }
+
+    #[test]
+    fn http_pass_and_status_failure() {
+        let l = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for answer in [OK, b"HTTP/1.1 503 No\r\nContent-Length: 0\r\n\r\n"] {
+                let (mut c, _) = l.accept().unwrap();
+                assert!(read_head(&mut c));
+                c.write_all(answer).unwrap();
+            }
+        });
+        let mut kind = ConnKind::default();
+        let (o, kept, _) = run(&mut kind, 0, &http(port, None), None);
+        assert_eq!(o.code, Code::L7Ok, "{o:?}");
+        assert!(kept.is_none(), "kept without reuse-connection");
+        let (o, _, _) = run(&mut kind, 0, &http(port, None), None);
+        assert_eq!((o.code, &*o.detail), (Code::L7Sts, "HTTP 503"));
+        server.join().unwrap();
+    }
+
+    /// A kept connection serves the next check; closed by the backend at
+    /// the second request (before any answer), the check starts again on
+    /// a new connection under the same slot and passes.
+    #[test]
+    fn kept_reused_then_restarted_after_a_close_at_the_request() {
+        let l = TcpListener::bind((LOOPBACK, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            for _ in 0..2 {
+                assert!(read_head(&mut c));
+                c.write_all(OK).unwrap();
+            }
+            assert!(read_head(&mut c), "third request");
+            // Closed without an answer, once the check waits for one (an
+            // end seen while still starting restarts it inside `start`).
+            std::thread::sleep(Duration::from_millis(50));
+            drop(c);
+            let (mut c, _) = l.accept().unwrap();
+            assert!(read_head(&mut c));
+            c.write_all(OK).unwrap();
+        });
+        let spec = http(port, Some(Duration::from_secs(30)));
+        let mut kind = ConnKind::default();
+        let (o, kept, _) = run(&mut kind, 1, &spec, None);
+        assert_eq!((o.code, o.connection), (Code::L7Ok, Some(Connection::New)));
+        let (o, kept, restarts) = run(&mut kind, 1, &spec, Some(kept.expect("kept")));
+        assert_eq!(
+            (o.code, o.connection, restarts),
+            (Code::L7Ok, Some(Connection::Reused), 0)
+        );
+        // The third check: restarted once on the way, then a pass.
+        let (o, kept, restarts) = run(&mut kind, 1, &spec, Some(kept.expect("kept")));
+        assert_eq!(
+            (o.code, o.connection, restarts),
+            (Code::L7Ok, Some(Connection::Reconnected), 1),
+            "{o:?}"
+        );
+        drop(kept);
+        server.join().unwrap();
     }
 }

@@ -6,9 +6,15 @@
 //! whichever socket, timer or command comes first. The checker tells the
 //! engine what to probe and at which period; the engine reports every
 //! outcome back and never waits on the checker.
+//!
+//! The engine knows no probe kind's packets or protocol: each kind is a
+//! [`Kind`] (see [`super::kind`]) that starts probes, names the
+//! descriptors it wants polled and says what their readiness or a
+//! deadline means; the engine owns the timers (schedule, deadlines,
+//! report batching), the descriptor budget, the connections kept between
+//! checks, the pollset, and the dispatch.
 
 use std::collections::VecDeque;
-use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,17 +22,17 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, unbounded};
-use log::{debug, error, info, warn};
+use log::{debug, error, warn};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 
-use super::conn::{ConnProbe, Interest, Kept, Started, Step, TlsCache};
-use super::icmp::{IcmpSocket, Reply};
-use super::idhash::IdMap;
+use super::conn::ConnKind;
+use super::icmp::IcmpKind;
+use super::kind::{Event, Kind, Start, Tag};
 use super::schedule::{Jitter, Schedule};
-use super::syn::SynSocket;
-use super::{Code, Outcome, ProbeSpec, errno_detail, local_errno, timeout_detail};
-use crate::config::{Probe, TcpMode};
+use super::stream::Kept;
+use super::syn::SynKind;
+use super::{Code, Interest, Outcome, ProbeSpec, errno_detail};
 use crate::heartbeat::Beat;
 
 pub use super::BackendId;
@@ -324,145 +330,57 @@ struct Job {
     kept: Option<Kept>,
 }
 
-enum Active {
-    Conn(ConnProbe, Interest),
-    Icmp {
-        v6: bool,
-        seq: u16,
-        target: IpAddr,
-    },
-    /// A half-open TCP check: the answer must acknowledge `ack - 1` and
-    /// come from `peer`.
-    Syn {
-        v6: bool,
-        ack: u32,
-        peer: SocketAddr,
-    },
-}
-
+/// A probe in flight, as the engine sees it: whose, since when, until
+/// when, and which kind runs it (the kind keeps the rest under the same
+/// slot).
 struct Inflight {
     id: BackendId,
     generation: u64,
     token: u64,
     started: Instant,
-    timeout: Duration,
-    active: Active,
+    kind: Tag,
 }
 
+/// What a polled descriptor is.
 #[derive(Clone, Copy)]
 enum Source {
     Wake,
-    Icmp(bool, usize),
-    Syn(bool, usize),
-    Slot(usize),
+    /// A kind's descriptor, with the kind's handle for it.
+    Kind(Tag, u32),
 }
 
 /// When a probe must be over: (deadline, slot, token).
 type Deadline = (Instant, usize, u64);
 
-/// The outcome of a probe whose packet could not be sent: this host's
-/// problem (no verdict), or the backend's (no route to it, ...).
-fn send_failed(e: Errno) -> Outcome {
-    let code = if local_errno(e) {
-        Code::Local
-    } else {
-        Code::L4Con
-    };
-    Outcome::new(code, errno_detail(e), Duration::ZERO)
+/// Every kind of one prober thread: the dispatch table.
+struct Kinds {
+    icmp: IcmpKind,
+    syn: SynKind,
+    conn: ConnKind,
 }
 
-/// A shared probe socket of one family and source address (ICMP, SYN),
-/// or why it could not be opened (tried again at the next probe that
-/// needs it: the cause may be gone).
-struct Shared<T> {
-    source: Option<IpAddr>,
-    socket: Result<T, Errno>,
-}
-
-/// How the log names one kind of shared socket.
-struct SocketKind<T> {
-    /// Event prefix: `icmp` gives `icmp-socket-opened`, `icmp-socket-failed`.
-    what: &'static str,
-    /// The fields that tell an opened socket apart (`kind=raw`, `port=N`).
-    describe: fn(&T) -> String,
-    /// Added to the failure line when the socket is not permitted.
-    denied: &'static str,
-}
-
-/// The index of `list`'s socket for `source`, opening it (again, after a
-/// failure) with `open`, and logging each change of its state.
-fn shared_socket<T>(
-    list: &mut Vec<Shared<T>>,
-    v6: bool,
-    source: Option<IpAddr>,
-    kind: &SocketKind<T>,
-    open: impl FnOnce() -> Result<T, Errno>,
-) -> usize {
-    let log = |socket: &Result<T, Errno>, again: bool| match socket {
-        Err(e) => warn!(
-            "{}-socket-failed family={} source={source:?} error={e}{}",
-            kind.what,
-            family(v6),
-            if matches!(e, Errno::EPERM | Errno::EACCES) {
-                kind.denied
-            } else {
-                ""
-            }
-        ),
-        Ok(sock) => info!(
-            "{}-socket-opened family={} source={source:?} {}{}",
-            kind.what,
-            family(v6),
-            (kind.describe)(sock),
-            if again { " after-failure" } else { "" }
-        ),
-    };
-    match list.iter().position(|s| s.source == source) {
-        Some(k) if list[k].socket.is_err() => {
-            list[k].socket = open();
-            if list[k].socket.is_ok() {
-                log(&list[k].socket, true);
-            }
-            k
+impl Kinds {
+    /// The kind `tag` names.
+    fn get(&mut self, tag: Tag) -> &mut dyn Kind {
+        match tag {
+            Tag::Icmp => &mut self.icmp,
+            Tag::Syn => &mut self.syn,
+            Tag::Conn => &mut self.conn,
         }
-        Some(k) => k,
-        None => {
-            let socket = open();
-            log(&socket, false);
-            list.push(Shared { source, socket });
-            list.len() - 1
-        }
+    }
+
+    /// Every kind, for the pollset.
+    fn all(&self) -> [(Tag, &dyn Kind); 3] {
+        [
+            (Tag::Icmp, &self.icmp),
+            (Tag::Syn, &self.syn),
+            (Tag::Conn, &self.conn),
+        ]
     }
 }
 
-const ICMP: SocketKind<IcmpSocket> = SocketKind {
-    what: "icmp",
-    describe: |s| format!("kind={}", s.kind()),
-    denied: "",
-};
-
-const SYN: SocketKind<SynSocket> = SocketKind {
-    what: "syn",
-    describe: |s| format!("port={}", s.port()),
-    denied: " fallback=connect reason=\"a raw socket needs CAP_NET_RAW\"",
-};
-
-/// The open sockets of both families' tables: (IPv6, index, descriptor).
-fn open_sockets<T>(
-    lists: &[Vec<Shared<T>>; 2],
-    fd: fn(&T) -> RawFd,
-) -> impl Iterator<Item = (bool, usize, RawFd)> + '_ {
-    lists.iter().enumerate().flat_map(move |(fam, list)| {
-        list.iter()
-            .enumerate()
-            .filter_map(move |(k, s)| s.socket.as_ref().ok().map(|sock| (fam == 1, k, fd(sock))))
-    })
-}
-
-fn family(v6: bool) -> &'static str {
-    if v6 { "ipv6" } else { "ipv4" }
-}
-
+/// One prober thread: the schedule, the slots and deadlines of its probes
+/// in flight, the pollset, and the dispatch of readiness to the kinds.
 struct Prober {
     index: usize,
     rx: Receiver<Msg>,
@@ -493,18 +411,10 @@ struct Prober {
     tiebreak: u64,
     slots: Vec<Option<Inflight>>,
     free: Vec<usize>,
-    icmp: [Vec<Shared<IcmpSocket>>; 2],
-    icmp_waiting: IdMap<(bool, u16), usize>,
-    icmp_id: u16,
-    icmp_seq: u16,
-    syn: [Vec<Shared<SynSocket>>; 2],
-    /// Half-open probes by (family, the acknowledgment number that answers
-    /// them).
-    syn_waiting: IdMap<(bool, u32), usize>,
-    /// Counts SYNs; their sequence numbers are this, scrambled.
-    syn_count: u32,
-    syn_secret: u32,
-    tls: TlsCache,
+    /// The probe kinds, each with its own state of the probes it runs.
+    kinds: Kinds,
+    /// What the kinds reported from one readiness.
+    events: Vec<Event>,
     netns_error: Option<String>,
     pollfds: Vec<nix::libc::pollfd>,
     sources: Vec<Source>,
@@ -535,20 +445,17 @@ impl Prober {
             tiebreak: 0,
             slots: Vec::new(),
             free: Vec::new(),
-            icmp: [Vec::new(), Vec::new()],
-            icmp_waiting: IdMap::default(),
-            icmp_id: (std::process::id() as u16).wrapping_add((index as u16).wrapping_mul(4099)),
-            icmp_seq: 0,
-            syn: [Vec::new(), Vec::new()],
-            syn_waiting: IdMap::default(),
-            syn_count: 0,
-            syn_secret: {
-                use std::hash::{BuildHasher, Hasher};
-                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-                h.write_usize(index);
-                h.finish() as u32
+            kinds: Kinds {
+                icmp: IcmpKind::new(index),
+                syn: SynKind::new({
+                    use std::hash::{BuildHasher, Hasher};
+                    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                    h.write_usize(index);
+                    h.finish() as u32
+                }),
+                conn: ConnKind::default(),
             },
-            tls: TlsCache::default(),
+            events: Vec::new(),
             netns_error: None,
             pollfds: Vec::new(),
             sources: Vec::new(),
@@ -666,11 +573,15 @@ impl Prober {
                 }
                 match self.sources[i] {
                     Source::Wake => self.drain_wake(),
-                    Source::Icmp(v6, k) => self.read_icmp(v6, k, now),
-                    Source::Syn(v6, k) => self.read_syn(v6, k, now),
-                    Source::Slot(slot) => {
+                    Source::Kind(tag, handle) => {
                         use nix::libc::{POLLERR, POLLHUP};
-                        self.conn_ready(slot, now, revents & (POLLERR | POLLHUP) != 0)
+                        let error = revents & (POLLERR | POLLHUP) != 0;
+                        let mut events = std::mem::take(&mut self.events);
+                        self.kinds.get(tag).ready(handle, error, now, &mut events);
+                        for e in events.drain(..) {
+                            self.on_event(e, now);
+                        }
+                        self.events = events;
                     }
                 }
             }
@@ -740,57 +651,24 @@ impl Prober {
         use nix::libc::{POLLIN, POLLOUT, pollfd};
         self.pollfds.clear();
         self.sources.clear();
-        let add = |fds: &mut Vec<pollfd>, src: &mut Vec<Source>, fd: RawFd, ev: i16, s| {
+        let (fds, sources) = (&mut self.pollfds, &mut self.sources);
+        let mut add = |fd: RawFd, events: i16, source| {
             fds.push(pollfd {
                 fd,
-                events: ev,
+                events,
                 revents: 0,
             });
-            src.push(s);
+            sources.push(source);
         };
-        add(
-            &mut self.pollfds,
-            &mut self.sources,
-            self.wake_read.as_raw_fd(),
-            POLLIN,
-            Source::Wake,
-        );
-        for (v6, k, fd) in open_sockets(&self.icmp, IcmpSocket::fd) {
-            add(
-                &mut self.pollfds,
-                &mut self.sources,
-                fd,
-                POLLIN,
-                Source::Icmp(v6, k),
-            );
-        }
-        for (v6, k, fd) in open_sockets(&self.syn, SynSocket::fd) {
-            add(
-                &mut self.pollfds,
-                &mut self.sources,
-                fd,
-                POLLIN,
-                Source::Syn(v6, k),
-            );
-        }
-        for (slot, f) in self.slots.iter().enumerate() {
-            if let Some(Inflight {
-                active: Active::Conn(p, interest),
-                ..
-            }) = f
-            {
+        add(self.wake_read.as_raw_fd(), POLLIN, Source::Wake);
+        for (tag, kind) in self.kinds.all() {
+            kind.watch(&mut |fd, interest, handle| {
                 let ev = match interest {
                     Interest::Read => POLLIN,
                     Interest::Write => POLLOUT,
                 };
-                add(
-                    &mut self.pollfds,
-                    &mut self.sources,
-                    p.fd(),
-                    ev,
-                    Source::Slot(slot),
-                );
-            }
+                add(fd, ev, Source::Kind(tag, handle));
+            });
         }
     }
 
@@ -857,48 +735,32 @@ impl Prober {
         }
     }
 
-    fn release(&mut self, slot: usize) -> Option<Inflight> {
+    /// Frees `slot` (the kind has let go of its probe already).
+    fn free(&mut self, slot: usize) -> Option<Inflight> {
         let f = self.slots.get_mut(slot)?.take()?;
-        match f.active {
-            Active::Icmp { v6, seq, .. } => {
-                self.icmp_waiting.remove(&(v6, seq));
-            }
-            Active::Syn { v6, ack, .. } => {
-                self.syn_waiting.remove(&(v6, ack));
-            }
-            Active::Conn(..) => {}
-        }
         self.free.push(slot);
         Some(f)
     }
 
+    /// Abandons the probe in `slot`, silently.
+    fn release(&mut self, slot: usize) {
+        if let Some(f) = self.free(slot) {
+            self.kinds.get(f.kind).cancel(slot);
+        }
+    }
+
     /// The probe in `slot` reached its deadline.
     fn time_out(&mut self, slot: usize, token: u64, now: Instant) {
-        let timed_out = match self.slots.get(slot) {
-            Some(Some(f)) if f.token == token => match &f.active {
-                Active::Conn(p, _) => p.timed_out(now),
-                Active::Icmp { .. } | Active::Syn { .. } => Outcome::new(
-                    Code::L4Tout,
-                    timeout_detail(f.timeout),
-                    now.saturating_duration_since(f.started),
-                ),
-            },
-            _ => return,
+        let Some(Some(f)) = self.slots.get(slot) else {
+            return;
         };
-        if let Some(Some(Inflight {
-            active: Active::Syn { v6, peer, .. },
-            ..
-        })) = self.slots.get(slot)
-        {
-            // The route may have changed: look the source up again.
-            let (v6, peer) = (*v6, peer.ip());
-            for s in &mut self.syn[usize::from(v6)] {
-                if let Ok(sock) = &mut s.socket {
-                    sock.forget_route(peer);
-                }
-            }
+        if f.token != token {
+            return;
         }
-        self.finish(slot, timed_out, now);
+        let o = self.kinds.get(f.kind).timed_out(slot, now);
+        let o =
+            o.unwrap_or_else(|| Outcome::new(Code::Local, "internal: probe lost", Duration::ZERO));
+        self.finish(slot, o, None, now);
     }
 
     fn start_probe(&mut self, id: BackendId, now: Instant) {
@@ -919,310 +781,74 @@ impl Prober {
             self.complete(id, generation, now, o, now);
             return;
         }
-        let active = match &spec.probe {
-            Probe::Icmp => match self.send_echo(&spec) {
-                Ok(a) => a,
-                Err(o) => {
-                    self.complete(id, generation, now, o, now);
-                    return;
-                }
-            },
-            Probe::Tcp {
-                port,
-                mode: TcpMode::Syn,
-            } => match self.send_syn(&spec, *port, now) {
-                Ok(Some(a)) => a,
-                // No raw socket: the probe is made the `connect` way.
-                Ok(None) => match ConnProbe::start(&spec, now, &mut self.tls, None) {
-                    Started::Pending(p, i) => Active::Conn(p, i),
-                    Started::Finished(o, _) => {
-                        self.complete(id, generation, now, o, now);
-                        return;
-                    }
-                },
-                Err(o) => {
-                    self.complete(id, generation, now, o, now);
-                    return;
-                }
-            },
-            _ => match self.start_conn(&spec, id, now) {
-                Started::Pending(p, i) => Active::Conn(p, i),
-                Started::Finished(o, kept) => {
-                    if let Some(k) = kept {
-                        self.park(id, generation, k);
-                    }
-                    self.complete(id, generation, now, o, now);
-                    return;
-                }
-            },
-        };
-        self.tiebreak += 1;
-        let token = self.tiebreak;
-        let f = Inflight {
-            id,
-            generation,
-            token,
-            started: now,
-            timeout: spec.timeout,
-            active,
-        };
-        let slot = match self.free.pop() {
-            Some(s) => {
-                self.slots[s] = Some(f);
-                s
-            }
-            None => {
-                self.slots.push(Some(f));
-                self.slots.len() - 1
-            }
-        };
-        match self.slots.get(slot) {
-            Some(Some(Inflight {
-                active: Active::Icmp { v6, seq, .. },
-                ..
-            })) => {
-                self.icmp_waiting.insert((*v6, *seq), slot);
-            }
-            Some(Some(Inflight {
-                active: Active::Syn { v6, ack, .. },
-                ..
-            })) => {
-                self.syn_waiting.insert((*v6, *ack), slot);
-            }
-            _ => {}
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        let kept = self.take_kept(id);
+        let mut kind = Tag::of(&spec.probe);
+        let mut start = self.kinds.get(kind).start(slot, &spec, kept, now);
+        if let Start::Instead(other) = start {
+            kind = other;
+            start = self.kinds.get(kind).start(slot, &spec, None, now);
         }
-        if let Some(job) = self.schedule.get_mut(id) {
-            job.busy = Some(slot);
+        let (outcome, kept) = match start {
+            Start::Pending => {
+                self.tiebreak += 1;
+                let token = self.tiebreak;
+                self.slots[slot] = Some(Inflight {
+                    id,
+                    generation,
+                    token,
+                    started: now,
+                    kind,
+                });
+                if let Some(job) = self.schedule.get_mut(id) {
+                    job.busy = Some(slot);
+                }
+                self.push_deadline(spec.timeout, now + spec.timeout, slot, token);
+                return;
+            }
+            Start::Done(o, kept) => (o, kept),
+            // A kind sends elsewhere at most once.
+            Start::Instead(_) => {
+                let o = Outcome::new(Code::Local, "internal: no kind runs it", Duration::ZERO);
+                (o, None)
+            }
+        };
+        self.free.push(slot);
+        if let Some(k) = kept {
+            self.park(id, generation, k);
         }
-        self.push_deadline(spec.timeout, now + spec.timeout, slot, token);
+        self.complete(id, generation, now, outcome, now);
     }
 
-    fn send_echo(&mut self, spec: &ProbeSpec) -> Result<Active, Outcome> {
-        let v6 = spec.address.is_ipv6();
-        let fam = usize::from(v6);
-        let k = shared_socket(&mut self.icmp[fam], v6, spec.source, &ICMP, || {
-            IcmpSocket::open(v6, spec.source)
-        });
-        let sock = match &self.icmp[fam][k].socket {
-            Ok(s) => s,
-            Err(e) => {
-                let why = match e {
-                    Errno::EPERM | Errno::EACCES => format!(
-                        "cannot open an ICMP socket: a raw one needs CAP_NET_RAW, and gid {} \
-                         is outside net.ipv4.ping_group_range for a ping socket",
-                        nix::unistd::getegid()
-                    ),
-                    other => format!("cannot open raw ICMP socket: {}", errno_detail(*other)),
+    /// What a kind reported.
+    fn on_event(&mut self, e: Event, now: Instant) {
+        match e {
+            Event::Done {
+                slot,
+                outcome,
+                kept,
+            } => self.finish(slot, outcome, kept, now),
+            Event::Restarted { slot } => {
+                // A new deadline: the new connection gets the whole
+                // timeout, as the check it replaces did.
+                let Some(Some(f)) = self.slots.get(slot) else {
+                    return;
                 };
-                // Not the backend's fault: no verdict.
-                return Err(Outcome::new(Code::Local, why, Duration::ZERO));
-            }
-        };
-        let mut seq = self.icmp_seq;
-        for _ in 0..=u16::MAX {
-            seq = seq.wrapping_add(1);
-            if !self.icmp_waiting.contains_key(&(v6, seq)) {
-                break;
-            }
-        }
-        self.icmp_seq = seq;
-        match sock.send(spec.address, self.icmp_id, seq) {
-            Ok(()) => Ok(Active::Icmp {
-                v6,
-                seq,
-                target: spec.address,
-            }),
-            Err(e) => Err(send_failed(e)),
-        }
-    }
-
-    fn read_icmp(&mut self, v6: bool, k: usize, now: Instant) {
-        let mut buf = [0u8; 1500];
-        for _ in 0..1024 {
-            let r = match &self.icmp[usize::from(v6)].get(k).map(|s| &s.socket) {
-                Some(Ok(sock)) => sock.recv(&mut buf),
-                _ => return,
-            };
-            let (from, reply) = match r {
-                Ok(Some(x)) => x,
-                Ok(None) => return,
-                Err(e) => {
-                    debug!("icmp-recv-failed error={e}");
-                    return;
-                }
-            };
-            let (id, seq, peer, code, detail) = match reply {
-                Some(Reply::Echo { id, seq }) => {
-                    (id, seq, from, Code::L4Ok, "echo reply".to_string())
-                }
-                Some(Reply::Error {
-                    id,
-                    seq,
-                    target,
-                    detail,
-                }) => (
-                    id,
-                    seq,
-                    target,
-                    Code::L4Con,
-                    format!("{detail} (from {from})"),
-                ),
-                None => continue,
-            };
-            if id != self.icmp_id {
-                continue;
-            }
-            let Some(&slot) = self.icmp_waiting.get(&(v6, seq)) else {
-                continue;
-            };
-            let started = match self.slots.get(slot) {
-                Some(Some(Inflight {
-                    active: Active::Icmp { target, .. },
-                    started,
-                    ..
-                })) if *target == peer => *started,
-                _ => continue, // a reply from some other host: ignore
-            };
-            self.finish(
-                slot,
-                Outcome::new(code, detail, now.saturating_duration_since(started)),
-                now,
-            );
-        }
-    }
-
-    /// Sends the SYN of a half-open probe; `Ok(None)` when raw sockets
-    /// are not permitted (the caller connects instead).
-    fn send_syn(
-        &mut self,
-        spec: &ProbeSpec,
-        port: u16,
-        now: Instant,
-    ) -> Result<Option<Active>, Outcome> {
-        let v6 = spec.address.is_ipv6();
-        let fam = usize::from(v6);
-        let k = shared_socket(&mut self.syn[fam], v6, spec.source, &SYN, || {
-            SynSocket::open(v6, spec.source)
-        });
-        let sock = match &mut self.syn[fam][k].socket {
-            Ok(s) => s,
-            Err(Errno::EPERM | Errno::EACCES) => return Ok(None),
-            Err(e) => {
-                let why = format!("cannot open raw TCP socket: {}", errno_detail(*e));
-                return Err(Outcome::new(Code::Local, why, Duration::ZERO));
-            }
-        };
-        // Sequence numbers: a bijection of a counter, so the ones in
-        // flight differ, scrambled so they cannot be guessed off-path.
-        let mut ack = 0;
-        for _ in 0..=u16::MAX {
-            self.syn_count = self.syn_count.wrapping_add(1);
-            let seq = self.syn_count.wrapping_mul(0x9e37_79b1) ^ self.syn_secret;
-            ack = seq.wrapping_add(1);
-            if !self.syn_waiting.contains_key(&(v6, ack)) {
-                break;
-            }
-        }
-        let peer = SocketAddr::new(spec.address, port);
-        match sock.send(peer, ack.wrapping_sub(1), now) {
-            Ok(()) => Ok(Some(Active::Syn { v6, ack, peer })),
-            Err(e) => Err(send_failed(e)),
-        }
-    }
-
-    fn read_syn(&mut self, v6: bool, k: usize, now: Instant) {
-        let mut buf = [0u8; 256];
-        for _ in 0..4096 {
-            let r = match self.syn[usize::from(v6)].get(k).map(|s| &s.socket) {
-                Some(Ok(sock)) => sock.recv(&mut buf),
-                _ => return,
-            };
-            let answer = match r {
-                Ok(Some(Some(a))) => a,
-                Ok(Some(None)) => continue,
-                Ok(None) => return,
-                Err(e) => {
-                    debug!("syn-recv-failed error={e}");
-                    return;
-                }
-            };
-            let Some(&slot) = self.syn_waiting.get(&(v6, answer.ack)) else {
-                continue;
-            };
-            let started = match self.slots.get(slot) {
-                Some(Some(Inflight {
-                    active: Active::Syn { peer, .. },
-                    started,
-                    ..
-                })) if *peer == answer.peer => *started,
-                _ => continue, // not from where that probe went: ignore
-            };
-            let (code, detail) = if answer.reset {
-                (Code::L4Con, "connection refused")
-            } else {
-                (Code::L4Ok, "syn-ack")
-            };
-            self.finish(
-                slot,
-                Outcome::new(code, detail, now.saturating_duration_since(started)),
-                now,
-            );
-        }
-    }
-
-    fn conn_ready(&mut self, slot: usize, now: Instant, error: bool) {
-        let (step, id, generation, started) = match self.slots.get_mut(slot) {
-            Some(Some(Inflight {
-                active: Active::Conn(p, interest),
-                id,
-                generation,
-                started,
-                ..
-            })) => {
-                let s = p.ready(now, &mut self.tls, error);
-                if let Step::Wait(i) = s {
-                    *interest = i;
-                }
-                (s, *id, *generation, *started)
-            }
-            _ => return,
-        };
-        match step {
-            Step::Wait(_) => {}
-            Step::Done(o) => self.finish(slot, o, now),
-            Step::Reconnect => {
-                let Some(spec) = self.schedule.get(id).map(|j| Arc::clone(&j.spec)) else {
+                let Some(timeout) = self.schedule.get(f.id).map(|j| j.spec.timeout) else {
                     self.release(slot);
                     return;
                 };
-                match ConnProbe::reconnect(&spec, started, now, &mut self.tls) {
-                    Started::Finished(o, kept) => {
-                        if let Some(k) = kept {
-                            self.park(id, generation, k);
-                        }
-                        self.finish(slot, o, now)
-                    }
-                    Started::Pending(p, i) => {
-                        // A new deadline: the new connection gets the
-                        // whole timeout, as the check it replaces did.
-                        self.tiebreak += 1;
-                        let token = self.tiebreak;
-                        if let Some(Some(f)) = self.slots.get_mut(slot) {
-                            f.active = Active::Conn(p, i);
-                            f.token = token;
-                        }
-                        self.push_deadline(spec.timeout, now + spec.timeout, slot, token);
-                    }
+                self.tiebreak += 1;
+                let token = self.tiebreak;
+                if let Some(Some(f)) = self.slots.get_mut(slot) {
+                    f.token = token;
                 }
+                self.push_deadline(timeout, now + timeout, slot, token);
             }
         }
-    }
-
-    /// Starts a connecting check of `id`, on the connection its last
-    /// check kept if there is one.
-    fn start_conn(&mut self, spec: &ProbeSpec, id: BackendId, now: Instant) -> Started {
-        let kept = self.take_kept(id);
-        ConnProbe::start(spec, now, &mut self.tls, kept)
     }
 
     /// Takes the connection `id`'s last check kept, if any.
@@ -1232,14 +858,14 @@ impl Prober {
         Some(k)
     }
 
-    fn finish(&mut self, slot: usize, outcome: Outcome, now: Instant) {
-        let Some(f) = self.release(slot) else {
+    /// The probe in `slot` is over (the kind let go of it): reported, and
+    /// its connection kept for the next check when it left one.
+    fn finish(&mut self, slot: usize, outcome: Outcome, kept: Option<Kept>, now: Instant) {
+        let Some(f) = self.free(slot) else {
             return;
         };
-        if let Active::Conn(p, _) = f.active {
-            if let Some(k) = p.into_kept() {
-                self.park(f.id, f.generation, k);
-            }
+        if let Some(k) = kept {
+            self.park(f.id, f.generation, k);
         }
         self.complete(f.id, f.generation, f.started, outcome, now);
     }

@@ -9,15 +9,27 @@
 //! so other hosts' packets and other processes' pings are ignored. ICMP
 //! errors (destination unreachable, time exceeded) that quote one of our
 //! requests fail that probe at once instead of letting it time out.
+//! [`IcmpKind`] is the kind the engine runs: sockets, sequence numbers,
+//! and the matching of answers to probes ([`IcmpKind::answer`], pure).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use log::debug;
 
 use nix::errno::Errno;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrLike, SockaddrStorage, bind,
     recvfrom, sendto, socket,
 };
+
+use super::idhash::IdMap;
+use super::kind::{Event, Kind, Slots, Start};
+use super::shared::{Naming, Sockets, send_failed};
+use super::stream::Kept;
+use super::{Code, Interest, Outcome, ProbeSpec, errno_detail, timeout_detail};
 
 /// Payload carried by every echo request (also identifies us in captures).
 pub const PAYLOAD: &[u8; 16] = b"maglevd-probe\0\0\0";
@@ -315,6 +327,187 @@ impl IcmpSocket {
     }
 }
 
+/// One echo in flight.
+struct Echo {
+    v6: bool,
+    seq: u16,
+    /// Where it went: only that host's reply (or an error quoting it)
+    /// answers it.
+    target: IpAddr,
+    started: Instant,
+    timeout: Duration,
+}
+
+/// ICMP echo probes of one prober thread (see the module docs).
+pub(crate) struct IcmpKind {
+    sockets: Sockets<IcmpSocket>,
+    /// Probes by (family, sequence number).
+    waiting: IdMap<(bool, u16), usize>,
+    probes: Slots<Echo>,
+    /// Our identifier (per thread, so threads' replies are told apart).
+    id: u16,
+    /// The last sequence number sent.
+    seq: u16,
+}
+
+impl IcmpKind {
+    /// The kind for prober thread `index`.
+    pub(crate) fn new(index: usize) -> IcmpKind {
+        IcmpKind {
+            sockets: Sockets::new(Naming {
+                what: "icmp",
+                describe: |s: &IcmpSocket| format!("kind={}", s.kind()),
+                denied: "",
+            }),
+            waiting: IdMap::default(),
+            probes: Slots::default(),
+            id: (std::process::id() as u16).wrapping_add((index as u16).wrapping_mul(4099)),
+            seq: 0,
+        }
+    }
+
+    /// The next sequence number of `v6`'s family that no probe in flight
+    /// uses.
+    fn next_seq(&mut self, v6: bool) -> u16 {
+        let mut seq = self.seq;
+        for _ in 0..=u16::MAX {
+            seq = seq.wrapping_add(1);
+            if !self.waiting.contains_key(&(v6, seq)) {
+                break;
+            }
+        }
+        self.seq = seq;
+        seq
+    }
+
+    fn track(&mut self, slot: usize, echo: Echo) {
+        self.waiting.insert((echo.v6, echo.seq), slot);
+        self.probes.put(slot, echo);
+    }
+
+    fn untrack(&mut self, slot: usize) -> Option<Echo> {
+        let e = self.probes.take(slot)?;
+        self.waiting.remove(&(e.v6, e.seq));
+        Some(e)
+    }
+
+    /// What a message `reply` from `from` on `v6`'s socket ends: nothing
+    /// unless it carries our identifier and the sequence number of a probe
+    /// in flight, and comes from (or, for an error, quotes) that probe's
+    /// target.
+    fn answer(&mut self, v6: bool, from: IpAddr, reply: Reply, now: Instant) -> Option<Event> {
+        let (id, seq, peer, code, detail) = match reply {
+            Reply::Echo { id, seq } => (id, seq, from, Code::L4Ok, "echo reply".into()),
+            Reply::Error {
+                id,
+                seq,
+                target,
+                detail,
+            } => (
+                id,
+                seq,
+                target,
+                Code::L4Con,
+                format!("{detail} (from {from})"),
+            ),
+        };
+        if id != self.id {
+            return None;
+        }
+        let &slot = self.waiting.get(&(v6, seq))?;
+        if self.probes.get(slot)?.target != peer {
+            return None; // a reply from some other host: ignore
+        }
+        let e = self.untrack(slot)?;
+        let outcome = Outcome::new(code, detail, now.saturating_duration_since(e.started));
+        Some(Event::Done {
+            slot,
+            outcome,
+            kept: None,
+        })
+    }
+}
+
+impl Kind for IcmpKind {
+    fn start(
+        &mut self,
+        slot: usize,
+        spec: &Arc<ProbeSpec>,
+        _: Option<Kept>,
+        now: Instant,
+    ) -> Start {
+        let v6 = spec.address.is_ipv6();
+        let seq = self.next_seq(v6);
+        let (_, sock) = self
+            .sockets
+            .open(v6, spec.source, || IcmpSocket::open(v6, spec.source));
+        let sent = match sock {
+            Ok(sock) => sock.send(spec.address, self.id, seq),
+            Err(e) => {
+                let why = match e {
+                    Errno::EPERM | Errno::EACCES => format!(
+                        "cannot open an ICMP socket: a raw one needs CAP_NET_RAW, and gid {} \
+                         is outside net.ipv4.ping_group_range for a ping socket",
+                        nix::unistd::getegid()
+                    ),
+                    other => format!("cannot open raw ICMP socket: {}", errno_detail(other)),
+                };
+                // Not the backend's fault: no verdict.
+                return Start::Done(Outcome::new(Code::Local, why, Duration::ZERO), None);
+            }
+        };
+        if let Err(e) = sent {
+            return Start::Done(send_failed(e), None);
+        }
+        let echo = Echo {
+            v6,
+            seq,
+            target: spec.address,
+            started: now,
+            timeout: spec.timeout,
+        };
+        self.track(slot, echo);
+        Start::Pending
+    }
+
+    fn watch(&self, add: &mut dyn FnMut(RawFd, Interest, u32)) {
+        self.sockets
+            .watch(IcmpSocket::fd, &mut |fd, h| add(fd, Interest::Read, h));
+    }
+
+    fn ready(&mut self, handle: u32, _: bool, now: Instant, out: &mut Vec<Event>) {
+        let mut buf = [0u8; 1500];
+        for _ in 0..1024 {
+            let (v6, r) = match self.sockets.get(handle) {
+                Some((v6, sock)) => (v6, sock.recv(&mut buf)),
+                None => return,
+            };
+            match r {
+                Ok(Some((from, Some(reply)))) => out.extend(self.answer(v6, from, reply, now)),
+                Ok(Some((_, None))) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("icmp-recv-failed error={e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn timed_out(&mut self, slot: usize, now: Instant) -> Option<Outcome> {
+        let e = self.untrack(slot)?;
+        Some(Outcome::new(
+            Code::L4Tout,
+            timeout_detail(e.timeout),
+            now.saturating_duration_since(e.started),
+        ))
+    }
+
+    fn cancel(&mut self, slot: usize) {
+        self.untrack(slot);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,5 +604,147 @@ mod tests {
             let _ = parse_v6(&pkt[..n]);
         }
         assert_eq!(parse_v4(&[0x41]), None, "IHL below 20");
+    }
+
+    // The kind: answers matched to probes, sequence numbers, timeouts.
+
+    const TARGET: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+
+    fn echo(v6: bool, seq: u16, target: IpAddr, started: Instant) -> Echo {
+        Echo {
+            v6,
+            seq,
+            target,
+            started,
+            timeout: Duration::from_millis(1000),
+        }
+    }
+
+    fn done(e: Option<Event>) -> Option<(usize, Code, String, Duration)> {
+        match e? {
+            Event::Done { slot, outcome, .. } => Some((
+                slot,
+                outcome.code,
+                outcome.detail.into_owned(),
+                outcome.duration,
+            )),
+            Event::Restarted { .. } => panic!("an echo is never restarted"),
+        }
+    }
+
+    #[test]
+    fn only_our_reply_from_the_target_answers_a_probe() {
+        let t0 = Instant::now();
+        let mut k = IcmpKind::new(0);
+        k.track(2, echo(false, 7, TARGET, t0));
+        let id = k.id;
+        let other: IpAddr = "192.0.2.9".parse().unwrap();
+        let later = t0 + Duration::from_millis(3);
+        let reply = |id, seq| Reply::Echo { id, seq };
+        assert_eq!(done(k.answer(false, TARGET, reply(id ^ 1, 7), later)), None);
+        assert_eq!(done(k.answer(false, TARGET, reply(id, 8), later)), None);
+        assert_eq!(done(k.answer(false, other, reply(id, 7), later)), None);
+        assert_eq!(done(k.answer(true, TARGET, reply(id, 7), later)), None);
+        assert_eq!(
+            done(k.answer(false, TARGET, reply(id, 7), later)),
+            Some((2, Code::L4Ok, "echo reply".into(), Duration::from_millis(3)))
+        );
+        // Answered once: a duplicate reply ends nothing.
+        assert_eq!(done(k.answer(false, TARGET, reply(id, 7), later)), None);
+        assert!(k.probes.get(2).is_none() && k.waiting.is_empty());
+    }
+
+    #[test]
+    fn an_error_quoting_a_probe_fails_it_at_once() {
+        let t0 = Instant::now();
+        let mut k = IcmpKind::new(1);
+        k.track(0, echo(false, 1, TARGET, t0));
+        let router: IpAddr = "198.51.100.1".parse().unwrap();
+        let error = |target| Reply::Error {
+            id: k.id,
+            seq: 1,
+            target,
+            detail: "host unreachable",
+        };
+        let (e_other, e_ours) = (error("192.0.2.2".parse().unwrap()), error(TARGET));
+        assert_eq!(done(k.answer(false, router, e_other, t0)), None);
+        assert_eq!(
+            done(k.answer(false, router, e_ours, t0)),
+            Some((
+                0,
+                Code::L4Con,
+                "host unreachable (from 198.51.100.1)".into(),
+                Duration::ZERO
+            ))
+        );
+    }
+
+    #[test]
+    fn sequence_numbers_skip_those_in_flight_per_family() {
+        let t0 = Instant::now();
+        let mut k = IcmpKind::new(0);
+        k.seq = 6;
+        k.track(0, echo(false, 7, TARGET, t0));
+        k.track(1, echo(false, 8, TARGET, t0));
+        assert_eq!(k.next_seq(false), 9);
+        k.seq = 6;
+        assert_eq!(k.next_seq(true), 7, "the other family's are free");
+        k.seq = u16::MAX;
+        assert_eq!(k.next_seq(true), 0, "wraps");
+    }
+
+    #[test]
+    fn timeout_and_cancel_let_go() {
+        let t0 = Instant::now();
+        let mut k = IcmpKind::new(0);
+        k.track(0, echo(false, 1, TARGET, t0));
+        k.track(1, echo(false, 2, TARGET, t0));
+        let o = k.timed_out(0, t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!(
+            (o.code, &*o.detail, o.duration),
+            (
+                Code::L4Tout,
+                "timeout after 1000 ms",
+                Duration::from_secs(1)
+            )
+        );
+        assert!(k.timed_out(0, t0).is_none());
+        k.cancel(1);
+        let reply = Reply::Echo { id: k.id, seq: 2 };
+        assert_eq!(done(k.answer(false, TARGET, reply, t0)), None);
+        assert!(k.waiting.is_empty());
+    }
+
+    /// Through a real socket: raw as root, a ping socket where
+    /// ping_group_range allows this user, else a clear local failure.
+    #[test]
+    fn loopback_answers_or_the_socket_says_why_not() {
+        let spec = Arc::new(ProbeSpec {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            probe: crate::config::Probe::Icmp,
+            timeout: Duration::from_secs(2),
+            source: None,
+            request: Arc::from(&[][..]),
+        });
+        let mut k = IcmpKind::new(3);
+        match k.start(5, &spec, None, Instant::now()) {
+            Start::Pending => {}
+            Start::Done(o, _) => {
+                assert_eq!(o.code, Code::Local, "{o:?}");
+                assert!(o.detail.contains("ping_group_range"), "{o:?}");
+                return;
+            }
+            Start::Instead(t) => panic!("sent to {t:?}"),
+        }
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            for e in super::super::kind::poll_once(&mut k, 100) {
+                if let Some((slot, code, detail, _)) = done(Some(e)) {
+                    assert_eq!((slot, code, &*detail), (5, Code::L4Ok, "echo reply"));
+                    return;
+                }
+            }
+        }
+        panic!("no echo reply from 127.0.0.1");
     }
 }

@@ -1,16 +1,21 @@
 //! Probing backends: result vocabulary, probe kinds, and the engine.
 //!
-//! Each probe kind is a small non-blocking state machine driven by socket
-//! readiness ([`conn`] for TCP/HTTP/HTTPS, [`icmp`] for echo, [`syn`] for
-//! half-open TCP); the [`engine`] runs many of them at once on a timing
-//! wheel ([`schedule`]) and `ppoll(2)`.
+//! Each probe kind sits behind one interface ([`kind::Kind`]) in its own
+//! file: [`icmp`] (echo), [`syn`] (half-open TCP), [`conn`] (TCP, HTTP and
+//! HTTPS over a socket per check, with [`stream`] its transport, [`http`]
+//! its request and judge, [`tls`] its handshake). The [`engine`] runs many
+//! probes at once on a timing wheel ([`schedule`]) and `ppoll(2)`, and
+//! knows no kind's packets.
 
 pub(crate) mod conn;
 pub(crate) mod engine;
 pub(crate) mod http;
 pub(crate) mod icmp;
 pub(crate) mod idhash;
+pub(crate) mod kind;
 pub mod schedule;
+pub(crate) mod shared;
+pub(crate) mod stream;
 pub mod syn;
 #[cfg(feature = "https")]
 pub(crate) mod tls;

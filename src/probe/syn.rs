@@ -19,12 +19,16 @@
 //! the source address is the route's (looked up once a minute per backend,
 //! and again after a timeout) or the configured `probe-ipv*-src`.
 //!
-//! The segment, the parser and the filter program are pure.
+//! The segment, the parser and the filter program are pure, and so is
+//! the matching of answers to probes ([`SynKind::answer`]); [`SynKind`] is
+//! the kind the engine runs.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use log::debug;
 use nix::errno::Errno;
 use nix::sys::socket::{
     AddressFamily, MsgFlags, SockFlag, SockProtocol, SockType, SockaddrLike, SockaddrStorage, bind,
@@ -33,6 +37,10 @@ use nix::sys::socket::{
 
 use super::icmp::checksum;
 use super::idhash::IdMap;
+use super::kind::{Event, Kind, Slots, Start, Tag};
+use super::shared::{Naming, Sockets, send_failed};
+use super::stream::Kept;
+use super::{Code, Interest, Outcome, ProbeSpec, errno_detail, timeout_detail};
 
 /// TCP flag bits (byte 13 of the header).
 pub const FIN: u8 = 0x01;
@@ -374,6 +382,177 @@ impl SynSocket {
     }
 }
 
+/// One SYN in flight.
+struct HalfOpen {
+    v6: bool,
+    /// The acknowledgment number that answers it (its sequence + 1).
+    ack: u32,
+    /// Where it went: only an answer from there counts.
+    peer: SocketAddr,
+    started: Instant,
+    timeout: Duration,
+}
+
+/// Half-open TCP probes of one prober thread (see the module docs).
+pub(crate) struct SynKind {
+    sockets: Sockets<SynSocket>,
+    /// Probes by (family, the acknowledgment number that answers them).
+    waiting: IdMap<(bool, u32), usize>,
+    probes: Slots<HalfOpen>,
+    /// Counts SYNs; their sequence numbers are this, scrambled.
+    count: u32,
+    secret: u32,
+}
+
+impl SynKind {
+    /// The kind for a prober thread; `secret` scrambles its sequence
+    /// numbers.
+    pub(crate) fn new(secret: u32) -> SynKind {
+        SynKind {
+            sockets: Sockets::new(Naming {
+                what: "syn",
+                describe: |s: &SynSocket| format!("port={}", s.port()),
+                denied: " fallback=connect reason=\"a raw socket needs CAP_NET_RAW\"",
+            }),
+            waiting: IdMap::default(),
+            probes: Slots::default(),
+            count: 0,
+            secret,
+        }
+    }
+
+    /// The acknowledgment number that will answer the next SYN of `v6`'s
+    /// family. Sequence numbers are a bijection of a counter, so the ones
+    /// in flight differ, scrambled so they cannot be guessed off-path.
+    fn next_ack(&mut self, v6: bool) -> u32 {
+        let mut ack = 0;
+        for _ in 0..=u16::MAX {
+            self.count = self.count.wrapping_add(1);
+            let seq = self.count.wrapping_mul(0x9e37_79b1) ^ self.secret;
+            ack = seq.wrapping_add(1);
+            if !self.waiting.contains_key(&(v6, ack)) {
+                break;
+            }
+        }
+        ack
+    }
+
+    fn track(&mut self, slot: usize, h: HalfOpen) {
+        self.waiting.insert((h.v6, h.ack), slot);
+        self.probes.put(slot, h);
+    }
+
+    fn untrack(&mut self, slot: usize) -> Option<HalfOpen> {
+        let h = self.probes.take(slot)?;
+        self.waiting.remove(&(h.v6, h.ack));
+        Some(h)
+    }
+
+    /// What `answer` on `v6`'s socket ends: nothing unless it acknowledges
+    /// a probe in flight and comes from where that probe went.
+    fn answer(&mut self, v6: bool, answer: Answer, now: Instant) -> Option<Event> {
+        let &slot = self.waiting.get(&(v6, answer.ack))?;
+        if self.probes.get(slot)?.peer != answer.peer {
+            return None; // not from where that probe went: ignore
+        }
+        let h = self.untrack(slot)?;
+        let (code, detail) = if answer.reset {
+            (Code::L4Con, "connection refused")
+        } else {
+            (Code::L4Ok, "syn-ack")
+        };
+        Some(Event::Done {
+            slot,
+            outcome: Outcome::new(code, detail, now.saturating_duration_since(h.started)),
+            kept: None,
+        })
+    }
+}
+
+impl Kind for SynKind {
+    /// Sends the SYN; without permission for raw sockets the check is
+    /// made the `connect` way ([`Start::Instead`]).
+    fn start(
+        &mut self,
+        slot: usize,
+        spec: &Arc<ProbeSpec>,
+        _: Option<Kept>,
+        now: Instant,
+    ) -> Start {
+        let Some(port) = spec.probe.port() else {
+            return Start::Instead(Tag::Conn);
+        };
+        let v6 = spec.address.is_ipv6();
+        let ack = self.next_ack(v6);
+        let (_, sock) = self
+            .sockets
+            .open(v6, spec.source, || SynSocket::open(v6, spec.source));
+        let peer = SocketAddr::new(spec.address, port);
+        let sent = match sock {
+            Ok(sock) => sock.send(peer, ack.wrapping_sub(1), now),
+            Err(Errno::EPERM | Errno::EACCES) => return Start::Instead(Tag::Conn),
+            Err(e) => {
+                let why = format!("cannot open raw TCP socket: {}", errno_detail(e));
+                return Start::Done(Outcome::new(Code::Local, why, Duration::ZERO), None);
+            }
+        };
+        if let Err(e) = sent {
+            return Start::Done(send_failed(e), None);
+        }
+        let h = HalfOpen {
+            v6,
+            ack,
+            peer,
+            started: now,
+            timeout: spec.timeout,
+        };
+        self.track(slot, h);
+        Start::Pending
+    }
+
+    fn watch(&self, add: &mut dyn FnMut(RawFd, Interest, u32)) {
+        self.sockets
+            .watch(SynSocket::fd, &mut |fd, h| add(fd, Interest::Read, h));
+    }
+
+    fn ready(&mut self, handle: u32, _: bool, now: Instant, out: &mut Vec<Event>) {
+        let mut buf = [0u8; 256];
+        for _ in 0..4096 {
+            let (v6, r) = match self.sockets.get(handle) {
+                Some((v6, sock)) => (v6, sock.recv(&mut buf)),
+                None => return,
+            };
+            match r {
+                Ok(Some(Some(a))) => out.extend(self.answer(v6, a, now)),
+                Ok(Some(None)) => {}
+                Ok(None) => return,
+                Err(e) => {
+                    debug!("syn-recv-failed error={e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A timeout also forgets the route to the backend: it may have
+    /// changed.
+    fn timed_out(&mut self, slot: usize, now: Instant) -> Option<Outcome> {
+        let h = self.untrack(slot)?;
+        for sock in self.sockets.each_mut(h.v6) {
+            sock.forget_route(h.peer.ip());
+        }
+        Some(Outcome::new(
+            Code::L4Tout,
+            timeout_detail(h.timeout),
+            now.saturating_duration_since(h.started),
+        ))
+    }
+
+    fn cancel(&mut self, slot: usize) {
+        self.untrack(slot);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -514,5 +693,173 @@ mod tests {
                 assert!(!keep(ACK | 0x08, 40000), "data");
             }
         }
+    }
+
+    // The kind: answers matched to probes, sequence numbers, timeouts.
+
+    fn backend() -> SocketAddr {
+        "192.0.2.1:80".parse().unwrap()
+    }
+
+    fn half_open(v6: bool, ack: u32, started: Instant) -> HalfOpen {
+        HalfOpen {
+            v6,
+            ack,
+            peer: backend(),
+            started,
+            timeout: Duration::from_millis(500),
+        }
+    }
+
+    fn done(e: Option<Event>) -> Option<(usize, Code, String)> {
+        match e? {
+            Event::Done { slot, outcome, .. } => {
+                Some((slot, outcome.code, outcome.detail.into_owned()))
+            }
+            Event::Restarted { .. } => panic!("a SYN is never restarted"),
+        }
+    }
+
+    #[test]
+    fn only_an_answer_from_the_probed_port_acknowledging_our_syn_counts() {
+        let t0 = Instant::now();
+        let mut k = SynKind::new(0);
+        k.track(3, half_open(false, 1001, t0));
+        k.track(4, half_open(false, 2001, t0));
+        let answer = |peer: &str, ack, reset| Answer {
+            peer: peer.parse().unwrap(),
+            port: 40000,
+            ack,
+            reset,
+        };
+        assert_eq!(
+            done(k.answer(false, answer("192.0.2.1:80", 1000, false), t0)),
+            None
+        );
+        assert_eq!(
+            done(k.answer(false, answer("192.0.2.1:81", 1001, false), t0)),
+            None
+        );
+        assert_eq!(
+            done(k.answer(false, answer("192.0.2.2:80", 1001, false), t0)),
+            None
+        );
+        assert_eq!(
+            done(k.answer(true, answer("192.0.2.1:80", 1001, false), t0)),
+            None
+        );
+        assert_eq!(
+            done(k.answer(false, answer("192.0.2.1:80", 1001, false), t0)),
+            Some((3, Code::L4Ok, "syn-ack".into()))
+        );
+        assert_eq!(
+            done(k.answer(false, answer("192.0.2.1:80", 2001, true), t0)),
+            Some((4, Code::L4Con, "connection refused".into()))
+        );
+        assert_eq!(
+            done(k.answer(false, answer("192.0.2.1:80", 1001, false), t0)),
+            None
+        );
+        assert!(k.waiting.is_empty());
+    }
+
+    #[test]
+    fn sequence_numbers_differ_and_skip_those_in_flight() {
+        let mut k = SynKind::new(0x5eed);
+        let mut seen = std::collections::HashSet::new();
+        for slot in 0..1000 {
+            let ack = k.next_ack(false);
+            assert!(seen.insert(ack), "ack {ack} twice");
+            k.track(slot, half_open(false, ack, Instant::now()));
+        }
+        // The counter comes round to an ack in flight: it is skipped.
+        let mut again = SynKind::new(0x5eed);
+        let first = again.next_ack(false);
+        again.count = 0;
+        again.track(0, half_open(false, first, Instant::now()));
+        assert_ne!(again.next_ack(false), first);
+        // Unscrambled, they would be a plain count.
+        assert_ne!(
+            SynKind::new(1).next_ack(false),
+            SynKind::new(2).next_ack(false)
+        );
+    }
+
+    #[test]
+    fn timeout_and_cancel_let_go() {
+        let t0 = Instant::now();
+        let mut k = SynKind::new(0);
+        k.track(0, half_open(false, 11, t0));
+        k.track(1, half_open(false, 12, t0));
+        let o = k.timed_out(0, t0 + Duration::from_millis(500)).unwrap();
+        assert_eq!(
+            (o.code, &*o.detail, o.duration),
+            (
+                Code::L4Tout,
+                "timeout after 500 ms",
+                Duration::from_millis(500)
+            )
+        );
+        assert!(k.timed_out(0, t0).is_none());
+        k.cancel(1);
+        assert!(k.waiting.is_empty() && k.probes.iter().next().is_none());
+    }
+
+    /// Through a real raw socket as root (a SYN-ACK from a listener, an
+    /// RST from a closed port); without the permission the check goes to
+    /// the `connect` kind.
+    #[test]
+    fn loopback_listener_and_closed_port_or_connect_instead() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let open = l.local_addr().unwrap().port();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let spec = |port| {
+            Arc::new(ProbeSpec {
+                address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                probe: crate::config::Probe::Tcp {
+                    port,
+                    mode: crate::config::TcpMode::Syn,
+                },
+                timeout: Duration::from_secs(2),
+                source: None,
+                request: Arc::from(&[][..]),
+            })
+        };
+        let mut k = SynKind::new(7);
+        let now = Instant::now();
+        match k.start(0, &spec(open), None, now) {
+            Start::Pending => {}
+            Start::Instead(Tag::Conn) => {
+                assert!(!nix::unistd::geteuid().is_root());
+                return;
+            }
+            _ => panic!("neither sent nor sent elsewhere"),
+        }
+        assert!(matches!(
+            k.start(1, &spec(closed), None, now),
+            Start::Pending
+        ));
+        let mut got = Vec::new();
+        let until = Instant::now() + Duration::from_secs(2);
+        while got.len() < 2 && Instant::now() < until {
+            for e in super::super::kind::poll_once(&mut k, 100) {
+                got.extend(done(Some(e)));
+            }
+        }
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (0, Code::L4Ok, "syn-ack".to_string()),
+                (1, Code::L4Con, "connection refused".to_string())
+            ]
+        );
+        // The listener's application never saw a connection.
+        l.set_nonblocking(true).unwrap();
+        assert!(l.accept().is_err());
     }
 }
