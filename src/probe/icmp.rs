@@ -25,11 +25,10 @@ use nix::sys::socket::{
     recvfrom, sendto, socket,
 };
 
-use super::idhash::IdMap;
-use super::kind::{Event, Kind, Slots, Start};
-use super::shared::{Naming, Sockets, send_failed};
+use super::kind::{Event, Kind, Start};
+use super::shared::{Naming, Probe, Sent, Sockets, send_failed};
 use super::stream::Kept;
-use super::{Code, Interest, Outcome, ProbeSpec, errno_detail, timeout_detail};
+use super::{Code, Interest, Outcome, ProbeSpec, errno_detail};
 
 /// Payload carried by every echo request (also identifies us in captures).
 pub const PAYLOAD: &[u8; 16] = b"maglevd-probe\0\0\0";
@@ -327,23 +326,11 @@ impl IcmpSocket {
     }
 }
 
-/// One echo in flight.
-struct Echo {
-    v6: bool,
-    seq: u16,
-    /// Where it went: only that host's reply (or an error quoting it)
-    /// answers it.
-    target: IpAddr,
-    started: Instant,
-    timeout: Duration,
-}
-
 /// ICMP echo probes of one prober thread (see the module docs).
 pub(crate) struct IcmpKind {
     sockets: Sockets<IcmpSocket>,
-    /// Probes by (family, sequence number).
-    waiting: IdMap<(bool, u16), usize>,
-    probes: Slots<Echo>,
+    /// Echoes by (family, sequence number); only their target answers.
+    sent: Sent<(bool, u16), IpAddr>,
     /// Our identifier (per thread, so threads' replies are told apart).
     id: u16,
     /// The last sequence number sent.
@@ -359,8 +346,7 @@ impl IcmpKind {
                 describe: |s: &IcmpSocket| format!("kind={}", s.kind()),
                 denied: "",
             }),
-            waiting: IdMap::default(),
-            probes: Slots::default(),
+            sent: Sent::default(),
             id: (std::process::id() as u16).wrapping_add((index as u16).wrapping_mul(4099)),
             seq: 0,
         }
@@ -372,23 +358,12 @@ impl IcmpKind {
         let mut seq = self.seq;
         for _ in 0..=u16::MAX {
             seq = seq.wrapping_add(1);
-            if !self.waiting.contains_key(&(v6, seq)) {
+            if !self.sent.contains(&(v6, seq)) {
                 break;
             }
         }
         self.seq = seq;
         seq
-    }
-
-    fn track(&mut self, slot: usize, echo: Echo) {
-        self.waiting.insert((echo.v6, echo.seq), slot);
-        self.probes.put(slot, echo);
-    }
-
-    fn untrack(&mut self, slot: usize) -> Option<Echo> {
-        let e = self.probes.take(slot)?;
-        self.waiting.remove(&(e.v6, e.seq));
-        Some(e)
     }
 
     /// What a message `reply` from `from` on `v6`'s socket ends: nothing
@@ -414,15 +389,11 @@ impl IcmpKind {
         if id != self.id {
             return None;
         }
-        let &slot = self.waiting.get(&(v6, seq))?;
-        if self.probes.get(slot)?.target != peer {
-            return None; // a reply from some other host: ignore
-        }
-        let e = self.untrack(slot)?;
-        let outcome = Outcome::new(code, detail, now.saturating_duration_since(e.started));
+        // A reply from some other host answers nothing.
+        let (slot, took) = self.sent.answered((v6, seq), peer, now)?;
         Some(Event::Done {
             slot,
-            outcome,
+            outcome: Outcome::new(code, detail, took),
             kept: None,
         })
     }
@@ -459,14 +430,13 @@ impl Kind for IcmpKind {
         if let Err(e) = sent {
             return Start::Done(send_failed(e), None);
         }
-        let echo = Echo {
-            v6,
-            seq,
-            target: spec.address,
+        let echo = Probe {
+            key: (v6, seq),
+            peer: spec.address,
             started: now,
             timeout: spec.timeout,
         };
-        self.track(slot, echo);
+        self.sent.track(slot, echo);
         Start::Pending
     }
 
@@ -495,16 +465,11 @@ impl Kind for IcmpKind {
     }
 
     fn timed_out(&mut self, slot: usize, now: Instant) -> Option<Outcome> {
-        let e = self.untrack(slot)?;
-        Some(Outcome::new(
-            Code::L4Tout,
-            timeout_detail(e.timeout),
-            now.saturating_duration_since(e.started),
-        ))
+        self.sent.timed_out(slot, now).map(|(_, o)| o)
     }
 
     fn cancel(&mut self, slot: usize) {
-        self.untrack(slot);
+        self.sent.untrack(slot);
     }
 }
 
@@ -610,11 +575,10 @@ mod tests {
 
     const TARGET: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 
-    fn echo(v6: bool, seq: u16, target: IpAddr, started: Instant) -> Echo {
-        Echo {
-            v6,
-            seq,
-            target,
+    fn echo(v6: bool, seq: u16, target: IpAddr, started: Instant) -> Probe<(bool, u16), IpAddr> {
+        Probe {
+            key: (v6, seq),
+            peer: target,
             started,
             timeout: Duration::from_millis(1000),
         }
@@ -636,7 +600,7 @@ mod tests {
     fn only_our_reply_from_the_target_answers_a_probe() {
         let t0 = Instant::now();
         let mut k = IcmpKind::new(0);
-        k.track(2, echo(false, 7, TARGET, t0));
+        k.sent.track(2, echo(false, 7, TARGET, t0));
         let id = k.id;
         let other: IpAddr = "192.0.2.9".parse().unwrap();
         let later = t0 + Duration::from_millis(3);
@@ -651,14 +615,14 @@ mod tests {
         );
         // Answered once: a duplicate reply ends nothing.
         assert_eq!(done(k.answer(false, TARGET, reply(id, 7), later)), None);
-        assert!(k.probes.get(2).is_none() && k.waiting.is_empty());
+        assert!(k.sent.is_empty());
     }
 
     #[test]
     fn an_error_quoting_a_probe_fails_it_at_once() {
         let t0 = Instant::now();
         let mut k = IcmpKind::new(1);
-        k.track(0, echo(false, 1, TARGET, t0));
+        k.sent.track(0, echo(false, 1, TARGET, t0));
         let router: IpAddr = "198.51.100.1".parse().unwrap();
         let error = |target| Reply::Error {
             id: k.id,
@@ -684,8 +648,8 @@ mod tests {
         let t0 = Instant::now();
         let mut k = IcmpKind::new(0);
         k.seq = 6;
-        k.track(0, echo(false, 7, TARGET, t0));
-        k.track(1, echo(false, 8, TARGET, t0));
+        k.sent.track(0, echo(false, 7, TARGET, t0));
+        k.sent.track(1, echo(false, 8, TARGET, t0));
         assert_eq!(k.next_seq(false), 9);
         k.seq = 6;
         assert_eq!(k.next_seq(true), 7, "the other family's are free");
@@ -697,8 +661,8 @@ mod tests {
     fn timeout_and_cancel_let_go() {
         let t0 = Instant::now();
         let mut k = IcmpKind::new(0);
-        k.track(0, echo(false, 1, TARGET, t0));
-        k.track(1, echo(false, 2, TARGET, t0));
+        k.sent.track(0, echo(false, 1, TARGET, t0));
+        k.sent.track(1, echo(false, 2, TARGET, t0));
         let o = k.timed_out(0, t0 + Duration::from_secs(1)).unwrap();
         assert_eq!(
             (o.code, &*o.detail, o.duration),
@@ -712,7 +676,7 @@ mod tests {
         k.cancel(1);
         let reply = Reply::Echo { id: k.id, seq: 2 };
         assert_eq!(done(k.answer(false, TARGET, reply, t0)), None);
-        assert!(k.waiting.is_empty());
+        assert!(k.sent.is_empty());
     }
 
     /// Through a real socket: raw as root, a ping socket where

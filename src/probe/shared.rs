@@ -1,15 +1,20 @@
 //! The sockets a kind shares among all its probes (ICMP, SYN): one per
 //! family and configured source address, opened on first use, opened
 //! again at the next probe after a failure (the cause may be gone), each
-//! change of state logged once.
+//! change of state logged once; and the table of the probes in flight on
+//! them ([`Sent`]), found again by what their answer carries.
 
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 use nix::errno::Errno;
 
-use super::{Code, Outcome, errno_detail, local_errno};
+use super::idhash::IdMap;
+use super::kind::Slots;
+use super::{Code, Outcome, errno_detail, local_errno, timeout_detail};
 
 /// How the log names one kind of shared socket.
 pub(crate) struct Naming<T> {
@@ -125,6 +130,87 @@ impl<T> Sockets<T> {
     }
 }
 
+/// One packet in flight on a shared socket: `key`, what its answer
+/// carries (family and sequence number), and `peer`, where the answer must
+/// come from.
+pub(crate) struct Probe<K, A> {
+    /// Family and the number that names it.
+    pub(crate) key: K,
+    /// Where it went.
+    pub(crate) peer: A,
+    /// When it was sent.
+    pub(crate) started: Instant,
+    /// Its timeout.
+    pub(crate) timeout: Duration,
+}
+
+/// The probes in flight on one kind's shared sockets, by slot and by key.
+pub(crate) struct Sent<K, A> {
+    by_key: IdMap<K, usize>,
+    probes: Slots<Probe<K, A>>,
+}
+
+impl<K, A> Default for Sent<K, A> {
+    fn default() -> Self {
+        Sent {
+            by_key: IdMap::default(),
+            probes: Slots::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq + Copy, A: PartialEq> Sent<K, A> {
+    /// Whether a probe in flight uses `key`.
+    pub(crate) fn contains(&self, key: &K) -> bool {
+        self.by_key.contains_key(key)
+    }
+
+    /// Records `probe` as `slot`.
+    pub(crate) fn track(&mut self, slot: usize, probe: Probe<K, A>) {
+        self.by_key.insert(probe.key, slot);
+        self.probes.put(slot, probe);
+    }
+
+    /// Lets go of `slot`'s probe.
+    pub(crate) fn untrack(&mut self, slot: usize) -> Option<Probe<K, A>> {
+        let p = self.probes.take(slot)?;
+        self.by_key.remove(&p.key);
+        Some(p)
+    }
+
+    /// The probe an answer carrying `key` from `from` ends, let go of:
+    /// its slot and how long it took. Nothing for another host's packet.
+    pub(crate) fn answered(&mut self, key: K, from: A, now: Instant) -> Option<(usize, Duration)> {
+        let &slot = self.by_key.get(&key)?;
+        if self.probes.get(slot)?.peer != from {
+            return None;
+        }
+        let p = self.untrack(slot)?;
+        Some((slot, now.saturating_duration_since(p.started)))
+    }
+
+    /// `slot`'s probe reached its deadline: let go of, with its outcome.
+    pub(crate) fn timed_out(
+        &mut self,
+        slot: usize,
+        now: Instant,
+    ) -> Option<(Probe<K, A>, Outcome)> {
+        let p = self.untrack(slot)?;
+        let o = Outcome::new(
+            Code::L4Tout,
+            timeout_detail(p.timeout),
+            now.saturating_duration_since(p.started),
+        );
+        Some((p, o))
+    }
+
+    /// Whether nothing is in flight.
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.by_key.is_empty() && self.probes.iter().next().is_none()
+    }
+}
+
 /// The outcome of a probe whose packet could not be sent: this host's
 /// problem (no verdict), or the backend's (no route to it, ...).
 pub(crate) fn send_failed(e: Errno) -> Outcome {
@@ -180,6 +266,43 @@ mod tests {
         fds.sort();
         assert_eq!(fds, vec![(4, h4), (5, ha), (6, h6)]);
         assert_eq!(s.each_mut(false).count(), 2);
+    }
+
+    #[test]
+    fn an_answer_ends_the_probe_of_its_key_from_its_peer_once() {
+        let t0 = Instant::now();
+        let mut sent: Sent<(bool, u16), IpAddr> = Sent::default();
+        let (peer, other): (IpAddr, IpAddr) =
+            ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        let probe = |seq| Probe {
+            key: (false, seq),
+            peer,
+            started: t0,
+            timeout: Duration::from_millis(300),
+        };
+        sent.track(4, probe(1));
+        sent.track(5, probe(2));
+        assert!(sent.contains(&(false, 1)) && !sent.contains(&(true, 1)));
+        let later = t0 + Duration::from_millis(2);
+        assert_eq!(sent.answered((false, 1), other, later), None);
+        assert_eq!(sent.answered((true, 1), peer, later), None);
+        assert_eq!(
+            sent.answered((false, 1), peer, later),
+            Some((4, Duration::from_millis(2)))
+        );
+        assert_eq!(sent.answered((false, 1), peer, later), None, "once");
+        let (p, o) = sent.timed_out(5, t0 + Duration::from_millis(300)).unwrap();
+        assert_eq!(p.key, (false, 2));
+        assert_eq!(
+            (o.code, &*o.detail, o.duration),
+            (
+                Code::L4Tout,
+                "timeout after 300 ms",
+                Duration::from_millis(300)
+            )
+        );
+        assert!(sent.timed_out(5, t0).is_none());
+        assert!(sent.is_empty());
     }
 
     #[test]

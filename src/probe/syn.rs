@@ -37,10 +37,10 @@ use nix::sys::socket::{
 
 use super::icmp::checksum;
 use super::idhash::IdMap;
-use super::kind::{Event, Kind, Slots, Start, Tag};
-use super::shared::{Naming, Sockets, send_failed};
+use super::kind::{Event, Kind, Start, Tag};
+use super::shared::{Naming, Probe, Sent, Sockets, send_failed};
 use super::stream::Kept;
-use super::{Code, Interest, Outcome, ProbeSpec, errno_detail, timeout_detail};
+use super::{Code, Interest, Outcome, ProbeSpec, errno_detail};
 
 /// TCP flag bits (byte 13 of the header).
 pub const FIN: u8 = 0x01;
@@ -382,23 +382,12 @@ impl SynSocket {
     }
 }
 
-/// One SYN in flight.
-struct HalfOpen {
-    v6: bool,
-    /// The acknowledgment number that answers it (its sequence + 1).
-    ack: u32,
-    /// Where it went: only an answer from there counts.
-    peer: SocketAddr,
-    started: Instant,
-    timeout: Duration,
-}
-
 /// Half-open TCP probes of one prober thread (see the module docs).
 pub(crate) struct SynKind {
     sockets: Sockets<SynSocket>,
-    /// Probes by (family, the acknowledgment number that answers them).
-    waiting: IdMap<(bool, u32), usize>,
-    probes: Slots<HalfOpen>,
+    /// SYNs by (family, the acknowledgment number that answers them);
+    /// only the probed address and port answer.
+    sent: Sent<(bool, u32), SocketAddr>,
     /// Counts SYNs; their sequence numbers are this, scrambled.
     count: u32,
     secret: u32,
@@ -414,8 +403,7 @@ impl SynKind {
                 describe: |s: &SynSocket| format!("port={}", s.port()),
                 denied: " fallback=connect reason=\"a raw socket needs CAP_NET_RAW\"",
             }),
-            waiting: IdMap::default(),
-            probes: Slots::default(),
+            sent: Sent::default(),
             count: 0,
             secret,
         }
@@ -430,32 +418,18 @@ impl SynKind {
             self.count = self.count.wrapping_add(1);
             let seq = self.count.wrapping_mul(0x9e37_79b1) ^ self.secret;
             ack = seq.wrapping_add(1);
-            if !self.waiting.contains_key(&(v6, ack)) {
+            if !self.sent.contains(&(v6, ack)) {
                 break;
             }
         }
         ack
     }
 
-    fn track(&mut self, slot: usize, h: HalfOpen) {
-        self.waiting.insert((h.v6, h.ack), slot);
-        self.probes.put(slot, h);
-    }
-
-    fn untrack(&mut self, slot: usize) -> Option<HalfOpen> {
-        let h = self.probes.take(slot)?;
-        self.waiting.remove(&(h.v6, h.ack));
-        Some(h)
-    }
-
     /// What `answer` on `v6`'s socket ends: nothing unless it acknowledges
     /// a probe in flight and comes from where that probe went.
     fn answer(&mut self, v6: bool, answer: Answer, now: Instant) -> Option<Event> {
-        let &slot = self.waiting.get(&(v6, answer.ack))?;
-        if self.probes.get(slot)?.peer != answer.peer {
-            return None; // not from where that probe went: ignore
-        }
-        let h = self.untrack(slot)?;
+        // Not from where that probe went: it answers nothing.
+        let (slot, took) = self.sent.answered((v6, answer.ack), answer.peer, now)?;
         let (code, detail) = if answer.reset {
             (Code::L4Con, "connection refused")
         } else {
@@ -463,7 +437,7 @@ impl SynKind {
         };
         Some(Event::Done {
             slot,
-            outcome: Outcome::new(code, detail, now.saturating_duration_since(h.started)),
+            outcome: Outcome::new(code, detail, took),
             kept: None,
         })
     }
@@ -499,14 +473,13 @@ impl Kind for SynKind {
         if let Err(e) = sent {
             return Start::Done(send_failed(e), None);
         }
-        let h = HalfOpen {
-            v6,
-            ack,
+        let syn = Probe {
+            key: (v6, ack),
             peer,
             started: now,
             timeout: spec.timeout,
         };
-        self.track(slot, h);
+        self.sent.track(slot, syn);
         Start::Pending
     }
 
@@ -537,19 +510,15 @@ impl Kind for SynKind {
     /// A timeout also forgets the route to the backend: it may have
     /// changed.
     fn timed_out(&mut self, slot: usize, now: Instant) -> Option<Outcome> {
-        let h = self.untrack(slot)?;
-        for sock in self.sockets.each_mut(h.v6) {
-            sock.forget_route(h.peer.ip());
+        let (syn, o) = self.sent.timed_out(slot, now)?;
+        for sock in self.sockets.each_mut(syn.key.0) {
+            sock.forget_route(syn.peer.ip());
         }
-        Some(Outcome::new(
-            Code::L4Tout,
-            timeout_detail(h.timeout),
-            now.saturating_duration_since(h.started),
-        ))
+        Some(o)
     }
 
     fn cancel(&mut self, slot: usize) {
-        self.untrack(slot);
+        self.sent.untrack(slot);
     }
 }
 
@@ -701,10 +670,9 @@ mod tests {
         "192.0.2.1:80".parse().unwrap()
     }
 
-    fn half_open(v6: bool, ack: u32, started: Instant) -> HalfOpen {
-        HalfOpen {
-            v6,
-            ack,
+    fn half_open(v6: bool, ack: u32, started: Instant) -> Probe<(bool, u32), SocketAddr> {
+        Probe {
+            key: (v6, ack),
             peer: backend(),
             started,
             timeout: Duration::from_millis(500),
@@ -724,8 +692,8 @@ mod tests {
     fn only_an_answer_from_the_probed_port_acknowledging_our_syn_counts() {
         let t0 = Instant::now();
         let mut k = SynKind::new(0);
-        k.track(3, half_open(false, 1001, t0));
-        k.track(4, half_open(false, 2001, t0));
+        k.sent.track(3, half_open(false, 1001, t0));
+        k.sent.track(4, half_open(false, 2001, t0));
         let answer = |peer: &str, ack, reset| Answer {
             peer: peer.parse().unwrap(),
             port: 40000,
@@ -760,7 +728,7 @@ mod tests {
             done(k.answer(false, answer("192.0.2.1:80", 1001, false), t0)),
             None
         );
-        assert!(k.waiting.is_empty());
+        assert!(k.sent.is_empty());
     }
 
     #[test]
@@ -770,13 +738,13 @@ mod tests {
         for slot in 0..1000 {
             let ack = k.next_ack(false);
             assert!(seen.insert(ack), "ack {ack} twice");
-            k.track(slot, half_open(false, ack, Instant::now()));
+            k.sent.track(slot, half_open(false, ack, Instant::now()));
         }
         // The counter comes round to an ack in flight: it is skipped.
         let mut again = SynKind::new(0x5eed);
         let first = again.next_ack(false);
         again.count = 0;
-        again.track(0, half_open(false, first, Instant::now()));
+        again.sent.track(0, half_open(false, first, Instant::now()));
         assert_ne!(again.next_ack(false), first);
         // Unscrambled, they would be a plain count.
         assert_ne!(
@@ -789,8 +757,8 @@ mod tests {
     fn timeout_and_cancel_let_go() {
         let t0 = Instant::now();
         let mut k = SynKind::new(0);
-        k.track(0, half_open(false, 11, t0));
-        k.track(1, half_open(false, 12, t0));
+        k.sent.track(0, half_open(false, 11, t0));
+        k.sent.track(1, half_open(false, 12, t0));
         let o = k.timed_out(0, t0 + Duration::from_millis(500)).unwrap();
         assert_eq!(
             (o.code, &*o.detail, o.duration),
@@ -802,7 +770,7 @@ mod tests {
         );
         assert!(k.timed_out(0, t0).is_none());
         k.cancel(1);
-        assert!(k.waiting.is_empty() && k.probes.iter().next().is_none());
+        assert!(k.sent.is_empty());
     }
 
     /// Through a real raw socket as root (a SYN-ACK from a listener, an
